@@ -1,0 +1,158 @@
+//! AWS configuration (credential chain, profile, Region, endpoint) and a uniform view of SDK errors.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::{Error, Result};
+
+/// How to reach AWS: everything optional falls back to the standard chain and environment.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// Loads the shared SDK config and checks that credentials resolve, before any request.
+pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(Error::Usage(
+            "no AWS Region configured; pass --region or set AWS_REGION".into(),
+        ));
+    }
+    let provider = config.credentials_provider().ok_or_else(|| {
+        Error::auth("no AWS credentials provider; configure credentials (aws configure, AWS_PROFILE, SSO or an instance role)", None)
+    })?;
+    if let Err(err) = provider.provide_credentials().await {
+        let profile_hint = settings
+            .profile
+            .as_ref()
+            .map(|p| format!(" for profile {p:?} (check ~/.aws/config)"))
+            .unwrap_or_default();
+        return Err(Error::auth(
+            format!("no usable AWS credentials{profile_hint}; run `aws configure`, `aws sso login` or set AWS_ACCESS_KEY_ID"),
+            Some(Box::new(err) as _),
+        ));
+    }
+    Ok(config)
+}
+
+/// An S3 client; path-style addressing when an endpoint override points at an emulator.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(config);
+    if config.endpoint_url().is_some() {
+        builder = builder.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// What an SDK call failure was, independent of the operation.
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// Service error code (`TooManyRequestsException`, `NoSuchBucket`...).
+    pub code: Option<String>,
+    pub message: String,
+    /// No response at all: timeout, connection refused or reset.
+    pub transport: bool,
+}
+
+impl Failure {
+    /// Describes an SDK error.
+    pub fn of<E>(err: &SdkError<E, HttpResponse>) -> Failure
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let (code, message) = match err {
+            SdkError::ServiceError(service) => (
+                service.err().code().map(str::to_string),
+                service
+                    .err()
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| crate::error::one_line(service.err())),
+            ),
+            other => (None, crate::error::one_line(other)),
+        };
+        let transport = matches!(
+            err,
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+        );
+        Failure {
+            status,
+            code,
+            message,
+            transport,
+        }
+    }
+
+    /// True for 401/403 and access-denied codes.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self.status, Some(401 | 403))
+            || self.code.as_deref().is_some_and(|c| {
+                c.contains("AccessDenied")
+                    || c == "InvalidAccessException"
+                    || c.contains("UnrecognizedClient")
+                    || c.contains("InvalidClientTokenId")
+                    || c.contains("SignatureDoesNotMatch")
+                    || c.contains("ExpiredToken")
+            })
+    }
+
+    /// A one-line summary: `404 NoSuchBucket: The specified bucket does not exist`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(status) = self.status {
+            parts.push(status.to_string());
+        }
+        if let Some(code) = &self.code {
+            parts.push(code.clone());
+        }
+        if parts.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", parts.join(" "), self.message)
+        }
+    }
+}
+
+/// The caller's account id (STS GetCallerIdentity); also proves the credentials work.
+pub async fn account_id(config: &SdkConfig) -> Result<String> {
+    let sts = aws_sdk_sts::Client::new(config);
+    match sts.get_caller_identity().send().await {
+        Ok(identity) => identity
+            .account()
+            .map(str::to_string)
+            .ok_or_else(|| Error::auth("STS returned no account id", None)),
+        Err(err) => {
+            let failure = Failure::of(&err);
+            if failure.transport {
+                Err(Error::auth(
+                    format!("cannot reach STS to identify the account ({}); check --endpoint-url, the network and the Region", failure.message),
+                    None,
+                ))
+            } else {
+                Err(Error::auth(
+                    format!("the credentials were rejected by STS ({}); refresh them (aws sso login) or pick another --profile", failure.summary()),
+                    None,
+                ))
+            }
+        }
+    }
+}

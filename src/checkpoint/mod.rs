@@ -1,0 +1,265 @@
+//! Job checkpoint: what has durably landed and where to continue, committed only after each part
+//! is written, with conditional writes so a second writer fails instead of corrupting it.
+
+pub mod lock;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::request::FrozenRequest;
+use crate::sink::{CondPut, ObjectStore, Precondition};
+
+/// Version of the checkpoint format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Whether a job still has findings to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Complete,
+}
+
+/// One durable part of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub number: u64,
+    pub key: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// SHA-256 of the object's bytes, hex.
+    pub sha256: String,
+}
+
+/// The state of a job after its last durable part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format_version: u32,
+    pub job_id: String,
+    pub state: JobState,
+    pub request: FrozenRequest,
+    /// Partition date of every part of this job (the job's start date, UTC).
+    pub export_date: String,
+    /// Token for the first page not yet in a durable part; `None` before the first page.
+    pub next_token: Option<String>,
+    /// Number of the next part to write.
+    pub next_part: u64,
+    pub exported_count: u64,
+    pub bytes_written: u64,
+    pub pages_fetched: u64,
+    pub parts: Vec<PartRecord>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Checkpoint {
+    /// A new job's checkpoint: nothing fetched yet.
+    pub fn new(job_id: String, request: FrozenRequest, now: DateTime<Utc>) -> Self {
+        Checkpoint {
+            format_version: FORMAT_VERSION,
+            job_id,
+            state: JobState::Running,
+            export_date: now.format("%Y-%m-%d").to_string(),
+            request,
+            next_token: None,
+            next_part: 1,
+            exported_count: 0,
+            bytes_written: 0,
+            pages_fetched: 0,
+            parts: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Records a durable part ending at `next_token` (`None`: the job is complete).
+    pub fn advance(&mut self, part: PartRecord, pages: u64, next_token: Option<String>, now: DateTime<Utc>) {
+        self.exported_count += part.rows;
+        self.bytes_written += part.bytes;
+        self.pages_fetched += pages;
+        self.next_part = part.number + 1;
+        self.parts.push(part);
+        self.finish_pages(next_token, now);
+    }
+
+    /// Records pages that produced no part (empty pages) and where they end.
+    pub fn finish_pages(&mut self, next_token: Option<String>, now: DateTime<Utc>) {
+        if next_token.is_none() {
+            self.state = JobState::Complete;
+        }
+        self.next_token = next_token;
+        self.updated_at = now;
+    }
+}
+
+/// Reads and commits one job's checkpoint, fenced by the object's ETag.
+pub struct CheckpointStore {
+    store: Arc<dyn ObjectStore>,
+    job_id: String,
+    etag: Option<String>,
+}
+
+impl CheckpointStore {
+    pub fn new(store: Arc<dyn ObjectStore>, job_id: &str) -> Self {
+        CheckpointStore {
+            store,
+            job_id: job_id.to_string(),
+            etag: None,
+        }
+    }
+
+    fn key(&self) -> String {
+        layout::checkpoint_key(&self.job_id)
+    }
+
+    /// Loads the checkpoint, remembering its ETag for the next commit.
+    pub async fn load(&mut self) -> Result<Option<Checkpoint>> {
+        let Some((body, etag)) = self.store.get(&self.key()).await? else {
+            return Ok(None);
+        };
+        let checkpoint = parse(&body, &self.job_id, &self.store.location(&self.key()))?;
+        self.etag = Some(etag);
+        Ok(Some(checkpoint))
+    }
+
+    /// Writes the checkpoint: create-only the first time, then only over the version we wrote.
+    pub async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        let body = Bytes::from(serde_json::to_vec_pretty(checkpoint).expect("checkpoint serialises"));
+        let precondition = match &self.etag {
+            None => Precondition::Absent,
+            Some(etag) => Precondition::Matches(etag.clone()),
+        };
+        match self.store.put_if(&self.key(), body, precondition).await? {
+            CondPut::Written(etag) => {
+                self.etag = Some(etag);
+                Ok(())
+            }
+            CondPut::PreconditionFailed => Err(Error::JobConflict {
+                job_id: self.job_id.clone(),
+                message: format!(
+                    "the checkpoint at {} was changed by another run; only one run of a job may write at a time: stop the other run, then re-run this command",
+                    self.store.location(&self.key())
+                ),
+            }),
+        }
+    }
+}
+
+/// Parses checkpoint bytes, refusing corrupt, foreign and newer-format state.
+pub fn parse(body: &[u8], job_id: &str, location: &str) -> Result<Checkpoint> {
+    let corrupt = |message: String| Error::CorruptState {
+        job_id: job_id.to_string(),
+        location: location.to_string(),
+        message,
+    };
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        corrupt(format!("not valid JSON ({e}); restore it from a backup or export under a new --job-id"))
+    })?;
+    let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+    if version > FORMAT_VERSION as u64 {
+        return Err(corrupt(format!(
+            "written by a newer sechub-export (format {version}, this build reads {FORMAT_VERSION}); upgrade sechub-export"
+        )));
+    }
+    let checkpoint: Checkpoint = serde_json::from_value(value).map_err(|e| {
+        corrupt(format!("unexpected content ({e}); restore it or export under a new --job-id"))
+    })?;
+    if checkpoint.job_id != job_id {
+        return Err(corrupt(format!(
+            "it belongs to job {:?}; the state folder was copied or renamed: restore it or use a new --job-id",
+            checkpoint.job_id
+        )));
+    }
+    let counted: u64 = checkpoint.parts.iter().map(|p| p.rows).sum();
+    if counted != checkpoint.exported_count || checkpoint.next_part != checkpoint.parts.len() as u64 + 1 {
+        return Err(corrupt(format!(
+            "inconsistent counts (parts hold {counted} rows, count says {}; next part {} after {} parts); it was edited by hand: restore it or use a new --job-id",
+            checkpoint.exported_count,
+            checkpoint.next_part,
+            checkpoint.parts.len()
+        )));
+    }
+    Ok(checkpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{JobIdentity, PAGE_SIZE};
+    use crate::sink::local::LocalStore;
+
+    pub(crate) fn sample(job_id: &str) -> Checkpoint {
+        let identity = JobIdentity {
+            api: "GetFindings".into(),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            filters_as_given: serde_json::json!({}),
+            page_size: PAGE_SIZE,
+            destination: "file:///tmp/x".into(),
+        };
+        Checkpoint::new(job_id.into(), identity.freeze(Utc::now()), Utc::now())
+    }
+
+    fn part(number: u64, rows: u64) -> PartRecord {
+        PartRecord {
+            number,
+            key: layout::part_key("2026-11-22", "j", number),
+            rows,
+            bytes: 10,
+            sha256: "00".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_round_trip_and_a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+        let mut mine = CheckpointStore::new(store.clone(), "j");
+        let mut checkpoint = sample("j");
+        mine.commit(&checkpoint).await.unwrap();
+
+        let mut other = CheckpointStore::new(store.clone(), "j");
+        let loaded = other.load().await.unwrap().unwrap();
+        assert_eq!(loaded, checkpoint);
+
+        checkpoint.advance(part(1, 100), 1, Some("t1".into()), Utc::now());
+        mine.commit(&checkpoint).await.unwrap();
+        let err = other.commit(&loaded).await.unwrap_err();
+        assert!(matches!(err, Error::JobConflict { .. }), "{err}");
+        assert_eq!(CheckpointStore::new(store, "j").load().await.unwrap().unwrap().exported_count, 100);
+    }
+
+    #[test]
+    fn the_last_part_completes_the_job() {
+        let mut checkpoint = sample("j");
+        checkpoint.advance(part(1, 100), 1, Some("t".into()), Utc::now());
+        assert_eq!(checkpoint.state, JobState::Running);
+        checkpoint.advance(part(2, 5), 1, None, Utc::now());
+        assert_eq!((checkpoint.state, checkpoint.exported_count, checkpoint.next_part), (JobState::Complete, 105, 3));
+    }
+
+    #[test]
+    fn corrupt_newer_foreign_and_edited_checkpoints_are_refused() {
+        let mut good = sample("j");
+        good.advance(part(1, 100), 1, Some("t".into()), Utc::now());
+        let text = serde_json::to_string(&good).unwrap();
+        assert!(parse(text.as_bytes(), "j", "x").is_ok());
+        let truncated = &text[..text.len() / 2];
+        let newer = text.replace("\"format_version\":1", "\"format_version\":99");
+        let edited = text.replace("\"exported_count\":100", "\"exported_count\":250");
+        for (bytes, job, needle) in [
+            (truncated, "j", "not valid JSON"),
+            (newer.as_str(), "j", "newer sechub-export"),
+            (text.as_str(), "other", "belongs to job"),
+            (edited.as_str(), "j", "inconsistent counts"),
+        ] {
+            let err = parse(bytes.as_bytes(), job, "x").unwrap_err();
+            assert!(matches!(err, Error::CorruptState { .. }) && err.to_string().contains(needle), "{err}");
+        }
+    }
+}

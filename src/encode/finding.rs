@@ -1,0 +1,153 @@
+//! A lenient, borrowing view of the ASFF fields that become typed columns.
+//!
+//! Every field is optional and tolerant of the wrong JSON type (it is then `None`), so a finding
+//! is never dropped for its shape: the full text always lands in `finding_json`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::de::Deserializer;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A value that deserialises to `None` instead of failing when its JSON has the wrong shape.
+#[derive(Debug, Default)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+        Ok(Lenient(serde_json::from_str(raw.get()).ok()))
+    }
+}
+
+impl<T> Lenient<T> {
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_ref()
+    }
+}
+
+/// A borrowed string (owned only when the JSON has escapes).
+pub type Text<'a> = Cow<'a, str>;
+
+/// The ASFF fields the typed columns are made of.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct FindingView<'a> {
+    #[serde(borrow)]
+    pub id: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub product_arn: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub product_name: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub company_name: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub generator_id: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub aws_account_id: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub region: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub types: Lenient<Vec<Text<'a>>>,
+    #[serde(borrow)]
+    pub title: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub description: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub severity: Lenient<Severity<'a>>,
+    #[serde(borrow)]
+    pub compliance: Lenient<StatusOnly<'a>>,
+    #[serde(borrow)]
+    pub workflow: Lenient<StatusOnly<'a>>,
+    #[serde(borrow)]
+    pub record_state: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub created_at: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub updated_at: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub first_observed_at: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub last_observed_at: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub resources: Lenient<Vec<ResourceView<'a>>>,
+    #[serde(borrow)]
+    pub product_fields: Lenient<BTreeMap<Text<'a>, Text<'a>>>,
+    #[serde(borrow)]
+    pub user_defined_fields: Lenient<BTreeMap<Text<'a>, Text<'a>>>,
+}
+
+/// `Severity`: the label and the 0-100 normalized score.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Severity<'a> {
+    #[serde(borrow)]
+    pub label: Lenient<Text<'a>>,
+    pub normalized: Lenient<f64>,
+}
+
+/// `Compliance` / `Workflow`: only the status is a column.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StatusOnly<'a> {
+    #[serde(borrow)]
+    pub status: Lenient<Text<'a>>,
+}
+
+/// One `Resources[]` entry: type and id (details stay in `finding_json`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ResourceView<'a> {
+    #[serde(borrow)]
+    pub r#type: Lenient<Text<'a>>,
+    #[serde(borrow)]
+    pub id: Lenient<Text<'a>>,
+}
+
+impl<'a> FindingView<'a> {
+    /// Parses one finding's JSON text; a document that is not an object gives an empty view.
+    pub fn parse(text: &'a str) -> Self {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    /// The Region: the `Region` field, else the Region in the product ARN.
+    pub fn region(&self) -> Option<&str> {
+        if let Some(region) = self.region.get() {
+            return Some(region);
+        }
+        let arn = self.product_arn.get()?;
+        let region = arn.split(':').nth(3)?;
+        (!region.is_empty()).then_some(region)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_types_become_none_and_the_rest_still_parses() {
+        let text = r#"{"Id":"f1","Title":42,"Types":"not-a-list","Severity":{"Label":"HIGH","Normalized":"70"},
+                      "ProductFields":{"a/b:c":"1","bad":2},"Resources":[{"Type":"AwsS3Bucket","Id":"arn:aws:s3:::b"}]}"#;
+        let view = FindingView::parse(text);
+        assert_eq!(view.id.get().map(|s| s.as_ref()), Some("f1"));
+        assert!(view.title.get().is_none());
+        assert!(view.types.get().is_none());
+        let severity = view.severity.get().unwrap();
+        assert_eq!(severity.label.get().map(|s| s.as_ref()), Some("HIGH"));
+        assert!(severity.normalized.get().is_none());
+        assert!(view.product_fields.get().is_none(), "a non-string value voids the map");
+        let resources = view.resources.get().unwrap();
+        assert_eq!(resources[0].r#type.get().map(|s| s.as_ref()), Some("AwsS3Bucket"));
+    }
+
+    #[test]
+    fn region_falls_back_to_the_product_arn() {
+        let view = FindingView::parse(
+            r#"{"ProductArn":"arn:aws:securityhub:eu-west-1::product/aws/guardduty"}"#,
+        );
+        assert_eq!(view.region(), Some("eu-west-1"));
+        assert_eq!(FindingView::parse("[1,2]").region(), None);
+    }
+}

@@ -1,0 +1,69 @@
+//! Deterministic object keys below a destination: Hive-style parts and per-job state files.
+
+/// Folder of the findings table (the Athena table's LOCATION).
+pub const TABLE_DIR: &str = "findings";
+/// Folder of job state (checkpoints, manifests, locks), outside the table.
+pub const STATE_DIR: &str = "_sechub_export/jobs";
+
+/// `findings/export_date=2026-11-22/<job>-part-000001.parquet`.
+pub fn part_key(export_date: &str, job_id: &str, part: u64) -> String {
+    format!("{}{}", partition_prefix(export_date), part_file_name(job_id, part))
+}
+
+/// `findings/export_date=2026-11-22/`.
+pub fn partition_prefix(export_date: &str) -> String {
+    format!("{TABLE_DIR}/{}={export_date}/", crate::encode::schema::PARTITION_COLUMN)
+}
+
+/// `<job>-part-000001.parquet`: six digits keep keys sorted up to a million parts.
+pub fn part_file_name(job_id: &str, part: u64) -> String {
+    format!("{job_id}-part-{part:06}.parquet")
+}
+
+/// The part number of a key that belongs to `job_id`, if it does.
+pub fn part_number(key: &str, job_id: &str) -> Option<u64> {
+    let name = key.rsplit('/').next()?;
+    let rest = name.strip_prefix(job_id)?.strip_prefix("-part-")?;
+    let digits = rest.strip_suffix(".parquet")?;
+    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn job_dir(job_id: &str) -> String {
+    format!("{STATE_DIR}/{job_id}")
+}
+
+pub fn checkpoint_key(job_id: &str) -> String {
+    format!("{}/checkpoint.json", job_dir(job_id))
+}
+
+pub fn manifest_key(job_id: &str) -> String {
+    format!("{}/manifest.json", job_dir(job_id))
+}
+
+pub fn lock_key(job_id: &str) -> String {
+    format!("{}/lock.json", job_dir(job_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_keys_are_hive_partitioned_sorted_and_parse_back() {
+        let key = part_key("2026-11-22", "acct-us-east-1-ab12", 7);
+        assert_eq!(key, "findings/export_date=2026-11-22/acct-us-east-1-ab12-part-000007.parquet");
+        assert_eq!(part_number(&key, "acct-us-east-1-ab12"), Some(7));
+        assert!(part_key("d", "j", 9) < part_key("d", "j", 10));
+    }
+
+    #[test]
+    fn part_numbers_of_other_jobs_sharing_a_prefix_are_not_claimed() {
+        let other = part_key("2026-11-22", "job-a-part-x", 1);
+        assert_eq!(part_number(&other, "job-a"), None);
+        assert_eq!(part_number("findings/export_date=d/job-a-part-000001.parquet.tmp", "job-a"), None);
+        assert_eq!(part_number("findings/export_date=d/job-ab-part-000001.parquet", "job-a"), None);
+    }
+}

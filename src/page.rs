@@ -1,0 +1,95 @@
+//! One GetFindings response page: the raw body, where each finding's exact text sits in it, and
+//! the token that follows it. The unit passed from the source to the encoder.
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A page of findings kept exactly as the service sent them.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// 1-based page number within this run (for messages).
+    pub number: u64,
+    /// The token for the page after this one; `None` on the last page.
+    pub next_token: Option<String>,
+    /// When the page was received, in milliseconds since the epoch.
+    pub fetched_at_ms: i64,
+    body: String,
+    findings: Vec<Range<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Body<'a> {
+    #[serde(borrow, default)]
+    findings: Vec<&'a RawValue>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+impl Page {
+    /// Parses a GetFindings response body, keeping each finding's byte range.
+    pub fn parse(number: u64, body: String, fetched_at_ms: i64) -> Result<Page, serde_json::Error> {
+        let parsed: Body<'_> = serde_json::from_str(&body)?;
+        let base = body.as_ptr() as usize;
+        let findings = parsed
+            .findings
+            .iter()
+            .map(|raw| {
+                let start = raw.get().as_ptr() as usize - base;
+                start..start + raw.get().len()
+            })
+            .collect();
+        let next_token = parsed.next_token.filter(|t| !t.is_empty());
+        Ok(Page {
+            number,
+            next_token,
+            fetched_at_ms,
+            body,
+            findings,
+        })
+    }
+
+    /// Each finding's JSON text, byte for byte as received.
+    pub fn findings(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.findings.iter().map(|range| &self.body[range.clone()])
+    }
+
+    /// Number of findings on the page.
+    pub fn len(&self) -> usize {
+        self.findings.len()
+    }
+
+    /// True when the page holds no findings.
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Bytes of finding JSON on the page.
+    pub fn finding_bytes(&self) -> usize {
+        self.findings.iter().map(|r| r.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_keep_their_exact_text_including_escapes_and_spacing() {
+        let body = r#"{"Findings":[ {"Id":"a","T":"caf\u00e9 \ud83d\ude00"} , {"Id" : "b"}],"NextToken":"tok"}"#;
+        let page = Page::parse(1, body.to_string(), 0).unwrap();
+        let texts: Vec<&str> = page.findings().collect();
+        assert_eq!(texts, [r#"{"Id":"a","T":"caf\u00e9 \ud83d\ude00"}"#, r#"{"Id" : "b"}"#]);
+        assert_eq!(page.next_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn an_empty_or_missing_next_token_ends_the_job() {
+        for body in [r#"{"Findings":[]}"#, r#"{"Findings":[],"NextToken":""}"#, r#"{"Findings":[],"NextToken":null}"#] {
+            let page = Page::parse(1, body.to_string(), 0).unwrap();
+            assert!(page.next_token.is_none() && page.is_empty());
+        }
+    }
+}

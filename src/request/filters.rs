@@ -1,0 +1,263 @@
+//! Parses and validates GetFindings filters in the `aws securityhub get-findings --filters` format,
+//! and freezes relative date ranges into absolute `Start`/`End` timestamps.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use super::filter_fields::FILTER_FIELDS;
+use crate::error::{Error, Result};
+
+/// The shape of filter an attribute takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    String,
+    Date,
+    Number,
+    Map,
+    Boolean,
+    Ip,
+    Keyword,
+}
+
+/// The service's limits on a filter set.
+pub const MAX_ATTRIBUTES: usize = 10;
+pub const MAX_VALUES: usize = 20;
+
+const STRING_COMPARISONS: &[&str] = &[
+    "EQUALS",
+    "PREFIX",
+    "NOT_EQUALS",
+    "PREFIX_NOT_EQUALS",
+    "CONTAINS",
+    "NOT_CONTAINS",
+];
+const MAP_COMPARISONS: &[&str] = &["EQUALS", "NOT_EQUALS", "CONTAINS", "NOT_CONTAINS"];
+
+/// Reads filters from `--filters`: inline JSON, or `file://path` as the AWS CLI accepts.
+pub fn load(arg: Option<&str>) -> Result<Value> {
+    let Some(arg) = arg else {
+        return Ok(Value::Object(Map::new()));
+    };
+    let text = match arg.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Error::Filters(format!("cannot read filter file {path}: {e}; check the path"))
+        })?,
+        None => arg.to_string(),
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::Filters(format!(
+            "not valid JSON ({e}); pass the same JSON as `aws securityhub get-findings --filters`"
+        ))
+    })?;
+    validate(&value)?;
+    Ok(value)
+}
+
+/// Checks a filter object against the service's rules without any network call.
+pub fn validate(filters: &Value) -> Result<()> {
+    let Value::Object(fields) = filters else {
+        return Err(Error::Filters(
+            "expected a JSON object such as {\"RecordState\":[{\"Value\":\"ACTIVE\",\"Comparison\":\"EQUALS\"}]}".into(),
+        ));
+    };
+    if fields.len() > MAX_ATTRIBUTES {
+        return Err(Error::Filters(format!(
+            "{} attributes given; Security Hub accepts at most {MAX_ATTRIBUTES}",
+            fields.len()
+        )));
+    }
+    for (name, conditions) in fields {
+        let kind = kind_of(name)?;
+        let Value::Array(conditions) = conditions else {
+            return Err(Error::Filters(format!("{name}: expected a list of conditions")));
+        };
+        if conditions.len() > MAX_VALUES {
+            return Err(Error::Filters(format!(
+                "{name}: {} values given; Security Hub accepts at most {MAX_VALUES}",
+                conditions.len()
+            )));
+        }
+        for condition in conditions {
+            validate_condition(name, kind, condition)?;
+        }
+        if kind == FilterKind::String {
+            check_string_mix(name, conditions)?;
+        }
+    }
+    Ok(())
+}
+
+/// The filter kind of a known attribute, or an error naming the closest known one.
+pub fn kind_of(name: &str) -> Result<FilterKind> {
+    match FILTER_FIELDS.binary_search_by(|(known, _)| known.cmp(&name)) {
+        Ok(index) => Ok(FILTER_FIELDS[index].1),
+        Err(_) => {
+            let hint = FILTER_FIELDS
+                .iter()
+                .find(|(known, _)| known.eq_ignore_ascii_case(name))
+                .map(|(known, _)| format!(" (did you mean {known}?)"))
+                .unwrap_or_default();
+            Err(Error::Filters(format!(
+                "unknown filter attribute {name}{hint}; see the AwsSecurityFindingFilters reference"
+            )))
+        }
+    }
+}
+
+fn validate_condition(name: &str, kind: FilterKind, condition: &Value) -> Result<()> {
+    let Value::Object(obj) = condition else {
+        return Err(Error::Filters(format!("{name}: each condition must be an object")));
+    };
+    let allowed: &[&str] = match kind {
+        FilterKind::String => &["Value", "Comparison"],
+        FilterKind::Map => &["Key", "Value", "Comparison"],
+        FilterKind::Date => &["Start", "End", "DateRange"],
+        FilterKind::Number => &["Gte", "Lte", "Eq", "Gt", "Lt"],
+        FilterKind::Boolean | FilterKind::Keyword => &["Value"],
+        FilterKind::Ip => &["Cidr"],
+    };
+    if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(Error::Filters(format!(
+            "{name}: unexpected key {extra}; a {kind:?} filter takes {}",
+            allowed.join(", ")
+        )));
+    }
+    match kind {
+        FilterKind::String => {
+            need_string(name, obj, "Value")?;
+            need_comparison(name, obj, STRING_COMPARISONS)
+        }
+        FilterKind::Map => {
+            need_string(name, obj, "Key")?;
+            need_string(name, obj, "Value")?;
+            need_comparison(name, obj, MAP_COMPARISONS)
+        }
+        FilterKind::Date => validate_date(name, obj),
+        FilterKind::Number => {
+            if obj.is_empty() || obj.values().any(|v| !v.is_number()) {
+                return Err(Error::Filters(format!(
+                    "{name}: a number filter needs numeric Gte, Lte, Eq, Gt or Lt"
+                )));
+            }
+            Ok(())
+        }
+        FilterKind::Boolean => match obj.get("Value") {
+            Some(Value::Bool(_)) => Ok(()),
+            _ => Err(Error::Filters(format!("{name}: Value must be true or false"))),
+        },
+        FilterKind::Keyword => need_string(name, obj, "Value"),
+        FilterKind::Ip => need_string(name, obj, "Cidr"),
+    }
+}
+
+fn need_string(name: &str, obj: &Map<String, Value>, key: &str) -> Result<()> {
+    match obj.get(key) {
+        Some(Value::String(_)) => Ok(()),
+        _ => Err(Error::Filters(format!("{name}: {key} must be a string"))),
+    }
+}
+
+fn need_comparison(name: &str, obj: &Map<String, Value>, allowed: &[&str]) -> Result<()> {
+    match obj.get("Comparison").and_then(Value::as_str) {
+        Some(c) if allowed.contains(&c) => Ok(()),
+        Some(c) => Err(Error::Filters(format!(
+            "{name}: unknown Comparison {c}; use one of {}",
+            allowed.join(", ")
+        ))),
+        None => Err(Error::Filters(format!(
+            "{name}: Comparison is required (one of {})",
+            allowed.join(", ")
+        ))),
+    }
+}
+
+fn validate_date(name: &str, obj: &Map<String, Value>) -> Result<()> {
+    if let Some(range) = obj.get("DateRange") {
+        if obj.contains_key("Start") || obj.contains_key("End") {
+            return Err(Error::Filters(format!(
+                "{name}: give either DateRange or Start and End, not both"
+            )));
+        }
+        let value = range.get("Value").and_then(Value::as_i64);
+        let unit = range.get("Unit").and_then(Value::as_str);
+        return match (value, unit) {
+            (Some(v), Some("DAYS")) if v > 0 => Ok(()),
+            _ => Err(Error::Filters(format!(
+                "{name}: DateRange needs a positive Value and Unit DAYS"
+            ))),
+        };
+    }
+    match (obj.get("Start"), obj.get("End")) {
+        (Some(start), Some(end)) => {
+            parse_date(name, "Start", start)?;
+            parse_date(name, "End", end)?;
+            Ok(())
+        }
+        (Some(_), None) => Err(Error::Filters(format!(
+            "{name}: Start without End is rejected by Security Hub; add End (e.g. the current time)"
+        ))),
+        (None, Some(_)) => Err(Error::Filters(format!(
+            "{name}: End without Start is rejected by Security Hub; add Start"
+        ))),
+        (None, None) => Err(Error::Filters(format!(
+            "{name}: a date filter needs Start and End, or DateRange"
+        ))),
+    }
+}
+
+fn parse_date(name: &str, key: &str, value: &Value) -> Result<DateTime<Utc>> {
+    value
+        .as_str()
+        .and_then(crate::encode::timestamp::parse_iso8601)
+        .ok_or_else(|| {
+            Error::Filters(format!(
+                "{name}: {key} must be an ISO-8601 timestamp such as 2026-01-31T00:00:00Z"
+            ))
+        })
+}
+
+/// EQUALS/PREFIX/CONTAINS are OR-ed and NOT_* are AND-ed; the service rejects mixing them.
+fn check_string_mix(name: &str, conditions: &[Value]) -> Result<()> {
+    let negated = |c: &Value| {
+        c.get("Comparison")
+            .and_then(Value::as_str)
+            .is_some_and(|c| c.starts_with("NOT_") || c == "PREFIX_NOT_EQUALS")
+    };
+    let any_negated = conditions.iter().any(negated);
+    let any_positive = conditions.iter().any(|c| !negated(c));
+    if any_negated && any_positive {
+        return Err(Error::Filters(format!(
+            "{name}: positive comparisons (EQUALS, PREFIX, CONTAINS) cannot be mixed with negated ones on one attribute"
+        )));
+    }
+    Ok(())
+}
+
+/// Replaces every relative `DateRange` by absolute `Start`/`End` as of `now`, so the request
+/// never changes between pages (a changed request invalidates the NextToken).
+pub fn freeze(filters: &Value, now: DateTime<Utc>) -> Value {
+    let mut frozen = filters.clone();
+    if let Value::Object(fields) = &mut frozen {
+        for conditions in fields.values_mut().filter_map(Value::as_array_mut) {
+            for condition in conditions.iter_mut().filter_map(Value::as_object_mut) {
+                let Some(days) = condition
+                    .get("DateRange")
+                    .and_then(|r| r.get("Value"))
+                    .and_then(Value::as_i64)
+                else {
+                    continue;
+                };
+                let start = now - Duration::days(days);
+                condition.remove("DateRange");
+                condition.insert("Start".into(), iso(start).into());
+                condition.insert("End".into(), iso(now).into());
+            }
+        }
+    }
+    frozen
+}
+
+/// Millisecond ISO-8601 UTC form used for frozen timestamps.
+pub fn iso(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}

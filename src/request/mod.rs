@@ -1,0 +1,124 @@
+//! The frozen GetFindings request a job is bound to, and the job identity derived from it.
+
+mod filter_fields;
+pub mod filters;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Findings per GetFindings page: the service maximum, so the quota buys the most findings.
+pub const PAGE_SIZE: u32 = 100;
+
+/// What identifies a job: the same identity resumes the same job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobIdentity {
+    /// Source API, `GetFindings`.
+    pub api: String,
+    pub region: String,
+    pub account_id: String,
+    /// Filters exactly as the user gave them (relative date ranges unresolved).
+    pub filters_as_given: Value,
+    pub page_size: u32,
+    /// Destination URL, normalised.
+    pub destination: String,
+}
+
+/// The request sent on every page of a job, fixed at job creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrozenRequest {
+    #[serde(flatten)]
+    pub identity: JobIdentity,
+    /// Filters with relative date ranges resolved to absolute timestamps at `frozen_at`.
+    pub filters: Value,
+    pub frozen_at: DateTime<Utc>,
+}
+
+impl JobIdentity {
+    /// The default job id: account, Region and a short hash of the rest of the identity.
+    pub fn default_job_id(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("identity serialises");
+        let digest = Sha256::digest(&canonical);
+        let hash: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}-{}-{hash}", self.account_id, self.region)
+    }
+
+    /// Freezes the request as of `now`.
+    pub fn freeze(self, now: DateTime<Utc>) -> FrozenRequest {
+        let filters = filters::freeze(&self.filters_as_given, now);
+        FrozenRequest {
+            identity: self,
+            filters,
+            frozen_at: now,
+        }
+    }
+}
+
+/// Checks that a job id is safe to use in object keys and SSM parameter names.
+pub fn validate_job_id(job_id: &str) -> Result<()> {
+    let ok = !job_id.is_empty()
+        && job_id.len() <= 128
+        && job_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !job_id.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "invalid --job-id {job_id:?}: use 1-128 characters from A-Z a-z 0-9 - _ ."
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn identity(filters: Value) -> JobIdentity {
+        JobIdentity {
+            api: "GetFindings".into(),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            filters_as_given: filters,
+            page_size: PAGE_SIZE,
+            destination: "s3://b/lake".into(),
+        }
+    }
+
+    #[test]
+    fn same_command_gives_same_job_id_and_different_filters_do_not() {
+        let a = identity(json!({"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]}));
+        let b = a.clone();
+        let c = identity(json!({}));
+        assert_eq!(a.default_job_id(), b.default_job_id());
+        assert_ne!(a.default_job_id(), c.default_job_id());
+        assert!(a.default_job_id().starts_with("123456789012-us-east-1-"));
+    }
+
+    #[test]
+    fn relative_date_range_is_frozen_to_absolute_start_and_end() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let given = json!({"UpdatedAt": [{"DateRange": {"Value": 30, "Unit": "DAYS"}}]});
+        let frozen = identity(given.clone()).freeze(now);
+        assert_eq!(
+            frozen.filters,
+            json!({"UpdatedAt": [{"Start": "2026-10-23T10:00:00.000Z", "End": "2026-11-22T10:00:00.000Z"}]})
+        );
+        assert_eq!(frozen.identity.filters_as_given, given);
+    }
+
+    #[test]
+    fn job_ids_with_path_characters_are_rejected() {
+        assert!(validate_job_id("nightly-2026_11.a").is_ok());
+        for bad in ["", "a/b", "../x", ".hidden", "a b"] {
+            assert!(validate_job_id(bad).is_err(), "{bad}");
+        }
+    }
+}

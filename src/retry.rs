@@ -1,0 +1,106 @@
+//! The one retry classifier for GetFindings, and backoff with decorrelated jitter bounded by
+//! attempt count and wall time.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::aws::Failure;
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The service said slow down (429 and its codes): retry through the rate limiter.
+    Throttled,
+    /// A server fault or a lost connection: retry after a backoff.
+    Transient,
+    /// The request itself is wrong or not allowed: do not retry.
+    Fatal,
+}
+
+/// Error codes that mean "over quota" (the model declares LimitExceededException, the service
+/// sends TooManyRequestsException; GetFindingsV2 sends ThrottlingException).
+const THROTTLING_CODES: &[&str] = &[
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "SlowDown",
+    "RequestLimitExceeded",
+];
+
+/// Classifies a failed GetFindings attempt.
+pub fn classify(failure: &Failure) -> Verdict {
+    if failure.status == Some(429) || failure.code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c)) {
+        return Verdict::Throttled;
+    }
+    if failure.transport || failure.status.is_some_and(|s| s >= 500) || failure.code.as_deref() == Some("InternalException") {
+        return Verdict::Transient;
+    }
+    Verdict::Fatal
+}
+
+/// Bounds and pacing of retries for one page.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// Give up on a page when its retries have taken this long.
+    pub max_elapsed: Duration,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 12,
+            max_elapsed: Duration::from_secs(300),
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The next delay after `previous`: uniform in [base, 3 * previous], capped (decorrelated jitter).
+    pub fn next_delay(&self, previous: Duration) -> Duration {
+        let low = self.base_delay.as_secs_f64();
+        let high = (previous.as_secs_f64() * 3.0).max(low);
+        let chosen = rand::rng().random_range(low..=high);
+        Duration::from_secs_f64(chosen).min(self.max_delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(status: Option<u16>, code: Option<&str>, transport: bool) -> Failure {
+        Failure { status, code: code.map(str::to_string), message: String::new(), transport }
+    }
+
+    #[test]
+    fn throttling_faults_and_lost_connections_are_retried_input_and_access_errors_are_not() {
+        assert_eq!(classify(&failure(Some(429), Some("TooManyRequestsException"), false)), Verdict::Throttled);
+        assert_eq!(classify(&failure(Some(400), Some("LimitExceededException"), false)), Verdict::Throttled);
+        assert_eq!(classify(&failure(Some(400), Some("ThrottlingException"), false)), Verdict::Throttled);
+        assert_eq!(classify(&failure(Some(500), Some("InternalException"), false)), Verdict::Transient);
+        assert_eq!(classify(&failure(Some(503), None, false)), Verdict::Transient);
+        assert_eq!(classify(&failure(None, None, true)), Verdict::Transient);
+        assert_eq!(classify(&failure(Some(400), Some("InvalidInputException"), false)), Verdict::Fatal);
+        assert_eq!(classify(&failure(Some(401), Some("InvalidAccessException"), false)), Verdict::Fatal);
+        assert_eq!(classify(&failure(Some(403), Some("AccessDeniedException"), false)), Verdict::Fatal);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_within_bounds() {
+        let policy = RetryPolicy::default();
+        let mut delay = policy.base_delay;
+        for _ in 0..50 {
+            let next = policy.next_delay(delay);
+            assert!(next >= policy.base_delay && next <= policy.max_delay, "{next:?}");
+            assert!(next.as_secs_f64() <= (delay.as_secs_f64() * 3.0).max(0.1) + 1e-9);
+            delay = next;
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Sink stage: a minimal object-store seam with S3 and local-folder implementations.
+
+pub mod local;
+pub mod s3;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+
+/// Content type of Parquet objects.
+pub const PARQUET_CONTENT_TYPE: &str = "application/vnd.apache.parquet";
+
+/// Where a job writes, parsed from `--destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    S3 { bucket: String, prefix: String },
+    Local { root: PathBuf },
+}
+
+impl Destination {
+    /// Parses `s3://bucket[/prefix]`, `file:///path` or a plain path.
+    pub fn parse(text: &str) -> Result<Destination> {
+        let bad = |why: &str| {
+            Error::Usage(format!(
+                "invalid --destination {text:?}: {why}; use s3://bucket/prefix, file:///path or a folder path"
+            ))
+        };
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+            if !valid_bucket {
+                return Err(bad("not a valid S3 bucket name"));
+            }
+            let prefix = prefix.trim_matches('/').to_string();
+            return Ok(Destination::S3 {
+                bucket: bucket.to_string(),
+                prefix,
+            });
+        }
+        if let Some(path) = text.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(bad("a file:// URL needs an absolute path (file:///...)"));
+            }
+            return Ok(Destination::Local { root: path.into() });
+        }
+        if text.is_empty() || text.contains("://") {
+            return Err(bad("unsupported scheme"));
+        }
+        let root = std::path::absolute(text).map_err(|_| bad("not a usable path"))?;
+        Ok(Destination::Local { root })
+    }
+
+    /// The normalised URL, as stored in the job identity.
+    pub fn url(&self) -> String {
+        match self {
+            Destination::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+            Destination::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+            Destination::Local { root } => format!("file://{}", root.display()),
+        }
+    }
+
+    pub fn is_s3(&self) -> bool {
+        matches!(self, Destination::S3 { .. })
+    }
+}
+
+/// An object's key (relative to the destination) and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+}
+
+/// A write precondition, as S3's conditional writes express it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// `If-None-Match: *`: create only.
+    Absent,
+    /// `If-Match: <etag>`: replace only this version.
+    Matches(String),
+}
+
+/// Result of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CondPut {
+    /// Written; the new version's ETag.
+    Written(String),
+    /// The precondition did not hold; nothing was written.
+    PreconditionFailed,
+}
+
+/// The operations the pipeline needs from a destination. Keys are relative to the destination.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Full location of a key, for messages.
+    fn location(&self, key: &str) -> String;
+    /// Fails with a clear error when the destination does not exist or cannot be reached.
+    async fn check(&self) -> Result<()>;
+    /// Writes an object durably (multipart for large bodies on S3).
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<()>;
+    /// Writes only if the precondition holds.
+    async fn put_if(&self, key: &str, body: Bytes, precondition: Precondition) -> Result<CondPut>;
+    /// Reads an object and its ETag; `None` when absent.
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, String)>>;
+    /// Reads the last `len` bytes of an object (Parquet footers).
+    async fn get_tail(&self, key: &str, len: u64) -> Result<Bytes>;
+    /// Lists objects under a key prefix, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+    /// Deletes an object; deleting an absent object succeeds.
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// The ETag of bytes as the local store computes it (a content hash).
+pub fn content_etag(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_parse_into_bucket_prefix_or_folder() {
+        assert_eq!(
+            Destination::parse("s3://my-bucket/lake/sh/").unwrap(),
+            Destination::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "lake/sh".into()
+            }
+        );
+        assert_eq!(Destination::parse("s3://my-bucket").unwrap().url(), "s3://my-bucket");
+        assert_eq!(
+            Destination::parse("file:///tmp/lake").unwrap(),
+            Destination::Local {
+                root: "/tmp/lake".into()
+            }
+        );
+        assert!(matches!(
+            Destination::parse("./lake").unwrap(),
+            Destination::Local { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_destinations_are_usage_errors() {
+        for bad in ["", "gs://bucket/x", "s3://", "s3://UPPER/x", "file://relative", "http://x"] {
+            let err = Destination::parse(bad).unwrap_err();
+            assert!(matches!(err, Error::Usage(_)), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! S3 object store: single PUT or multipart upload, conditional writes, footer range reads.
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+
+use super::{CondPut, ObjectMeta, ObjectStore, Precondition};
+use crate::aws::Failure;
+use crate::error::{Error, Result};
+
+/// Bodies above this size go up as a multipart upload.
+pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+/// Size of each multipart part (S3's minimum is 5 MiB).
+pub const MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Objects under `s3://bucket/prefix/`.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    pub fn new(client: aws_sdk_s3::Client, bucket: String, prefix: String) -> Self {
+        S3Store {
+            client,
+            bucket,
+            prefix,
+        }
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    /// Maps an SDK failure on `key` to our error, naming the cause and the fix.
+    fn failed(&self, key: &str, action: &str, failure: Failure) -> Error {
+        let location = self.location(key);
+        if failure.code.as_deref() == Some("NoSuchBucket") || (action == "check" && failure.status == Some(404)) {
+            return Error::destination(
+                location,
+                format!("bucket {} does not exist; create it or fix --destination", self.bucket),
+                None,
+            );
+        }
+        if failure.is_access_denied() {
+            return Error::auth(
+                format!("access denied to {location} ({}); grant s3:GetObject, s3:PutObject, s3:ListBucket and s3:DeleteObject on it", failure.summary()),
+                None,
+            );
+        }
+        Error::destination(location, format!("cannot {action}: {}", failure.summary()), None)
+    }
+
+    async fn put_multipart(&self, key: &str, body: Bytes, content_type: &str) -> Result<()> {
+        let full = self.full_key(key);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| self.failed(key, "start a multipart upload", Failure::of(&e)))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result = self.upload_parts(&full, &upload_id, &body).await;
+        match result {
+            Ok(parts) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&full)
+                .upload_id(&upload_id)
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.failed(key, "complete a multipart upload", Failure::of(&e))),
+            Err(err) => {
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn upload_parts(&self, full: &str, upload_id: &str, body: &Bytes) -> Result<Vec<CompletedPart>> {
+        let mut parts = Vec::new();
+        for (index, start) in (0..body.len()).step_by(MULTIPART_PART_SIZE).enumerate() {
+            let end = (start + MULTIPART_PART_SIZE).min(body.len());
+            let number = index as i32 + 1;
+            let out = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(full)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(body.slice(start..end)))
+                .send()
+                .await
+                .map_err(|e| self.failed(full, "upload a part", Failure::of(&e)))?;
+            parts.push(
+                CompletedPart::builder()
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .part_number(number)
+                    .build(),
+            );
+        }
+        Ok(parts)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn location(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.full_key(key))
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed("", "check", Failure::of(&e)))
+    }
+
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<()> {
+        if body.len() > MULTIPART_THRESHOLD {
+            return self.put_multipart(key, body, content_type).await;
+        }
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed(key, "write", Failure::of(&e)))
+    }
+
+    async fn put_if(&self, key: &str, body: Bytes, precondition: Precondition) -> Result<CondPut> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        request = match precondition {
+            Precondition::Absent => request.if_none_match("*"),
+            Precondition::Matches(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(out) => Ok(CondPut::Written(out.e_tag().unwrap_or_default().to_string())),
+            Err(err) => {
+                let failure = Failure::of(&err);
+                if matches!(failure.status, Some(412 | 409)) {
+                    Ok(CondPut::PreconditionFailed)
+                } else {
+                    Err(self.failed(key, "write", failure))
+                }
+            }
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, String)>> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) => {
+                let failure = Failure::of(&err);
+                if failure.code.as_deref() == Some("NoSuchKey") || failure.status == Some(404) && failure.code.as_deref() != Some("NoSuchBucket") {
+                    return Ok(None);
+                }
+                return Err(self.failed(key, "read", failure));
+            }
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let body = out.body.collect().await.map_err(|e| {
+            Error::destination(self.location(key), "read failed mid-body; retry", Some(Box::new(e) as _))
+        })?;
+        Ok(Some((body.into_bytes(), etag)))
+    }
+
+    async fn get_tail(&self, key: &str, len: u64) -> Result<Bytes> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .range(format!("bytes=-{len}"))
+            .send()
+            .await
+            .map_err(|e| self.failed(key, "read", Failure::of(&e)))?;
+        let body = out.body.collect().await.map_err(|e| {
+            Error::destination(self.location(key), "read failed mid-body; retry", Some(Box::new(e) as _))
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(self.full_key(prefix))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.failed(prefix, "list", Failure::of(&e)))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                out.push(ObjectMeta {
+                    key: key[strip..].to_string(),
+                    size: object.size().unwrap_or_default().max(0) as u64,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.failed(key, "delete", Failure::of(&e)))
+    }
+}
