@@ -14,6 +14,8 @@ pub struct AwsSettings {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
+    /// Fixed dummy credentials (the demo's in-process emulator needs no real ones).
+    pub demo_credentials: bool,
 }
 
 /// Loads the shared SDK config and checks that credentials resolve, before any request.
@@ -27,6 +29,10 @@ pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
     }
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
+    }
+    if settings.demo_credentials {
+        let demo = aws_credential_types::Credentials::new("demo", "demo", None, None, "sechub-export-demo");
+        loader = loader.credentials_provider(demo);
     }
     let config = loader.load().await;
     if config.region().is_none() {
@@ -54,7 +60,10 @@ pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
 /// An S3 client; path-style addressing when an endpoint override points at an emulator.
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     let mut builder = aws_sdk_s3::config::Builder::from(config);
-    if config.endpoint_url().is_some() {
+    let emulated = config.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    if emulated {
         builder = builder.force_path_style(true);
     }
     aws_sdk_s3::Client::from_conf(builder.build())

@@ -27,6 +27,69 @@ pub enum Command {
     Export(ExportFlags),
     /// Show a job's checkpoint, or list the jobs at a destination.
     Status(StatusFlags),
+    /// Try the whole export offline: a local emulator feeds a real export into a local lake.
+    Demo(DemoFlags),
+    /// Serve a local Security Hub GetFindings emulator (quota, faults) until Ctrl-C.
+    Emulator(EmulatorFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoFlags {
+    /// Findings the emulator holds.
+    #[arg(long, default_value_t = 20_000)]
+    pub findings: u64,
+    /// Quota of the emulator and rate of the export (use 3 to watch the real pace).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// Burst of the emulator's quota and of the export (the service allows 6).
+    #[arg(long, default_value_t = 100)]
+    pub burst: u32,
+    /// Folder of the demo lake.
+    #[arg(long, default_value = "sechub-demo-lake")]
+    pub destination: std::path::PathBuf,
+    /// Seed of the generated findings.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorFlags {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:4599")]
+    pub listen: std::net::SocketAddr,
+    /// Generated findings to serve.
+    #[arg(long, default_value_t = 10_000)]
+    pub findings: u64,
+    /// Seed of the generated findings and of the fault dice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Serve findings from a file instead: NDJSON or `aws securityhub get-findings` output.
+    #[arg(long)]
+    pub load: Option<std::path::PathBuf>,
+    /// Quota: requests per second.
+    #[arg(long, default_value_t = 3.0)]
+    pub rate: f64,
+    /// Quota: burst.
+    #[arg(long, default_value_t = 6)]
+    pub burst: u32,
+    /// Share of in-quota requests answered 429 anyway.
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_probability: f64,
+    /// Share answered 500 InternalException.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_probability: f64,
+    /// Added latency per request, uniform in 0..=N ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share of responses whose connection drops halfway.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_probability: f64,
+    /// After N pages, reject every NextToken issued so far (once).
+    #[arg(long)]
+    pub invalid_token_after_pages: Option<u64>,
 }
 
 /// Where AWS is.
@@ -39,13 +102,14 @@ pub struct AwsFlags {
     #[arg(long)]
     pub profile: Option<String>,
     /// Send every AWS call to this endpoint (an emulator); S3 then uses path-style addressing.
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    /// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> work as in every AWS SDK.
+    #[arg(long)]
     pub endpoint_url: Option<String>,
 }
 
 impl From<AwsFlags> for AwsSettings {
     fn from(flags: AwsFlags) -> Self {
-        AwsSettings { region: flags.region, profile: flags.profile, endpoint_url: flags.endpoint_url }
+        AwsSettings { region: flags.region, profile: flags.profile, endpoint_url: flags.endpoint_url, demo_credentials: false }
     }
 }
 
@@ -148,12 +212,54 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", summary_line(&summary));
             Ok(())
         }
+        Command::Demo(flags) => {
+            let args = crate::demo::DemoArgs {
+                findings: flags.findings,
+                rate: flags.rate,
+                burst: flags.burst,
+                destination: flags.destination,
+                seed: flags.seed,
+                quiet: flags.quiet,
+            };
+            println!("{}", crate::demo::demo(args).await?);
+            Ok(())
+        }
+        Command::Emulator(flags) => serve_emulator(flags).await,
         Command::Status(flags) => {
             let text = crate::status::status(&flags.destination, &flags.aws.into(), flags.job_id.as_deref()).await?;
             println!("{text}");
             Ok(())
         }
     }
+}
+
+async fn serve_emulator(flags: EmulatorFlags) -> Result<()> {
+    use crate::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
+    let probabilities = [flags.throttle_probability, flags.error_probability, flags.drop_probability];
+    if probabilities.iter().any(|p| !(0.0..=1.0).contains(p)) {
+        return Err(crate::Error::Usage("fault probabilities must be between 0 and 1".into()));
+    }
+    let mut config = EmulatorConfig { rate: flags.rate, burst: flags.burst, ..EmulatorConfig::generated(flags.findings, flags.seed) };
+    if let Some(path) = &flags.load {
+        config.dataset = Dataset::load(path).map_err(crate::Error::Usage)?;
+    }
+    config.faults = Faults {
+        throttle_probability: flags.throttle_probability,
+        error_probability: flags.error_probability,
+        latency_ms: flags.latency_ms,
+        drop_probability: flags.drop_probability,
+        invalid_token_after_pages: flags.invalid_token_after_pages,
+    };
+    let count = config.dataset.len();
+    let emulator = Emulator::start(config, flags.listen)
+        .await
+        .map_err(|e| crate::Error::Usage(format!("cannot listen on {}: {e}; pick another --listen address", flags.listen)))?;
+    println!("listening on {} with {count} findings (stats: GET {}/stats, faults: PUT {}/faults)", emulator.url(), emulator.url(), emulator.url());
+    let _ = tokio::signal::ctrl_c().await;
+    let stats = emulator.stats();
+    emulator.stop().await;
+    println!("{}", serde_json::to_string(&stats).unwrap_or_default());
+    Ok(())
 }
 
 /// The final line of a run.

@@ -4,7 +4,9 @@
 pub mod aws;
 pub mod checkpoint;
 pub mod cli;
+pub mod demo;
 pub mod encode;
+pub mod emulator;
 pub mod error;
 pub mod export;
 pub mod layout;

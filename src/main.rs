@@ -5,7 +5,12 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = sechub_export::cli::Cli::parse();
     sechub_export::cli::init_logging(cli.verbose);
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // SDK futures are large in debug builds; give worker threads the main thread's stack size.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(sechub_export::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -1,0 +1,243 @@
+//! Deterministic, realistic ASFF findings: finding `i` of seed `s` is always the same text, made
+//! on demand, so a million-finding data set costs no memory.
+
+use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Map, Value};
+
+/// Products the generator imitates.
+pub const PRODUCTS: &[&str] = &["GuardDuty", "Inspector", "Security Hub", "Macie", "IAM Access Analyzer", "Acme Scanner"];
+const REGIONS: &[&str] = &["us-east-1", "eu-west-1", "ap-southeast-2"];
+const SEVERITIES: &[(&str, u32, u32, u32)] = &[
+    // label, weight %, normalized low, high
+    ("INFORMATIONAL", 20, 0, 0),
+    ("LOW", 30, 1, 39),
+    ("MEDIUM", 30, 40, 69),
+    ("HIGH", 15, 70, 89),
+    ("CRITICAL", 5, 90, 100),
+];
+
+/// A generated data set: `count` findings from `seed`, timestamps before `base_time`.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    pub seed: u64,
+    pub base_time: DateTime<Utc>,
+}
+
+impl Default for Generator {
+    fn default() -> Self {
+        Generator { seed: 1, base_time: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap() }
+    }
+}
+
+fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> &'a T {
+    &items[rng.random_range(0..items.len())]
+}
+
+/// A timestamp in one of the forms the API carries.
+fn stamp(rng: &mut SmallRng, time: DateTime<Utc>) -> String {
+    match rng.random_range(0..10) {
+        0 => time.to_rfc3339_opts(SecondsFormat::Secs, true),
+        1 => time.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        2 => time.with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap()).to_rfc3339_opts(SecondsFormat::Millis, false),
+        3 => time.to_rfc3339_opts(SecondsFormat::Micros, true),
+        _ => time.to_rfc3339_opts(SecondsFormat::Millis, true),
+    }
+}
+
+impl Generator {
+    /// Finding `index`, as the compact JSON text the service would send.
+    pub fn finding(&self, index: u64) -> String {
+        self.finding_value(index).to_string()
+    }
+
+    /// Finding `index` as a JSON value.
+    pub fn finding_value(&self, index: u64) -> Value {
+        let mut rng = SmallRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index);
+        let product_index = rng.random_range(0..PRODUCTS.len());
+        let product = PRODUCTS[product_index];
+        let region = *pick(&mut rng, REGIONS);
+        let account = format!("{:012}", 111_111_111_111u64 * (1 + rng.random_range(0..5u64)) % 1_000_000_000_000);
+        let created = self.base_time - Duration::seconds(rng.random_range(3_600..86 * 86_400));
+        let updated = created + Duration::seconds(rng.random_range(0..3 * 86_400));
+        let roll = rng.random_range(0..100);
+        let mut acc = 0;
+        let &(label, _, low, high) = SEVERITIES
+            .iter()
+            .find(|(_, weight, _, _)| {
+                acc += weight;
+                roll < acc
+            })
+            .unwrap_or(&SEVERITIES[0]);
+        let normalized = rng.random_range(low..=high);
+        let workflow = *pick(&mut rng, &["NEW", "NEW", "NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"]);
+        let record_state = if rng.random_range(0..5) == 0 { "ARCHIVED" } else { "ACTIVE" };
+        let (company, product_arn_tail) = match product {
+            "Acme Scanner" => ("Acme Corp", format!("product/{account}/default")),
+            "Security Hub" => ("AWS", "product/aws/securityhub".into()),
+            other => ("Amazon", format!("product/aws/{}", other.to_ascii_lowercase().replace(' ', "-"))),
+        };
+        let product_arn = format!("arn:aws:securityhub:{region}::{product_arn_tail}");
+        let id = format!("arn:aws:securityhub:{region}:{account}:finding/{:016x}-{index:010}", self.seed);
+        let mut finding = json!({
+            "SchemaVersion": "2018-10-08",
+            "Id": id,
+            "ProductArn": product_arn,
+            "ProductName": product,
+            "CompanyName": company,
+            "Region": region,
+            "AwsAccountId": account,
+            "CreatedAt": stamp(&mut rng, created),
+            "UpdatedAt": stamp(&mut rng, updated),
+            "FirstObservedAt": stamp(&mut rng, created),
+            "LastObservedAt": stamp(&mut rng, updated),
+            "Severity": {"Label": label, "Normalized": normalized, "Original": label},
+            "Workflow": {"Status": workflow},
+            "WorkflowState": "NEW",
+            "RecordState": record_state,
+            "ProductFields": {
+                "aws/securityhub/FindingId": id,
+                "aws/securityhub/ProductName": product,
+                "aws/securityhub/CompanyName": company,
+            },
+        });
+        let body = finding.as_object_mut().expect("object");
+        add_product_fields(&mut rng, product, region, &account, index, body);
+        pad(&mut rng, index, body);
+        finding
+    }
+}
+
+fn resource(kind: &str, id: String, region: &str, details: Value) -> Value {
+    json!({"Type": kind, "Id": id, "Partition": "aws", "Region": region, "Details": details})
+}
+
+/// Product-specific fields: generator, types, title, resources, compliance, vulnerabilities.
+fn add_product_fields(rng: &mut SmallRng, product: &str, region: &str, account: &str, index: u64, f: &mut Map<String, Value>) {
+    let instance = format!("i-{:017x}", rng.random::<u64>() >> 4);
+    let bucket = format!("data-{}-{index}", &account[..4]);
+    let (generator, types, title, description, resources) = match product {
+        "GuardDuty" => (
+            format!("arn:aws:guardduty:{region}:{account}:detector/d{:x}", index % 7),
+            vec!["TTPs/Command and Control/Backdoor:EC2-C&CActivity.B".to_string()],
+            format!("EC2 instance {instance} is communicating with a known command and control server."),
+            "The EC2 instance is querying a domain name associated with a known command and control server.".to_string(),
+            vec![resource("AwsEc2Instance", format!("arn:aws:ec2:{region}:{account}:instance/{instance}"), region,
+                json!({"AwsEc2Instance": {"Type": "t3.large", "ImageId": "ami-0abcdef1234567890", "IpV4Addresses": ["10.0.1.12"], "LaunchedAt": "2026-09-01T10:00:00.000Z"}}))],
+        ),
+        "Inspector" => {
+            let cve = format!("CVE-2026-{:05}", rng.random_range(1000..60000));
+            f.insert("Vulnerabilities".into(), json!([{"Id": cve, "VulnerablePackages": [{"Name": "openssl", "Version": "3.0.2", "Epoch": "0", "Release": "1.el9", "Architecture": "X86_64", "PackageManager": "OS"}],
+                "Cvss": [{"Version": "3.1", "BaseScore": 7.5, "BaseVector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", "Source": "NVD"}],
+                "Vendor": {"Name": "NVD", "Url": format!("https://nvd.nist.gov/vuln/detail/{cve}"), "VendorSeverity": "HIGH"}, "FixAvailable": "YES", "ExploitAvailable": "NO"}]));
+            (
+                format!("arn:aws:inspector2:{region}:{account}:finding/{index:x}"),
+                vec!["Software and Configuration Checks/Vulnerabilities/CVE".to_string()],
+                format!("{cve} - openssl"),
+                "A flaw in openssl allows a remote attacker to cause a denial of service.".to_string(),
+                vec![resource("AwsEc2Instance", format!("arn:aws:ec2:{region}:{account}:instance/{instance}"), region, json!({}))],
+            )
+        }
+        "Security Hub" => {
+            let control = *pick(rng, &["S3.8", "IAM.6", "EC2.19", "CloudTrail.1", "RDS.3"]);
+            let status = *pick(rng, &["PASSED", "FAILED", "FAILED", "WARNING", "NOT_AVAILABLE"]);
+            f.insert("Compliance".into(), json!({"Status": status, "SecurityControlId": control,
+                "AssociatedStandards": [{"StandardsId": "standards/aws-foundational-security-best-practices/v/1.0.0"}]}));
+            (
+                format!("security-control/{control}"),
+                vec!["Software and Configuration Checks/Industry and Regulatory Standards".to_string()],
+                format!("{control} control check"),
+                format!("This control checks configuration {control}."),
+                vec![resource("AwsS3Bucket", format!("arn:aws:s3:::{bucket}"), region, json!({"AwsS3Bucket": {"OwnerId": account, "CreatedAt": "2025-01-01T00:00:00.000Z"}}))],
+            )
+        }
+        "Macie" => (
+            format!("arn:aws:macie:{region}:{account}:classification-job/{index:x}"),
+            vec!["Sensitive Data Identifications/PII/SensitiveData:S3Object-Personal".to_string()],
+            "The S3 object contains personal information.".to_string(),
+            "The object contains names, addresses and credit card numbers.".to_string(),
+            vec![resource("AwsS3Bucket", format!("arn:aws:s3:::{bucket}"), region, json!({})),
+                 resource("AwsS3Object", format!("arn:aws:s3:::{bucket}/customers/{index}.csv"), region, json!({}))],
+        ),
+        "IAM Access Analyzer" => (
+            format!("arn:aws:access-analyzer:{region}:{account}:analyzer/ConsoleAnalyzer"),
+            vec!["Software and Configuration Checks/AWS Security Best Practices/External Access Granted".to_string()],
+            format!("AwsS3Bucket/arn:aws:s3:::{bucket}/ allows cross-account access"),
+            "The bucket policy grants access to an external principal.".to_string(),
+            vec![resource("AwsS3Bucket", format!("arn:aws:s3:::{bucket}"), region, json!({}))],
+        ),
+        _ => {
+            f.insert("UserDefinedFields".into(), json!({"team": "plateforme-sécurité", "ticket": format!("SEC-{index}"), "owner:email": "sec@example.com"}));
+            f.insert("FutureAsffField".into(), json!({"nested": [1, {"deep": ["x"]}], "note": "a field newer than the SDK"}));
+            (
+                format!("acme-scanner/rule-{}", index % 50),
+                vec!["Unusual Behaviors/Application".to_string(), "Effects/Data Exposure".to_string()],
+                "Übermäßige Berechtigungen — 過剰な権限 😀 détecté".to_string(),
+                "Custom finding with unicode: naïve café, 𝔘𝔫𝔦𝔠𝔬𝔡𝔢, emoji 🚨, quotes \"x\" and \\ backslash.".to_string(),
+                vec![resource("Other", format!("acme:{account}:asset/{index}"), region, json!({"Other": {"asset": "web-01"}}))],
+            )
+        }
+    };
+    f.insert("GeneratorId".into(), generator.into());
+    f.insert("Types".into(), types.into());
+    f.insert("Title".into(), title.into());
+    f.insert("Description".into(), description.into());
+    f.insert("Resources".into(), resources.into());
+}
+
+/// Grows the finding to a realistic size: mostly 1-5 KB, some up to 10 KB, one in 2,000 near 200 KB.
+fn pad(rng: &mut SmallRng, index: u64, f: &mut Map<String, Value>) {
+    let target = if index % 2000 == 1999 {
+        rng.random_range(190_000..200_000)
+    } else if rng.random_range(0..10) == 0 {
+        rng.random_range(5_000..10_000)
+    } else {
+        rng.random_range(1_000..5_000)
+    };
+    let current = Value::Object(f.clone()).to_string().len();
+    if current >= target {
+        return;
+    }
+    let mut notes = Map::new();
+    let mut size = current;
+    let mut n = 0;
+    while size < target {
+        let value = format!("observation {n} for finding {index}: {}", "lorem ipsum dolor sit amet ".repeat(rng.random_range(1..8)));
+        size += value.len() + 24;
+        notes.insert(format!("aws/inspector/evidence/{n}"), value.into());
+        n += 1;
+    }
+    if let Some(Value::Object(fields)) = f.get_mut("ProductFields") {
+        fields.extend(notes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_index_always_gives_the_same_finding_and_ids_are_unique() {
+        let generator = Generator::default();
+        assert_eq!(generator.finding(42), generator.finding(42));
+        let ids: std::collections::HashSet<String> = (0..500)
+            .map(|i| generator.finding_value(i)["Id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), 500);
+        let other = Generator { seed: 2, ..Generator::default() };
+        assert_ne!(generator.finding(1), other.finding(1));
+    }
+
+    #[test]
+    fn sizes_and_products_are_varied() {
+        let generator = Generator::default();
+        let sizes: Vec<usize> = (0..2000).map(|i| generator.finding(i).len()).collect();
+        assert!(sizes.iter().all(|s| *s >= 1000), "min {}", sizes.iter().min().unwrap());
+        assert!(sizes.iter().any(|s| *s > 150_000), "one near 200 KB");
+        let products: std::collections::HashSet<String> = (0..200)
+            .map(|i| generator.finding_value(i)["ProductName"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(products.len(), PRODUCTS.len());
+    }
+}

@@ -1,0 +1,161 @@
+//! A local Security Hub GetFindings endpoint for the demo, tests and benchmarks: the real wire
+//! protocol, the real quota (token bucket, 429s), and faults on demand.
+
+pub mod generate;
+pub mod query;
+pub mod quota;
+mod server;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::routing::{get, post};
+use axum::Router;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use query::Dataset;
+use quota::{DemandMeter, TokenBucket};
+use server::{Counters, EmulatorState};
+
+/// The account id the emulator's STS answers with.
+pub const EMULATOR_ACCOUNT: &str = "123456789012";
+
+/// Faults injected into GetFindings answers (after the quota check).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Share of requests answered 429 although within quota.
+    pub throttle_probability: f64,
+    /// Share answered 500 InternalException.
+    pub error_probability: f64,
+    /// Added latency, uniform in 0..=latency_ms.
+    pub latency_ms: u64,
+    /// Share whose connection is dropped halfway through the body.
+    pub drop_probability: f64,
+    /// After this many pages served, every NextToken issued so far is rejected (once).
+    pub invalid_token_after_pages: Option<u64>,
+}
+
+/// What the emulator saw (served at `GET /stats`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub requests: u64,
+    pub accepted: u64,
+    pub throttled_quota: u64,
+    pub throttled_injected: u64,
+    pub internal_errors: u64,
+    pub dropped: u64,
+    pub invalid_tokens: u64,
+    pub pages: u64,
+    pub findings: u64,
+    /// Burst the client's arrivals needed at the quota rate; at most `burst` for a client that
+    /// stayed within the quota.
+    pub peak_demand: f64,
+    pub rate: f64,
+    pub burst: u32,
+}
+
+/// How to run an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub dataset: Dataset,
+    pub rate: f64,
+    pub burst: u32,
+    pub faults: Faults,
+    /// Seed of the fault dice.
+    pub fault_seed: u64,
+}
+
+impl EmulatorConfig {
+    /// `count` generated findings at the service's quota, no faults.
+    pub fn generated(count: u64, seed: u64) -> Self {
+        EmulatorConfig {
+            dataset: Dataset::Generated { generator: generate::Generator { seed, ..Default::default() }, count },
+            rate: 3.0,
+            burst: 6,
+            faults: Faults::default(),
+            fault_seed: seed,
+        }
+    }
+}
+
+/// A running emulator; stops when dropped or on `stop`.
+pub struct Emulator {
+    pub addr: SocketAddr,
+    state: Arc<EmulatorState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts serving on `bind` (port 0 picks a free port).
+    pub async fn start(config: EmulatorConfig, bind: SocketAddr) -> std::io::Result<Emulator> {
+        let state = Arc::new(EmulatorState {
+            dataset: config.dataset,
+            account_id: EMULATOR_ACCOUNT.into(),
+            rate: config.rate,
+            burst: config.burst,
+            bucket: Mutex::new(TokenBucket::new(config.rate, config.burst, Instant::now())),
+            meter: Mutex::new(DemandMeter::new(config.rate)),
+            faults: Mutex::new(config.faults),
+            rng: Mutex::new(SmallRng::seed_from_u64(config.fault_seed)),
+            counters: Counters::default(),
+            epoch: AtomicU64::new(0),
+            matches: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new()
+            .route("/findings", post(server::get_findings))
+            .route("/", post(server::sts))
+            .route("/stats", get(server::stats))
+            .route("/faults", get(server::get_faults).put(server::put_faults))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = signal.await;
+                })
+                .await;
+        });
+        Ok(Emulator { addr, state, shutdown: Some(shutdown), task: Some(task) })
+    }
+
+    /// `http://127.0.0.1:PORT`, for `--endpoint-url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.state.faults.lock().expect("faults") = faults;
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The emulator's HTTP handlers: GetFindings (rest-json, real error shapes, quota, faults),
+//! STS GetCallerIdentity (so the SDK's account lookup works), and stats / faults endpoints.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rand::rngs::SmallRng;
+use rand::Rng;
+use serde_json::Value;
+
+use super::quota::{DemandMeter, TokenBucket};
+use super::query::{self, Dataset, TokenError};
+use super::{Faults, Stats};
+
+/// Shared state of a running emulator.
+pub struct EmulatorState {
+    pub dataset: Dataset,
+    pub account_id: String,
+    pub rate: f64,
+    pub burst: u32,
+    pub bucket: Mutex<TokenBucket>,
+    pub meter: Mutex<DemandMeter>,
+    pub faults: Mutex<Faults>,
+    pub rng: Mutex<SmallRng>,
+    pub counters: Counters,
+    /// Bumped when the invalid-token fault fires: every older token is dead from then on.
+    pub epoch: AtomicU64,
+    /// Matching finding indexes per filtered query.
+    pub matches: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
+}
+
+/// What the emulator has seen.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub accepted: AtomicU64,
+    pub throttled_quota: AtomicU64,
+    pub throttled_injected: AtomicU64,
+    pub internal_errors: AtomicU64,
+    pub dropped: AtomicU64,
+    pub invalid_tokens: AtomicU64,
+    pub pages: AtomicU64,
+    pub findings: AtomicU64,
+}
+
+impl EmulatorState {
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            requests: load(&c.requests),
+            accepted: load(&c.accepted),
+            throttled_quota: load(&c.throttled_quota),
+            throttled_injected: load(&c.throttled_injected),
+            internal_errors: load(&c.internal_errors),
+            dropped: load(&c.dropped),
+            invalid_tokens: load(&c.invalid_tokens),
+            pages: load(&c.pages),
+            findings: load(&c.findings),
+            peak_demand: self.meter.lock().expect("meter").peak(),
+            rate: self.rate,
+            burst: self.burst,
+        }
+    }
+
+    fn chance(&self, probability: f64) -> bool {
+        probability > 0.0 && self.rng.lock().expect("rng").random_bool(probability.min(1.0))
+    }
+}
+
+/// An error response in the service's rest-json shape.
+fn service_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"Code": code, "Message": message, "message": message});
+    (status, [("x-amzn-ErrorType", code), (header::CONTENT_TYPE.as_str(), "application/json")], body.to_string()).into_response()
+}
+
+fn invalid_input(message: &str) -> Response {
+    service_error(StatusCode::BAD_REQUEST, "InvalidInputException", message)
+}
+
+/// `POST /findings`.
+pub async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
+    let now = Instant::now();
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    state.meter.lock().expect("meter").record(now);
+    let faults = state.faults.lock().expect("faults").clone();
+    if faults.latency_ms > 0 {
+        let delay = state.rng.lock().expect("rng").random_range(0..=faults.latency_ms);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if !state.bucket.lock().expect("bucket").try_take(now) {
+        state.counters.throttled_quota.fetch_add(1, Ordering::Relaxed);
+        return service_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate exceeded");
+    }
+    if state.chance(faults.throttle_probability) {
+        state.counters.throttled_injected.fetch_add(1, Ordering::Relaxed);
+        return service_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate exceeded");
+    }
+    if state.chance(faults.error_probability) {
+        state.counters.internal_errors.fetch_add(1, Ordering::Relaxed);
+        return service_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalException", "Internal service error (injected)");
+    }
+    let response = match page(&state, &body, &faults) {
+        Ok(text) => text,
+        Err(response) => return response,
+    };
+    if state.chance(faults.drop_probability) {
+        state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let bytes = Bytes::from(response);
+        let cut = bytes.len() / 2;
+        let chunks: Vec<Result<Bytes, std::io::Error>> =
+            vec![Ok(bytes.slice(..cut)), Err(std::io::Error::other("connection dropped (injected)"))];
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(futures::stream::iter(chunks))).into_response();
+    }
+    state.counters.accepted.fetch_add(1, Ordering::Relaxed);
+    state.counters.pages.fetch_add(1, Ordering::Relaxed);
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], response).into_response()
+}
+
+/// Builds the page for a request body, or the error the service would answer.
+fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, Response> {
+    let request: Value = serde_json::from_slice(body).map_err(|_| invalid_input("Request body is not valid JSON"))?;
+    let filters = request.get("Filters").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+    let sort = request.get("SortCriteria").cloned().unwrap_or(Value::Null);
+    let max_results = request.get("MaxResults").and_then(Value::as_i64).unwrap_or(100);
+    if !(1..=100).contains(&max_results) {
+        return Err(invalid_input("MaxResults must be between 1 and 100"));
+    }
+    query::check_supported(&filters).map_err(|m| invalid_input(&m))?;
+    let hash = query::query_hash(&filters, &sort, max_results);
+    let offset = match request.get("NextToken").and_then(Value::as_str) {
+        None => 0,
+        Some("") => return Err(invalid_input("Invalid NextToken: the token must not be empty")),
+        Some(token) => {
+            if faults.invalid_token_after_pages.is_some_and(|n| state.counters.pages.load(Ordering::Relaxed) >= n) {
+                // Fire once: every token issued so far dies.
+                state.faults.lock().expect("faults").invalid_token_after_pages = None;
+                state.epoch.fetch_add(1, Ordering::Relaxed);
+            }
+            let epoch = state.epoch.load(Ordering::Relaxed);
+            query::read_token(token, epoch, hash).map_err(|e| {
+                state.counters.invalid_tokens.fetch_add(1, Ordering::Relaxed);
+                invalid_input(match e {
+                    TokenError::QueryChanged => "Invalid NextToken: Input Query has changed",
+                    TokenError::Expired => "Invalid NextToken: the token has expired",
+                    TokenError::Malformed => "Invalid NextToken",
+                })
+            })?
+        }
+    };
+    let indexes = matching(state, &filters, hash);
+    let total = indexes.as_ref().map_or(state.dataset.len(), |m| m.len() as u64);
+    let end = (offset + max_results as u64).min(total);
+    let mut text = String::from("{\"Findings\":[");
+    for (n, position) in (offset..end).enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        let index = indexes.as_ref().map_or(position, |m| m[position as usize]);
+        text.push_str(&state.dataset.text(index));
+    }
+    text.push(']');
+    if end < total {
+        let token = query::make_token(state.epoch.load(Ordering::Relaxed), hash, end);
+        text.push_str(&format!(",\"NextToken\":\"{token}\""));
+    }
+    text.push('}');
+    state.counters.findings.fetch_add(end.saturating_sub(offset), Ordering::Relaxed);
+    Ok(text)
+}
+
+/// The indexes matching a filtered query (`None`: no filters, every finding), computed once.
+fn matching(state: &EmulatorState, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
+    if filters.as_object().is_none_or(|f| f.is_empty()) {
+        return None;
+    }
+    if let Some(found) = state.matches.lock().expect("matches").get(&hash) {
+        return Some(found.clone());
+    }
+    let found: Arc<Vec<u64>> =
+        Arc::new((0..state.dataset.len()).filter(|&i| query::matches(filters, &state.dataset.value(i))).collect());
+    state.matches.lock().expect("matches").insert(hash, found.clone());
+    Some(found)
+}
+
+/// `POST /`: STS (query protocol). Only GetCallerIdentity is served.
+pub async fn sts(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body);
+    if !text.contains("Action=GetCallerIdentity") {
+        return (StatusCode::BAD_REQUEST, "the emulator serves only STS GetCallerIdentity").into_response();
+    }
+    let account = &state.account_id;
+    let xml = format!(
+        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>\
+         <Arn>arn:aws:iam::{account}:user/emulator</Arn><UserId>AIDAEMULATOR</UserId><Account>{account}</Account>\
+         </GetCallerIdentityResult><ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+    );
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], xml).into_response()
+}
+
+/// `GET /stats`.
+pub async fn stats(State(state): State<Arc<EmulatorState>>) -> Json<Stats> {
+    Json(state.stats())
+}
+
+/// `GET /faults`.
+pub async fn get_faults(State(state): State<Arc<EmulatorState>>) -> Json<Faults> {
+    Json(state.faults.lock().expect("faults").clone())
+}
+
+/// `PUT /faults`: replaces the fault settings.
+pub async fn put_faults(State(state): State<Arc<EmulatorState>>, Json(faults): Json<Faults>) -> Json<Faults> {
+    *state.faults.lock().expect("faults") = faults.clone();
+    Json(faults)
+}
