@@ -31,7 +31,13 @@ pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
         loader = loader.endpoint_url(url);
     }
     if settings.demo_credentials {
-        let demo = aws_credential_types::Credentials::new("demo", "demo", None, None, "sechub-export-demo");
+        let demo = aws_credential_types::Credentials::new(
+            "demo",
+            "demo",
+            None,
+            None,
+            "sechub-export-demo",
+        );
         loader = loader.credentials_provider(demo);
     }
     let config = loader.load().await;
@@ -152,10 +158,13 @@ pub async fn account_id(config: &SdkConfig) -> Result<String> {
         Err(err) => {
             let failure = Failure::of(&err);
             if failure.transport {
-                Err(Error::auth(
-                    format!("cannot reach STS to identify the account ({}); check --endpoint-url, the network and the Region", failure.message),
-                    None,
-                ))
+                Err(Error::Unreachable {
+                    service: "STS".into(),
+                    message: format!(
+                        "{}; check --endpoint-url, the network and the Region",
+                        failure.message
+                    ),
+                })
             } else {
                 Err(Error::auth(
                     format!("the credentials were rejected by STS ({}); refresh them (aws sso login) or pick another --profile", failure.summary()),

@@ -31,6 +31,18 @@ pub enum Command {
     Demo(DemoFlags),
     /// Serve a local Security Hub GetFindings emulator (quota, faults) until Ctrl-C.
     Emulator(EmulatorFlags),
+    /// Print the emulator's generated findings as NDJSON (sample data, test and bench input).
+    Generate(GenerateFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateFlags {
+    /// How many findings.
+    #[arg(long, default_value_t = 1000)]
+    pub findings: u64,
+    /// Seed (the same seed gives the same findings).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +121,12 @@ pub struct AwsFlags {
 
 impl From<AwsFlags> for AwsSettings {
     fn from(flags: AwsFlags) -> Self {
-        AwsSettings { region: flags.region, profile: flags.profile, endpoint_url: flags.endpoint_url, demo_credentials: false }
+        AwsSettings {
+            region: flags.region,
+            profile: flags.profile,
+            endpoint_url: flags.endpoint_url,
+            demo_credentials: false,
+        }
     }
 }
 
@@ -173,8 +190,15 @@ pub fn init_logging(verbose: u8) {
         1 => "sechub_export=debug,info",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }
 
 /// Resolves on the first Ctrl-C (a second one kills the process the usual way).
@@ -225,8 +249,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Emulator(flags) => serve_emulator(flags).await,
+        Command::Generate(flags) => {
+            use std::io::Write;
+            let generator = crate::emulator::generate::Generator {
+                seed: flags.seed,
+                ..Default::default()
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for index in 0..flags.findings {
+                writeln!(out, "{}", generator.finding(index))
+                    .map_err(|e| crate::Error::Internal(format!("cannot write: {e}")))?;
+            }
+            out.flush()
+                .map_err(|e| crate::Error::Internal(format!("cannot write: {e}")))
+        }
         Command::Status(flags) => {
-            let text = crate::status::status(&flags.destination, &flags.aws.into(), flags.job_id.as_deref()).await?;
+            let text = crate::status::status(
+                &flags.destination,
+                &flags.aws.into(),
+                flags.job_id.as_deref(),
+            )
+            .await?;
             println!("{text}");
             Ok(())
         }
@@ -235,11 +278,21 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn serve_emulator(flags: EmulatorFlags) -> Result<()> {
     use crate::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
-    let probabilities = [flags.throttle_probability, flags.error_probability, flags.drop_probability];
+    let probabilities = [
+        flags.throttle_probability,
+        flags.error_probability,
+        flags.drop_probability,
+    ];
     if probabilities.iter().any(|p| !(0.0..=1.0).contains(p)) {
-        return Err(crate::Error::Usage("fault probabilities must be between 0 and 1".into()));
+        return Err(crate::Error::Usage(
+            "fault probabilities must be between 0 and 1".into(),
+        ));
     }
-    let mut config = EmulatorConfig { rate: flags.rate, burst: flags.burst, ..EmulatorConfig::generated(flags.findings, flags.seed) };
+    let mut config = EmulatorConfig {
+        rate: flags.rate,
+        burst: flags.burst,
+        ..EmulatorConfig::generated(flags.findings, flags.seed)
+    };
     if let Some(path) = &flags.load {
         config.dataset = Dataset::load(path).map_err(crate::Error::Usage)?;
     }
@@ -251,10 +304,18 @@ async fn serve_emulator(flags: EmulatorFlags) -> Result<()> {
         invalid_token_after_pages: flags.invalid_token_after_pages,
     };
     let count = config.dataset.len();
-    let emulator = Emulator::start(config, flags.listen)
-        .await
-        .map_err(|e| crate::Error::Usage(format!("cannot listen on {}: {e}; pick another --listen address", flags.listen)))?;
-    println!("listening on {} with {count} findings (stats: GET {}/stats, faults: PUT {}/faults)", emulator.url(), emulator.url(), emulator.url());
+    let emulator = Emulator::start(config, flags.listen).await.map_err(|e| {
+        crate::Error::Usage(format!(
+            "cannot listen on {}: {e}; pick another --listen address",
+            flags.listen
+        ))
+    })?;
+    println!(
+        "listening on {} with {count} findings (stats: GET {}/stats, faults: PUT {}/faults)",
+        emulator.url(),
+        emulator.url(),
+        emulator.url()
+    );
     let _ = tokio::signal::ctrl_c().await;
     let stats = emulator.stats();
     emulator.stop().await;

@@ -36,11 +36,16 @@ pub struct DemoArgs {
 
 /// Runs the demo and returns the summary text.
 pub async fn demo(args: DemoArgs) -> Result<String> {
-    let config = EmulatorConfig { rate: args.rate, burst: args.burst, ..EmulatorConfig::generated(args.findings, args.seed) };
+    let config = EmulatorConfig {
+        rate: args.rate,
+        burst: args.burst,
+        ..EmulatorConfig::generated(args.findings, args.seed)
+    };
     let emulator = Emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| Error::Internal(format!("cannot start the emulator on 127.0.0.1: {e}")))?;
-    let root = std::path::absolute(&args.destination).map_err(|e| Error::Usage(format!("invalid demo folder: {e}")))?;
+    let root = std::path::absolute(&args.destination)
+        .map_err(|e| Error::Usage(format!("invalid demo folder: {e}")))?;
     reset_demo_job(&root).await?;
     let export_args = ExportArgs {
         destination: root.display().to_string(),
@@ -73,7 +78,13 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
     let stats = emulator.stats();
     emulator.stop().await;
     let lake = read_lake(&root)?;
-    Ok(report(&summary, &lake, &root, stats.throttled_quota, stats.requests))
+    Ok(report(
+        &summary,
+        &lake,
+        &root,
+        stats.throttled_quota,
+        stats.requests,
+    ))
 }
 
 /// Removes the previous demo job's parts and state, and nothing else.
@@ -103,28 +114,60 @@ pub struct LakeSummary {
 pub fn read_lake(root: &Path) -> Result<LakeSummary> {
     let mut summary = LakeSummary::default();
     let mut files = Vec::new();
-    collect_parts(&root.join(layout::TABLE_DIR), &mut files)
-        .map_err(|e| Error::destination(root.display(), "cannot read the lake back", Some(Box::new(e) as _)))?;
+    collect_parts(&root.join(layout::TABLE_DIR), &mut files).map_err(|e| {
+        Error::destination(
+            root.display(),
+            "cannot read the lake back",
+            Some(Box::new(e) as _),
+        )
+    })?;
     for path in files {
-        let read_error = |e: parquet::errors::ParquetError| Error::destination(path.display(), "unreadable Parquet", Some(Box::new(e) as _));
+        let read_error = |e: parquet::errors::ParquetError| {
+            Error::destination(path.display(), "unreadable Parquet", Some(Box::new(e) as _))
+        };
         summary.files += 1;
         summary.parquet_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let file = std::fs::File::open(&path).map_err(|e| Error::destination(path.display(), "cannot open", Some(Box::new(e) as _)))?;
+        let file = std::fs::File::open(&path).map_err(|e| {
+            Error::destination(path.display(), "cannot open", Some(Box::new(e) as _))
+        })?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(read_error)?;
         let wanted = ["severity_label", "product_name", "finding_json"];
-        let indexes = wanted.map(|name| crate::encode::COLUMNS.iter().position(|c| c.name == name).expect("known column"));
+        let indexes = wanted.map(|name| {
+            crate::encode::COLUMNS
+                .iter()
+                .position(|c| c.name == name)
+                .expect("known column")
+        });
         let mask = ProjectionMask::roots(builder.parquet_schema(), indexes);
         for batch in builder.with_projection(mask).build().map_err(read_error)? {
             let batch = batch.map_err(|e| Error::Internal(e.to_string()))?;
-            let column = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
-            let (Some(severity), Some(product), Some(json)) = (column("severity_label"), column("product_name"), column("finding_json")) else {
-                return Err(Error::Internal("unexpected column types in the demo lake".into()));
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+            };
+            let (Some(severity), Some(product), Some(json)) = (
+                column("severity_label"),
+                column("product_name"),
+                column("finding_json"),
+            ) else {
+                return Err(Error::Internal(
+                    "unexpected column types in the demo lake".into(),
+                ));
             };
             summary.rows += batch.num_rows() as u64;
             for i in 0..batch.num_rows() {
-                let label = if severity.is_null(i) { "(none)" } else { severity.value(i) };
+                let label = if severity.is_null(i) {
+                    "(none)"
+                } else {
+                    severity.value(i)
+                };
                 *summary.by_severity.entry(label.to_string()).or_default() += 1;
-                let name = if product.is_null(i) { "(none)" } else { product.value(i) };
+                let name = if product.is_null(i) {
+                    "(none)"
+                } else {
+                    product.value(i)
+                };
                 *summary.by_product.entry(name.to_string()).or_default() += 1;
                 summary.json_bytes += json.value(i).len() as u64;
             }
@@ -146,15 +189,32 @@ fn collect_parts(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Resu
     Ok(())
 }
 
-fn report(run: &RunSummary, lake: &LakeSummary, root: &Path, throttled: u64, requests: u64) -> String {
+fn report(
+    run: &RunSummary,
+    lake: &LakeSummary,
+    root: &Path,
+    throttled: u64,
+    requests: u64,
+) -> String {
     let mut text = String::new();
     let ratio = 100.0 * lake.parquet_bytes as f64 / lake.json_bytes.max(1) as f64;
     let _ = writeln!(text, "\n{}", crate::cli::summary_line(run));
-    let _ = writeln!(text, "\nLanded in {}:", root.join(layout::TABLE_DIR).display());
+    let _ = writeln!(
+        text,
+        "\nLanded in {}:",
+        root.join(layout::TABLE_DIR).display()
+    );
     let _ = writeln!(text, "  rows            {}", lake.rows);
     let _ = writeln!(text, "  parts           {}", lake.files);
-    let _ = writeln!(text, "  parquet bytes   {} ({ratio:.1}% of the {} bytes of raw finding JSON, ZSTD)", lake.parquet_bytes, lake.json_bytes);
-    let _ = writeln!(text, "  requests        {requests} GetFindings calls, {throttled} throttled by the quota");
+    let _ = writeln!(
+        text,
+        "  parquet bytes   {} ({ratio:.1}% of the {} bytes of raw finding JSON, ZSTD)",
+        lake.parquet_bytes, lake.json_bytes
+    );
+    let _ = writeln!(
+        text,
+        "  requests        {requests} GetFindings calls, {throttled} throttled by the quota"
+    );
     let _ = writeln!(text, "\nBy severity:");
     for (label, count) in &lake.by_severity {
         let _ = writeln!(text, "  {label:<15} {count}");
@@ -170,7 +230,13 @@ fn report(run: &RunSummary, lake: &LakeSummary, root: &Path, throttled: u64, req
         "  duckdb -c \"SELECT severity_label, count(*) FROM read_parquet('{}', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC\"",
         glob.display()
     );
-    let _ = writeln!(text, "\nExport from a real account (credentials from the standard AWS chain):");
-    let _ = writeln!(text, "  sechub-export export --region us-east-1 --destination s3://YOUR-BUCKET/securityhub");
+    let _ = writeln!(
+        text,
+        "\nExport from a real account (credentials from the standard AWS chain):"
+    );
+    let _ = writeln!(
+        text,
+        "  sechub-export export --region us-east-1 --destination s3://YOUR-BUCKET/securityhub"
+    );
     text
 }

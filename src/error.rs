@@ -18,7 +18,7 @@ pub enum ExitCode {
     Destination = 4,
     /// The job's state forbids running: another run holds it, the request differs, state is corrupt.
     JobConflict = 5,
-    /// Security Hub failed after retries, or rejected the request or cursor.
+    /// Security Hub (or AWS) unreachable, failed after retries, or rejected the request or cursor.
     Source = 6,
 }
 
@@ -72,6 +72,9 @@ pub enum Error {
         advice: String,
     },
 
+    #[error("cannot reach {service}: {message}")]
+    Unreachable { service: String, message: String },
+
     #[error("encoding part {part}: {source}")]
     Encode {
         part: u64,
@@ -91,7 +94,9 @@ impl Error {
             Error::Auth { .. } => ExitCode::Auth,
             Error::Destination { .. } => ExitCode::Destination,
             Error::JobConflict { .. } | Error::CorruptState { .. } => ExitCode::JobConflict,
-            Error::Source { .. } | Error::CursorDead { .. } => ExitCode::Source,
+            Error::Source { .. } | Error::CursorDead { .. } | Error::Unreachable { .. } => {
+                ExitCode::Source
+            }
             Error::Encode { .. } | Error::Internal(_) => ExitCode::Internal,
         }
     }

@@ -57,16 +57,24 @@ fn validate(args: &ExportArgs) -> Result<Plan> {
         request::validate_job_id(job_id)?;
     }
     if !(1..=MAX_PART_ROWS).contains(&args.part_rows) {
-        return Err(Error::Usage(format!("invalid --part-rows {}: use 1..={MAX_PART_ROWS}", args.part_rows)));
+        return Err(Error::Usage(format!(
+            "invalid --part-rows {}: use 1..={MAX_PART_ROWS}",
+            args.part_rows
+        )));
     }
     if let Some(name) = args.progress_parameter.as_deref().filter(|n| *n != "none") {
         progress::validate_parameter_name(name)?;
     }
     source::rate_limiter(args.rate, args.burst)?;
     if args.max_duration == Some(Duration::ZERO) {
-        return Err(Error::Usage("invalid --max-duration 0: give a positive duration such as 10m".into()));
+        return Err(Error::Usage(
+            "invalid --max-duration 0: give a positive duration such as 10m".into(),
+        ));
     }
-    Ok(Plan { destination, filters })
+    Ok(Plan {
+        destination,
+        filters,
+    })
 }
 
 /// Opens the object store of a destination.
@@ -75,13 +83,20 @@ pub fn open_store(destination: &Destination, config: Option<&SdkConfig>) -> Arc<
         Destination::Local { root } => Arc::new(LocalStore::new(root.clone())),
         Destination::S3 { bucket, prefix } => {
             let config = config.expect("S3 destinations load the AWS config");
-            Arc::new(S3Store::new(aws::s3_client(config), bucket.clone(), prefix.clone()))
+            Arc::new(S3Store::new(
+                aws::s3_client(config),
+                bucket.clone(),
+                prefix.clone(),
+            ))
         }
     }
 }
 
 /// Runs `export`. `shutdown` resolving stops the run at the next part boundary.
-pub async fn export(args: ExportArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<RunSummary> {
+pub async fn export(
+    args: ExportArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunSummary> {
     let plan = validate(&args)?;
     let config = aws::load(&args.aws).await?;
     let account_id = aws::account_id(&config).await?;
@@ -93,11 +108,24 @@ pub async fn export(args: ExportArgs, shutdown: impl Future<Output = ()> + Send 
         page_size: PAGE_SIZE,
         destination: plan.destination.url(),
     };
-    let job_id = args.job_id.clone().unwrap_or_else(|| identity.default_job_id());
+    let job_id = args
+        .job_id
+        .clone()
+        .unwrap_or_else(|| identity.default_job_id());
     let store = open_store(&plan.destination, Some(&config));
     store.check().await?;
     let lock = JobLock::acquire(store.clone(), &plan.destination, &job_id).await?;
-    let result = run_locked(&args, &config, &plan.destination, store, &lock, identity, &job_id, shutdown).await;
+    let result = run_locked(
+        &args,
+        &config,
+        &plan.destination,
+        store,
+        &lock,
+        identity,
+        &job_id,
+        shutdown,
+    )
+    .await;
     lock.release().await;
     result
 }
@@ -125,18 +153,34 @@ async fn run_locked(
     let limiter = source::rate_limiter(args.rate, args.burst)?;
     let source = FindingsSource::new(config, &checkpoint.request, limiter, RetryPolicy::default());
     let mut display = Display::new(source.stats.clone(), checkpoint.exported_count, args.quiet);
-    let options = RunOptions { part_rows: args.part_rows, compression: args.compression, max_duration: args.max_duration };
+    let options = RunOptions {
+        part_rows: args.part_rows,
+        compression: args.compression,
+        max_duration: args.max_duration,
+    };
     let on_commit = |cp: &Checkpoint| {
         display.update(cp.exported_count, cp.parts.len() as u64);
         if let Some(ssm) = &ssm {
             ssm.set(cp.exported_count);
         }
     };
-    let result = pipeline::run(source, (store, checkpoints), lock, checkpoint, options, shutdown, on_commit).await;
+    let result = pipeline::run(
+        source,
+        (store, checkpoints),
+        lock,
+        checkpoint,
+        options,
+        shutdown,
+        on_commit,
+    )
+    .await;
     display.finish();
     if let Some(ssm) = ssm {
         // On failure the publisher already holds the last committed count.
-        let final_count = result.as_ref().ok().map(|summary| summary.checkpoint.exported_count);
+        let final_count = result
+            .as_ref()
+            .ok()
+            .map(|summary| summary.checkpoint.exported_count);
         if !ssm.finish(final_count).await {
             tracing::warn!("the SSM progress parameter could not be updated; it is set again from the checkpoint on the next run");
         }
@@ -167,8 +211,14 @@ async fn resolve_checkpoint(
         });
     }
     if restart && checkpoint.state == JobState::Running {
-        let restarted = Checkpoint { created_at: checkpoint.created_at, ..Checkpoint::new(job_id.to_string(), checkpoint.request.clone(), now) };
-        let restarted = Checkpoint { export_date: checkpoint.export_date.clone(), ..restarted };
+        let restarted = Checkpoint {
+            created_at: checkpoint.created_at,
+            ..Checkpoint::new(job_id.to_string(), checkpoint.request.clone(), now)
+        };
+        let restarted = Checkpoint {
+            export_date: checkpoint.export_date.clone(),
+            ..restarted
+        };
         tracing::warn!("--restart: exporting job {job_id} again from the first page; its {} parts are replaced", checkpoint.parts.len());
         checkpoints.commit(&restarted).await?;
         checkpoint = restarted;

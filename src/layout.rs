@@ -7,12 +7,19 @@ pub const STATE_DIR: &str = "_sechub_export/jobs";
 
 /// `findings/export_date=2026-11-22/<job>-part-000001.parquet`.
 pub fn part_key(export_date: &str, job_id: &str, part: u64) -> String {
-    format!("{}{}", partition_prefix(export_date), part_file_name(job_id, part))
+    format!(
+        "{}{}",
+        partition_prefix(export_date),
+        part_file_name(job_id, part)
+    )
 }
 
 /// `findings/export_date=2026-11-22/`.
 pub fn partition_prefix(export_date: &str) -> String {
-    format!("{TABLE_DIR}/{}={export_date}/", crate::encode::schema::PARTITION_COLUMN)
+    format!(
+        "{TABLE_DIR}/{}={export_date}/",
+        crate::encode::schema::PARTITION_COLUMN
+    )
 }
 
 /// `<job>-part-000001.parquet`: six digits keep keys sorted up to a million parts.
@@ -54,7 +61,10 @@ mod tests {
     #[test]
     fn part_keys_are_hive_partitioned_sorted_and_parse_back() {
         let key = part_key("2026-11-22", "acct-us-east-1-ab12", 7);
-        assert_eq!(key, "findings/export_date=2026-11-22/acct-us-east-1-ab12-part-000007.parquet");
+        assert_eq!(
+            key,
+            "findings/export_date=2026-11-22/acct-us-east-1-ab12-part-000007.parquet"
+        );
         assert_eq!(part_number(&key, "acct-us-east-1-ab12"), Some(7));
         assert!(part_key("d", "j", 9) < part_key("d", "j", 10));
     }
@@ -63,7 +73,16 @@ mod tests {
     fn part_numbers_of_other_jobs_sharing_a_prefix_are_not_claimed() {
         let other = part_key("2026-11-22", "job-a-part-x", 1);
         assert_eq!(part_number(&other, "job-a"), None);
-        assert_eq!(part_number("findings/export_date=d/job-a-part-000001.parquet.tmp", "job-a"), None);
-        assert_eq!(part_number("findings/export_date=d/job-ab-part-000001.parquet", "job-a"), None);
+        assert_eq!(
+            part_number(
+                "findings/export_date=d/job-a-part-000001.parquet.tmp",
+                "job-a"
+            ),
+            None
+        );
+        assert_eq!(
+            part_number("findings/export_date=d/job-ab-part-000001.parquet", "job-a"),
+            None
+        );
     }
 }

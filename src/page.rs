@@ -81,13 +81,23 @@ mod tests {
         let body = r#"{"Findings":[ {"Id":"a","T":"caf\u00e9 \ud83d\ude00"} , {"Id" : "b"}],"NextToken":"tok"}"#;
         let page = Page::parse(1, body.to_string(), 0).unwrap();
         let texts: Vec<&str> = page.findings().collect();
-        assert_eq!(texts, [r#"{"Id":"a","T":"caf\u00e9 \ud83d\ude00"}"#, r#"{"Id" : "b"}"#]);
+        assert_eq!(
+            texts,
+            [
+                r#"{"Id":"a","T":"caf\u00e9 \ud83d\ude00"}"#,
+                r#"{"Id" : "b"}"#
+            ]
+        );
         assert_eq!(page.next_token.as_deref(), Some("tok"));
     }
 
     #[test]
     fn an_empty_or_missing_next_token_ends_the_job() {
-        for body in [r#"{"Findings":[]}"#, r#"{"Findings":[],"NextToken":""}"#, r#"{"Findings":[],"NextToken":null}"#] {
+        for body in [
+            r#"{"Findings":[]}"#,
+            r#"{"Findings":[],"NextToken":""}"#,
+            r#"{"Findings":[],"NextToken":null}"#,
+        ] {
             let page = Page::parse(1, body.to_string(), 0).unwrap();
             assert!(page.next_token.is_none() && page.is_empty());
         }

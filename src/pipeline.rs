@@ -76,7 +76,12 @@ pub async fn run(
     let base_parts = checkpoint.parts.len() as u64;
     let base_bytes = checkpoint.bytes_written;
     if checkpoint.state == JobState::Complete {
-        return Ok(summary(RunEnd::AlreadyComplete, checkpoint, (base_rows, base_parts, base_bytes), started));
+        return Ok(summary(
+            RunEnd::AlreadyComplete,
+            checkpoint,
+            (base_rows, base_parts, base_bytes),
+            started,
+        ));
     }
     remove_stray_parts(store.as_ref(), &checkpoint).await?;
 
@@ -84,13 +89,27 @@ pub async fn run(
     let stopper = tokio::spawn(stop_when(shutdown, options.max_duration, stop_tx));
     let (page_tx, page_rx) = mpsc::channel::<Page>(PAGE_QUEUE);
     let (part_tx, mut part_rx) = mpsc::channel::<EncodedPart>(1);
-    let fetcher = tokio::spawn(fetch_pages(source, checkpoint.next_token.clone(), page_tx, stop_rx.clone()));
+    let fetcher = tokio::spawn(fetch_pages(
+        source,
+        checkpoint.next_token.clone(),
+        page_tx,
+        stop_rx.clone(),
+    ));
     let job_id = checkpoint.job_id.clone();
-    let encoder = tokio::task::spawn_blocking(move || encode_parts(page_rx, part_tx, &job_id, &options));
+    let encoder =
+        tokio::task::spawn_blocking(move || encode_parts(page_rx, part_tx, &job_id, &options));
 
     let mut failure = None;
     while let Some(part) = part_rx.recv().await {
-        if let Err(err) = commit_part(store.as_ref(), &mut checkpoints, lock, &mut checkpoint, part).await {
+        if let Err(err) = commit_part(
+            store.as_ref(),
+            &mut checkpoints,
+            lock,
+            &mut checkpoint,
+            part,
+        )
+        .await
+        {
             failure = Some(err);
             break;
         }
@@ -109,12 +128,26 @@ pub async fn run(
     let end = match (checkpoint.state, stop_rx.borrow().clone()) {
         (JobState::Complete, _) => RunEnd::Complete,
         (JobState::Running, Some(reason)) => RunEnd::Stopped(reason),
-        (JobState::Running, None) => return Err(Error::Internal("the fetcher ended before the last page".into())),
+        (JobState::Running, None) => {
+            return Err(Error::Internal(
+                "the fetcher ended before the last page".into(),
+            ))
+        }
     };
-    Ok(summary(end, checkpoint, (base_rows, base_parts, base_bytes), started))
+    Ok(summary(
+        end,
+        checkpoint,
+        (base_rows, base_parts, base_bytes),
+        started,
+    ))
 }
 
-fn summary(end: RunEnd, checkpoint: Checkpoint, base: (u64, u64, u64), started: Instant) -> RunSummary {
+fn summary(
+    end: RunEnd,
+    checkpoint: Checkpoint,
+    base: (u64, u64, u64),
+    started: Instant,
+) -> RunSummary {
     RunSummary {
         rows_this_run: checkpoint.exported_count - base.0,
         parts_this_run: checkpoint.parts.len() as u64 - base.1,
@@ -126,7 +159,11 @@ fn summary(end: RunEnd, checkpoint: Checkpoint, base: (u64, u64, u64), started: 
 }
 
 /// Signals a stop on shutdown or when the time box runs out.
-async fn stop_when(shutdown: impl Future<Output = ()>, max: Option<Duration>, stop: watch::Sender<Option<String>>) {
+async fn stop_when(
+    shutdown: impl Future<Output = ()>,
+    max: Option<Duration>,
+    stop: watch::Sender<Option<String>>,
+) {
     let deadline = async {
         match max {
             Some(max) => tokio::time::sleep(max).await,
@@ -172,7 +209,12 @@ fn encode_parts(
     job_id: &str,
     options: &RunOptions,
 ) -> Result<()> {
-    let new_writer = || PartWriter::new(options.compression).map_err(|e| Error::Encode { part: 0, source: Box::new(e) });
+    let new_writer = || {
+        PartWriter::new(options.compression).map_err(|e| Error::Encode {
+            part: 0,
+            source: Box::new(e),
+        })
+    };
     let mut writer = new_writer()?;
     let mut page_count = 0;
     let mut last_token = None;
@@ -187,7 +229,10 @@ fn encode_parts(
             let end_of_job = last_token.is_none();
             writer
                 .write(&encode::page_batch(&page, job_id))
-                .map_err(|e| Error::Encode { part: 0, source: Box::new(e) })?;
+                .map_err(|e| Error::Encode {
+                    part: 0,
+                    source: Box::new(e),
+                })?;
             if writer.rows() < options.part_rows && !end_of_job {
                 continue;
             }
@@ -195,8 +240,16 @@ fn encode_parts(
         if saw_page {
             let full = std::mem::replace(&mut writer, new_writer()?);
             let rows = full.rows();
-            let bytes = full.finish().map_err(|e| Error::Encode { part: 0, source: Box::new(e) })?;
-            let part = EncodedPart { bytes, rows, pages: page_count, next_token: last_token.take() };
+            let bytes = full.finish().map_err(|e| Error::Encode {
+                part: 0,
+                source: Box::new(e),
+            })?;
+            let part = EncodedPart {
+                bytes,
+                rows,
+                pages: page_count,
+                next_token: last_token.take(),
+            };
             if parts.blocking_send(part).is_err() {
                 return Ok(());
             }
@@ -227,8 +280,20 @@ async fn commit_part(
         let key = layout::part_key(&checkpoint.export_date, &checkpoint.job_id, number);
         let sha256 = hex(&Sha256::digest(&part.bytes));
         let bytes = part.bytes.len() as u64;
-        store.put(&key, Bytes::from(part.bytes), crate::sink::PARQUET_CONTENT_TYPE).await?;
-        let record = PartRecord { number, key, rows: part.rows, bytes, sha256 };
+        store
+            .put(
+                &key,
+                Bytes::from(part.bytes),
+                crate::sink::PARQUET_CONTENT_TYPE,
+            )
+            .await?;
+        let record = PartRecord {
+            number,
+            key,
+            rows: part.rows,
+            bytes,
+            sha256,
+        };
         checkpoint.advance(record, part.pages, part.next_token, now);
     }
     lock.ensure_held(&checkpoint.job_id)?;
@@ -237,11 +302,19 @@ async fn commit_part(
 
 /// Deletes parts of this job numbered at or beyond the checkpoint: left by a run that died
 /// between upload and checkpoint. The resumed run writes them again from the checkpoint's token.
-pub async fn remove_stray_parts(store: &dyn crate::sink::ObjectStore, checkpoint: &Checkpoint) -> Result<()> {
+pub async fn remove_stray_parts(
+    store: &dyn crate::sink::ObjectStore,
+    checkpoint: &Checkpoint,
+) -> Result<()> {
     let prefix = layout::partition_prefix(&checkpoint.export_date);
     for object in store.list(&prefix).await? {
-        if layout::part_number(&object.key, &checkpoint.job_id).is_some_and(|n| n >= checkpoint.next_part) {
-            tracing::info!("removing {} (written after the last checkpoint; it is fetched again)", object.key);
+        if layout::part_number(&object.key, &checkpoint.job_id)
+            .is_some_and(|n| n >= checkpoint.next_part)
+        {
+            tracing::info!(
+                "removing {} (written after the last checkpoint; it is fetched again)",
+                object.key
+            );
             store.delete(&object.key).await?;
         }
     }

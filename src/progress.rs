@@ -22,9 +22,17 @@ pub const SSM_INTERVAL: Duration = Duration::from_secs(1);
 pub fn validate_parameter_name(name: &str) -> Result<()> {
     let ok = name.len() <= 1011
         && !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
-        && !name.to_ascii_lowercase().trim_start_matches('/').starts_with("aws")
-        && !name.to_ascii_lowercase().trim_start_matches('/').starts_with("ssm");
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+        && !name
+            .to_ascii_lowercase()
+            .trim_start_matches('/')
+            .starts_with("aws")
+        && !name
+            .to_ascii_lowercase()
+            .trim_start_matches('/')
+            .starts_with("ssm");
     if ok {
         Ok(())
     } else {
@@ -79,14 +87,21 @@ async fn put(client: &aws_sdk_ssm::Client, name: &str, value: u64) -> Result<(),
 
 /// Writes each new value at most once per interval; after the sender closes, writes the final
 /// value with a few retries. Returns whether the last value landed.
-async fn publish(client: aws_sdk_ssm::Client, name: String, mut receiver: watch::Receiver<u64>) -> bool {
+async fn publish(
+    client: aws_sdk_ssm::Client,
+    name: String,
+    mut receiver: watch::Receiver<u64>,
+) -> bool {
     let mut written: Option<u64> = None;
     loop {
         let value = *receiver.borrow_and_update();
         if written != Some(value) {
             match put(&client, &name, value).await {
                 Ok(()) => written = Some(value),
-                Err(failure) => tracing::warn!("SSM {name}: PutParameter failed, will retry ({})", failure.summary()),
+                Err(failure) => tracing::warn!(
+                    "SSM {name}: PutParameter failed, will retry ({})",
+                    failure.summary()
+                ),
             }
         }
         tokio::time::sleep(SSM_INTERVAL).await;
@@ -109,7 +124,10 @@ async fn publish(client: aws_sdk_ssm::Client, name: String, mut receiver: watch:
         match put(&client, &name, last).await {
             Ok(()) => written = Some(last),
             Err(failure) => {
-                tracing::warn!("SSM {name}: final PutParameter failed ({})", failure.summary());
+                tracing::warn!(
+                    "SSM {name}: final PutParameter failed ({})",
+                    failure.summary()
+                );
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
@@ -131,11 +149,20 @@ impl Display {
     pub fn new(stats: Arc<SourceStats>, base_rows: u64, quiet: bool) -> Display {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                    .expect("valid template"),
+            );
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Display { bar, stats, started: Instant::now(), last_line: Instant::now(), base_rows }
+        Display {
+            bar,
+            stats,
+            started: Instant::now(),
+            last_line: Instant::now(),
+            base_rows,
+        }
     }
 
     /// Shows the state after `rows` findings are durable.

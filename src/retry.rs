@@ -31,10 +31,18 @@ const THROTTLING_CODES: &[&str] = &[
 
 /// Classifies a failed GetFindings attempt.
 pub fn classify(failure: &Failure) -> Verdict {
-    if failure.status == Some(429) || failure.code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c)) {
+    if failure.status == Some(429)
+        || failure
+            .code
+            .as_deref()
+            .is_some_and(|c| THROTTLING_CODES.contains(&c))
+    {
         return Verdict::Throttled;
     }
-    if failure.transport || failure.status.is_some_and(|s| s >= 500) || failure.code.as_deref() == Some("InternalException") {
+    if failure.transport
+        || failure.status.is_some_and(|s| s >= 500)
+        || failure.code.as_deref() == Some("InternalException")
+    {
         return Verdict::Transient;
     }
     Verdict::Fatal
@@ -76,20 +84,49 @@ mod tests {
     use super::*;
 
     fn failure(status: Option<u16>, code: Option<&str>, transport: bool) -> Failure {
-        Failure { status, code: code.map(str::to_string), message: String::new(), transport }
+        Failure {
+            status,
+            code: code.map(str::to_string),
+            message: String::new(),
+            transport,
+        }
     }
 
     #[test]
     fn throttling_faults_and_lost_connections_are_retried_input_and_access_errors_are_not() {
-        assert_eq!(classify(&failure(Some(429), Some("TooManyRequestsException"), false)), Verdict::Throttled);
-        assert_eq!(classify(&failure(Some(400), Some("LimitExceededException"), false)), Verdict::Throttled);
-        assert_eq!(classify(&failure(Some(400), Some("ThrottlingException"), false)), Verdict::Throttled);
-        assert_eq!(classify(&failure(Some(500), Some("InternalException"), false)), Verdict::Transient);
-        assert_eq!(classify(&failure(Some(503), None, false)), Verdict::Transient);
+        assert_eq!(
+            classify(&failure(Some(429), Some("TooManyRequestsException"), false)),
+            Verdict::Throttled
+        );
+        assert_eq!(
+            classify(&failure(Some(400), Some("LimitExceededException"), false)),
+            Verdict::Throttled
+        );
+        assert_eq!(
+            classify(&failure(Some(400), Some("ThrottlingException"), false)),
+            Verdict::Throttled
+        );
+        assert_eq!(
+            classify(&failure(Some(500), Some("InternalException"), false)),
+            Verdict::Transient
+        );
+        assert_eq!(
+            classify(&failure(Some(503), None, false)),
+            Verdict::Transient
+        );
         assert_eq!(classify(&failure(None, None, true)), Verdict::Transient);
-        assert_eq!(classify(&failure(Some(400), Some("InvalidInputException"), false)), Verdict::Fatal);
-        assert_eq!(classify(&failure(Some(401), Some("InvalidAccessException"), false)), Verdict::Fatal);
-        assert_eq!(classify(&failure(Some(403), Some("AccessDeniedException"), false)), Verdict::Fatal);
+        assert_eq!(
+            classify(&failure(Some(400), Some("InvalidInputException"), false)),
+            Verdict::Fatal
+        );
+        assert_eq!(
+            classify(&failure(Some(401), Some("InvalidAccessException"), false)),
+            Verdict::Fatal
+        );
+        assert_eq!(
+            classify(&failure(Some(403), Some("AccessDeniedException"), false)),
+            Verdict::Fatal
+        );
     }
 
     #[test]
@@ -98,7 +135,10 @@ mod tests {
         let mut delay = policy.base_delay;
         for _ in 0..50 {
             let next = policy.next_delay(delay);
-            assert!(next >= policy.base_delay && next <= policy.max_delay, "{next:?}");
+            assert!(
+                next >= policy.base_delay && next <= policy.max_delay,
+                "{next:?}"
+            );
             assert!(next.as_secs_f64() <= (delay.as_secs_f64() * 3.0).max(0.1) + 1e-9);
             delay = next;
         }

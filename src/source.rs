@@ -32,13 +32,19 @@ pub const PACING_MARGIN: f64 = 0.005;
 
 /// Builds the limiter that gates every GetFindings attempt.
 pub fn rate_limiter(rate: f64, burst: u32) -> Result<DefaultDirectRateLimiter> {
-    let bad = || Error::Usage(format!("invalid --rate {rate} / --burst {burst}: both must be positive"));
+    let bad = || {
+        Error::Usage(format!(
+            "invalid --rate {rate} / --burst {burst}: both must be positive"
+        ))
+    };
     if !(rate.is_finite() && rate > 0.0) {
         return Err(bad());
     }
     let period = Duration::from_secs_f64((1.0 + PACING_MARGIN) / rate);
     let burst = NonZeroU32::new(burst).ok_or_else(bad)?;
-    let quota = Quota::with_period(period).ok_or_else(bad)?.allow_burst(burst);
+    let quota = Quota::with_period(period)
+        .ok_or_else(bad)?
+        .allow_burst(burst);
     Ok(RateLimiter::direct(quota))
 }
 
@@ -70,7 +76,11 @@ impl Intercept for CaptureBody {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let bytes = context.response().body().bytes().map(Bytes::copy_from_slice);
+        let bytes = context
+            .response()
+            .body()
+            .bytes()
+            .map(Bytes::copy_from_slice);
         *self.0.lock().expect("capture lock") = bytes;
         Ok(())
     }
@@ -94,7 +104,9 @@ impl Intercept for InjectFilters {
         };
         body.insert("Filters".into(), (*self.0).clone());
         let bytes = serde_json::to_vec(&body)?;
-        request.headers_mut().insert("Content-Length", bytes.len().to_string());
+        request
+            .headers_mut()
+            .insert("Content-Length", bytes.len().to_string());
         *request.body_mut() = SdkBody::from(bytes);
         Ok(())
     }
@@ -112,7 +124,12 @@ pub struct FindingsSource {
 
 impl FindingsSource {
     /// A source whose client never retries on its own: this loop owns retries.
-    pub fn new(config: &SdkConfig, request: &FrozenRequest, limiter: DefaultDirectRateLimiter, policy: RetryPolicy) -> Self {
+    pub fn new(
+        config: &SdkConfig,
+        request: &FrozenRequest,
+        limiter: DefaultDirectRateLimiter,
+        policy: RetryPolicy,
+    ) -> Self {
         let client_config = aws_sdk_securityhub::config::Builder::from(config)
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -150,7 +167,11 @@ impl FindingsSource {
                 Err(AttemptError::Retryable(failure)) => failure,
             };
             let verdict = classify(&failure);
-            let counter = if verdict == Verdict::Throttled { &self.stats.throttled } else { &self.stats.faults };
+            let counter = if verdict == Verdict::Throttled {
+                &self.stats.throttled
+            } else {
+                &self.stats.faults
+            };
             counter.fetch_add(1, Ordering::Relaxed);
             if attempt >= self.policy.max_attempts || started.elapsed() >= self.policy.max_elapsed {
                 return Err(Error::Source {
@@ -163,7 +184,12 @@ impl FindingsSource {
                     source: None,
                 });
             }
-            tracing::debug!(page = number, attempt, "retrying after {}", failure.summary());
+            tracing::debug!(
+                page = number,
+                attempt,
+                "retrying after {}",
+                failure.summary()
+            );
             delay = self.policy.next_delay(delay);
             tokio::time::sleep(delay).await;
         }
@@ -184,14 +210,24 @@ impl FindingsSource {
         let fetched_at_ms = chrono::Utc::now().timestamp_millis();
         match result {
             Ok(_) => {
-                let body = capture.0.lock().expect("capture lock").take().unwrap_or_default();
-                let text = String::from_utf8(body.to_vec()).map_err(|_| truncated("response body is not UTF-8"))?;
+                let body = capture
+                    .0
+                    .lock()
+                    .expect("capture lock")
+                    .take()
+                    .unwrap_or_default();
+                let text = String::from_utf8(body.to_vec())
+                    .map_err(|_| truncated("response body is not UTF-8"))?;
                 Page::parse(number, text, fetched_at_ms).map_err(|e| truncated(&e.to_string()))
             }
             Err(err) => {
                 let failure = Failure::of(&err);
                 match classify(&failure) {
-                    Verdict::Fatal => Err(AttemptError::Fatal(fatal(&failure, number, token.is_some()))),
+                    Verdict::Fatal => Err(AttemptError::Fatal(fatal(
+                        &failure,
+                        number,
+                        token.is_some(),
+                    ))),
                     _ => Err(AttemptError::Retryable(failure)),
                 }
             }
@@ -206,7 +242,11 @@ enum AttemptError {
 
 /// A body that arrived but does not parse was cut short: retry it.
 fn truncated(message: &str) -> AttemptError {
-    AttemptError::Retryable(Failure { message: format!("unreadable response ({message})"), transport: true, ..Failure::default() })
+    AttemptError::Retryable(Failure {
+        message: format!("unreadable response ({message})"),
+        transport: true,
+        ..Failure::default()
+    })
 }
 
 /// Maps a non-retryable failure to the error the user sees.
@@ -230,7 +270,10 @@ fn fatal(failure: &Failure, page: u64, had_token: bool) -> Error {
     }
     Error::Source {
         page,
-        message: format!("Security Hub rejected the request ({}); check --filters", failure.summary()),
+        message: format!(
+            "Security Hub rejected the request ({}); check --filters",
+            failure.summary()
+        ),
         source: None,
     }
 }

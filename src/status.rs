@@ -33,7 +33,11 @@ pub async fn load(store: &dyn ObjectStore, job_id: &str) -> Result<Option<Checkp
 }
 
 /// Describes one job, or lists the jobs at the destination when `job_id` is `None`.
-pub async fn status(destination: &str, settings: &AwsSettings, job_id: Option<&str>) -> Result<String> {
+pub async fn status(
+    destination: &str,
+    settings: &AwsSettings,
+    job_id: Option<&str>,
+) -> Result<String> {
     let store = open(destination, settings).await?;
     match job_id {
         Some(job_id) => Ok(match load(store.as_ref(), job_id).await? {
@@ -47,11 +51,21 @@ pub async fn status(destination: &str, settings: &AwsSettings, job_id: Option<&s
 async fn list(store: &dyn ObjectStore, destination: &str) -> Result<String> {
     let mut lines = Vec::new();
     for object in store.list(&format!("{}/", layout::STATE_DIR)).await? {
-        let Some(job_id) = object.key.strip_prefix(&format!("{}/", layout::STATE_DIR)).and_then(|k| k.strip_suffix("/checkpoint.json")) else {
+        let Some(job_id) = object
+            .key
+            .strip_prefix(&format!("{}/", layout::STATE_DIR))
+            .and_then(|k| k.strip_suffix("/checkpoint.json"))
+        else {
             continue;
         };
         match load(store, job_id).await {
-            Ok(Some(cp)) => lines.push(format!("{job_id}\t{}\t{} findings\t{} parts\tupdated {}", state(&cp), cp.exported_count, cp.parts.len(), cp.updated_at.to_rfc3339())),
+            Ok(Some(cp)) => lines.push(format!(
+                "{job_id}\t{}\t{} findings\t{} parts\tupdated {}",
+                state(&cp),
+                cp.exported_count,
+                cp.parts.len(),
+                cp.updated_at.to_rfc3339()
+            )),
             Ok(None) => {}
             Err(err) => lines.push(format!("{job_id}\tunreadable: {err}")),
         }
@@ -76,11 +90,21 @@ pub fn describe(cp: &Checkpoint) -> String {
         format!("job:          {}", cp.job_id),
         format!("state:        {}", state(cp)),
         format!("findings:     {}", cp.exported_count),
-        format!("parts:        {} ({} bytes)", cp.parts.len(), cp.bytes_written),
+        format!(
+            "parts:        {} ({} bytes)",
+            cp.parts.len(),
+            cp.bytes_written
+        ),
         format!("pages:        {}", cp.pages_fetched),
-        format!("source:       {} {} account {}", cp.request.identity.api, cp.request.identity.region, cp.request.identity.account_id),
+        format!(
+            "source:       {} {} account {}",
+            cp.request.identity.api, cp.request.identity.region, cp.request.identity.account_id
+        ),
         format!("filters:      {filters}"),
-        format!("destination:  {} (partition export_date={})", cp.request.identity.destination, cp.export_date),
+        format!(
+            "destination:  {} (partition export_date={})",
+            cp.request.identity.destination, cp.export_date
+        ),
         format!("created:      {}", cp.created_at.to_rfc3339()),
         format!("last update:  {}", cp.updated_at.to_rfc3339()),
     ]

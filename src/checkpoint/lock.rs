@@ -71,7 +71,11 @@ fn busy(job_id: &str, detail: String) -> Error {
 
 impl JobLock {
     /// Takes the job's lock or fails with a clear error, before anything is written.
-    pub async fn acquire(store: Arc<dyn ObjectStore>, destination: &Destination, job_id: &str) -> Result<JobLock> {
+    pub async fn acquire(
+        store: Arc<dyn ObjectStore>,
+        destination: &Destination,
+        job_id: &str,
+    ) -> Result<JobLock> {
         match destination {
             Destination::Local { root } => Self::acquire_file(root, job_id),
             Destination::S3 { .. } => Self::acquire_lease(store, job_id).await,
@@ -82,21 +86,36 @@ impl JobLock {
         use std::os::fd::AsRawFd;
         let path = root.join(layout::lock_key(job_id));
         let io = |e: std::io::Error| {
-            Error::destination(path.display(), "cannot create the job lock file; check the folder is writable", Some(Box::new(e) as _))
+            Error::destination(
+                path.display(),
+                "cannot create the job lock file; check the folder is writable",
+                Some(Box::new(e) as _),
+            )
         };
         std::fs::create_dir_all(path.parent().expect("lock has a folder")).map_err(io)?;
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
         // SAFETY: a valid open descriptor; the lock is released when the file closes or the process dies.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             return Err(busy(job_id, format!("lock held on {}", path.display())));
         }
-        Ok(JobLock { held: Held::File(file) })
+        Ok(JobLock {
+            held: Held::File(file),
+        })
     }
 
     async fn acquire_lease(store: Arc<dyn ObjectStore>, job_id: &str) -> Result<JobLock> {
         let key = layout::lock_key(job_id);
-        let me = Lease { host: host_name(), pid: std::process::id(), heartbeat_at_ms: now_ms() };
+        let me = Lease {
+            host: host_name(),
+            pid: std::process::id(),
+            heartbeat_at_ms: now_ms(),
+        };
         let body = || Bytes::from(serde_json::to_vec(&me).expect("lease serialises"));
         let mut outcome = store.put_if(&key, body(), Precondition::Absent).await?;
         if outcome == CondPut::PreconditionFailed {
@@ -116,21 +135,41 @@ impl JobLock {
                 let age = (now_ms() - h.heartbeat_at_ms) / 1000;
                 return Err(busy(job_id, format!("host {} pid {}, heartbeat {age}s ago; a dead run's lease expires after {}s", h.host, h.pid, LEASE.as_secs())));
             }
-            outcome = store.put_if(&key, body(), Precondition::Matches(etag)).await?;
+            outcome = store
+                .put_if(&key, body(), Precondition::Matches(etag))
+                .await?;
         }
         let CondPut::Written(etag) = outcome else {
             return Err(busy(job_id, "it took the lock at the same moment".into()));
         };
         let lost = Arc::new(AtomicBool::new(false));
         let last_beat_ms = Arc::new(AtomicI64::new(now_ms()));
-        let task = tokio::spawn(heartbeat(store.clone(), key.clone(), me, etag, lost.clone(), last_beat_ms.clone()));
-        Ok(JobLock { held: Held::Lease { store, key, lost, last_beat_ms, task } })
+        let task = tokio::spawn(heartbeat(
+            store.clone(),
+            key.clone(),
+            me,
+            etag,
+            lost.clone(),
+            last_beat_ms.clone(),
+        ));
+        Ok(JobLock {
+            held: Held::Lease {
+                store,
+                key,
+                lost,
+                last_beat_ms,
+                task,
+            },
+        })
     }
 
     /// Fails when the lease was lost or has not been renewed recently: the run must stop
     /// before writing anything else.
     pub fn ensure_held(&self, job_id: &str) -> Result<()> {
-        if let Held::Lease { lost, last_beat_ms, .. } = &self.held {
+        if let Held::Lease {
+            lost, last_beat_ms, ..
+        } = &self.held
+        {
             let silent_ms = now_ms() - last_beat_ms.load(Ordering::Relaxed);
             if lost.load(Ordering::Relaxed) || silent_ms > (LEASE.as_millis() as i64) * 2 / 3 {
                 return Err(busy(job_id, "this run lost its lease to it".into()));
@@ -141,7 +180,14 @@ impl JobLock {
 
     /// Releases the lock (deleting the S3 lease object).
     pub async fn release(self) {
-        if let Held::Lease { store, key, lost, task, .. } = self.held {
+        if let Held::Lease {
+            store,
+            key,
+            lost,
+            task,
+            ..
+        } = self.held
+        {
             task.abort();
             if !lost.load(Ordering::Relaxed) {
                 let _ = store.delete(&key).await;
@@ -162,7 +208,10 @@ async fn heartbeat(
         tokio::time::sleep(HEARTBEAT).await;
         lease.heartbeat_at_ms = now_ms();
         let body = Bytes::from(serde_json::to_vec(&lease).expect("lease serialises"));
-        match store.put_if(&key, body, Precondition::Matches(etag.clone())).await {
+        match store
+            .put_if(&key, body, Precondition::Matches(etag.clone()))
+            .await
+        {
             Ok(CondPut::Written(new_etag)) => {
                 etag = new_etag;
                 last_beat_ms.store(lease.heartbeat_at_ms, Ordering::Relaxed);
@@ -171,7 +220,10 @@ async fn heartbeat(
                 lost.store(true, Ordering::Relaxed);
                 return;
             }
-            Err(err) => tracing::warn!("lease heartbeat failed, retrying: {}", crate::error::one_line(&err)),
+            Err(err) => tracing::warn!(
+                "lease heartbeat failed, retrying: {}",
+                crate::error::one_line(&err)
+            ),
         }
     }
 }
@@ -185,9 +237,16 @@ mod tests {
     async fn a_second_local_run_of_a_job_is_refused_until_the_first_releases() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
-        let destination = Destination::Local { root: dir.path().into() };
-        let first = JobLock::acquire(store.clone(), &destination, "j").await.unwrap();
-        let err = JobLock::acquire(store.clone(), &destination, "j").await.err().expect("second run refused");
+        let destination = Destination::Local {
+            root: dir.path().into(),
+        };
+        let first = JobLock::acquire(store.clone(), &destination, "j")
+            .await
+            .unwrap();
+        let err = JobLock::acquire(store.clone(), &destination, "j")
+            .await
+            .err()
+            .expect("second run refused");
         assert!(matches!(err, Error::JobConflict { .. }), "{err}");
         first.release().await;
         assert!(JobLock::acquire(store, &destination, "j").await.is_ok());
@@ -197,12 +256,22 @@ mod tests {
     async fn a_lease_left_by_a_dead_process_on_this_host_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
-        let dead = Lease { host: host_name(), pid: 999_999_999, heartbeat_at_ms: now_ms() };
+        let dead = Lease {
+            host: host_name(),
+            pid: 999_999_999,
+            heartbeat_at_ms: now_ms(),
+        };
         let body = Bytes::from(serde_json::to_vec(&dead).unwrap());
-        store.put_if(&layout::lock_key("j"), body, Precondition::Absent).await.unwrap();
+        store
+            .put_if(&layout::lock_key("j"), body, Precondition::Absent)
+            .await
+            .unwrap();
         let lock = JobLock::acquire_lease(store.clone(), "j").await.unwrap();
         assert!(lock.ensure_held("j").is_ok());
-        let live = JobLock::acquire_lease(store.clone(), "j").await.err().expect("live lease refuses");
+        let live = JobLock::acquire_lease(store.clone(), "j")
+            .await
+            .err()
+            .expect("live lease refuses");
         assert!(live.to_string().contains("another run"), "{live}");
         lock.release().await;
         assert!(store.get(&layout::lock_key("j")).await.unwrap().is_none());

@@ -78,7 +78,13 @@ impl Checkpoint {
     }
 
     /// Records a durable part ending at `next_token` (`None`: the job is complete).
-    pub fn advance(&mut self, part: PartRecord, pages: u64, next_token: Option<String>, now: DateTime<Utc>) {
+    pub fn advance(
+        &mut self,
+        part: PartRecord,
+        pages: u64,
+        next_token: Option<String>,
+        now: DateTime<Utc>,
+    ) {
         self.exported_count += part.rows;
         self.bytes_written += part.bytes;
         self.pages_fetched += pages;
@@ -129,7 +135,8 @@ impl CheckpointStore {
 
     /// Writes the checkpoint: create-only the first time, then only over the version we wrote.
     pub async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<()> {
-        let body = Bytes::from(serde_json::to_vec_pretty(checkpoint).expect("checkpoint serialises"));
+        let body =
+            Bytes::from(serde_json::to_vec_pretty(checkpoint).expect("checkpoint serialises"));
         let precondition = match &self.etag {
             None => Precondition::Absent,
             Some(etag) => Precondition::Matches(etag.clone()),
@@ -158,16 +165,23 @@ pub fn parse(body: &[u8], job_id: &str, location: &str) -> Result<Checkpoint> {
         message,
     };
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        corrupt(format!("not valid JSON ({e}); restore it from a backup or export under a new --job-id"))
+        corrupt(format!(
+            "not valid JSON ({e}); restore it from a backup or export under a new --job-id"
+        ))
     })?;
-    let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+    let version = value
+        .get("format_version")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     if version > FORMAT_VERSION as u64 {
         return Err(corrupt(format!(
             "written by a newer sechub-export (format {version}, this build reads {FORMAT_VERSION}); upgrade sechub-export"
         )));
     }
     let checkpoint: Checkpoint = serde_json::from_value(value).map_err(|e| {
-        corrupt(format!("unexpected content ({e}); restore it or export under a new --job-id"))
+        corrupt(format!(
+            "unexpected content ({e}); restore it or export under a new --job-id"
+        ))
     })?;
     if checkpoint.job_id != job_id {
         return Err(corrupt(format!(
@@ -176,7 +190,9 @@ pub fn parse(body: &[u8], job_id: &str, location: &str) -> Result<Checkpoint> {
         )));
     }
     let counted: u64 = checkpoint.parts.iter().map(|p| p.rows).sum();
-    if counted != checkpoint.exported_count || checkpoint.next_part != checkpoint.parts.len() as u64 + 1 {
+    if counted != checkpoint.exported_count
+        || checkpoint.next_part != checkpoint.parts.len() as u64 + 1
+    {
         return Err(corrupt(format!(
             "inconsistent counts (parts hold {counted} rows, count says {}; next part {} after {} parts); it was edited by hand: restore it or use a new --job-id",
             checkpoint.exported_count,
@@ -231,7 +247,15 @@ mod tests {
         mine.commit(&checkpoint).await.unwrap();
         let err = other.commit(&loaded).await.unwrap_err();
         assert!(matches!(err, Error::JobConflict { .. }), "{err}");
-        assert_eq!(CheckpointStore::new(store, "j").load().await.unwrap().unwrap().exported_count, 100);
+        assert_eq!(
+            CheckpointStore::new(store, "j")
+                .load()
+                .await
+                .unwrap()
+                .unwrap()
+                .exported_count,
+            100
+        );
     }
 
     #[test]
@@ -240,7 +264,14 @@ mod tests {
         checkpoint.advance(part(1, 100), 1, Some("t".into()), Utc::now());
         assert_eq!(checkpoint.state, JobState::Running);
         checkpoint.advance(part(2, 5), 1, None, Utc::now());
-        assert_eq!((checkpoint.state, checkpoint.exported_count, checkpoint.next_part), (JobState::Complete, 105, 3));
+        assert_eq!(
+            (
+                checkpoint.state,
+                checkpoint.exported_count,
+                checkpoint.next_part
+            ),
+            (JobState::Complete, 105, 3)
+        );
     }
 
     #[test]
@@ -259,7 +290,10 @@ mod tests {
             (edited.as_str(), "j", "inconsistent counts"),
         ] {
             let err = parse(bytes.as_bytes(), job, "x").unwrap_err();
-            assert!(matches!(err, Error::CorruptState { .. }) && err.to_string().contains(needle), "{err}");
+            assert!(
+                matches!(err, Error::CorruptState { .. }) && err.to_string().contains(needle),
+                "{err}"
+            );
         }
     }
 }

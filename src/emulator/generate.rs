@@ -7,7 +7,14 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 /// Products the generator imitates.
-pub const PRODUCTS: &[&str] = &["GuardDuty", "Inspector", "Security Hub", "Macie", "IAM Access Analyzer", "Acme Scanner"];
+pub const PRODUCTS: &[&str] = &[
+    "GuardDuty",
+    "Inspector",
+    "Security Hub",
+    "Macie",
+    "IAM Access Analyzer",
+    "Acme Scanner",
+];
 const REGIONS: &[&str] = &["us-east-1", "eu-west-1", "ap-southeast-2"];
 const SEVERITIES: &[(&str, u32, u32, u32)] = &[
     // label, weight %, normalized low, high
@@ -27,7 +34,10 @@ pub struct Generator {
 
 impl Default for Generator {
     fn default() -> Self {
-        Generator { seed: 1, base_time: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap() }
+        Generator {
+            seed: 1,
+            base_time: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+        }
     }
 }
 
@@ -40,7 +50,9 @@ fn stamp(rng: &mut SmallRng, time: DateTime<Utc>) -> String {
     match rng.random_range(0..10) {
         0 => time.to_rfc3339_opts(SecondsFormat::Secs, true),
         1 => time.to_rfc3339_opts(SecondsFormat::Nanos, true),
-        2 => time.with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap()).to_rfc3339_opts(SecondsFormat::Millis, false),
+        2 => time
+            .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+            .to_rfc3339_opts(SecondsFormat::Millis, false),
         3 => time.to_rfc3339_opts(SecondsFormat::Micros, true),
         _ => time.to_rfc3339_opts(SecondsFormat::Millis, true),
     }
@@ -54,11 +66,15 @@ impl Generator {
 
     /// Finding `index` as a JSON value.
     pub fn finding_value(&self, index: u64) -> Value {
-        let mut rng = SmallRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index);
+        let mut rng =
+            SmallRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index);
         let product_index = rng.random_range(0..PRODUCTS.len());
         let product = PRODUCTS[product_index];
         let region = *pick(&mut rng, REGIONS);
-        let account = format!("{:012}", 111_111_111_111u64 * (1 + rng.random_range(0..5u64)) % 1_000_000_000_000);
+        let account = format!(
+            "{:012}",
+            111_111_111_111u64 * (1 + rng.random_range(0..5u64)) % 1_000_000_000_000
+        );
         let created = self.base_time - Duration::seconds(rng.random_range(3_600..86 * 86_400));
         let updated = created + Duration::seconds(rng.random_range(0..3 * 86_400));
         let roll = rng.random_range(0..100);
@@ -71,15 +87,31 @@ impl Generator {
             })
             .unwrap_or(&SEVERITIES[0]);
         let normalized = rng.random_range(low..=high);
-        let workflow = *pick(&mut rng, &["NEW", "NEW", "NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"]);
-        let record_state = if rng.random_range(0..5) == 0 { "ARCHIVED" } else { "ACTIVE" };
+        let workflow = *pick(
+            &mut rng,
+            &["NEW", "NEW", "NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED"],
+        );
+        let record_state = if rng.random_range(0..5) == 0 {
+            "ARCHIVED"
+        } else {
+            "ACTIVE"
+        };
         let (company, product_arn_tail) = match product {
             "Acme Scanner" => ("Acme Corp", format!("product/{account}/default")),
             "Security Hub" => ("AWS", "product/aws/securityhub".into()),
-            other => ("Amazon", format!("product/aws/{}", other.to_ascii_lowercase().replace(' ', "-"))),
+            other => (
+                "Amazon",
+                format!(
+                    "product/aws/{}",
+                    other.to_ascii_lowercase().replace(' ', "-")
+                ),
+            ),
         };
         let product_arn = format!("arn:aws:securityhub:{region}::{product_arn_tail}");
-        let id = format!("arn:aws:securityhub:{region}:{account}:finding/{:016x}-{index:010}", self.seed);
+        let id = format!(
+            "arn:aws:securityhub:{region}:{account}:finding/{:016x}-{index:010}",
+            self.seed
+        );
         let mut finding = json!({
             "SchemaVersion": "2018-10-08",
             "Id": id,
@@ -114,7 +146,14 @@ fn resource(kind: &str, id: String, region: &str, details: Value) -> Value {
 }
 
 /// Product-specific fields: generator, types, title, resources, compliance, vulnerabilities.
-fn add_product_fields(rng: &mut SmallRng, product: &str, region: &str, account: &str, index: u64, f: &mut Map<String, Value>) {
+fn add_product_fields(
+    rng: &mut SmallRng,
+    product: &str,
+    region: &str,
+    account: &str,
+    index: u64,
+    f: &mut Map<String, Value>,
+) {
     let instance = format!("i-{:017x}", rng.random::<u64>() >> 4);
     let bucket = format!("data-{}-{index}", &account[..4]);
     let (generator, types, title, description, resources) = match product {
@@ -203,7 +242,10 @@ fn pad(rng: &mut SmallRng, index: u64, f: &mut Map<String, Value>) {
     let mut size = current;
     let mut n = 0;
     while size < target {
-        let value = format!("observation {n} for finding {index}: {}", "lorem ipsum dolor sit amet ".repeat(rng.random_range(1..8)));
+        let value = format!(
+            "observation {n} for finding {index}: {}",
+            "lorem ipsum dolor sit amet ".repeat(rng.random_range(1..8))
+        );
         size += value.len() + 24;
         notes.insert(format!("aws/inspector/evidence/{n}"), value.into());
         n += 1;
@@ -222,10 +264,18 @@ mod tests {
         let generator = Generator::default();
         assert_eq!(generator.finding(42), generator.finding(42));
         let ids: std::collections::HashSet<String> = (0..500)
-            .map(|i| generator.finding_value(i)["Id"].as_str().unwrap().to_string())
+            .map(|i| {
+                generator.finding_value(i)["Id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(ids.len(), 500);
-        let other = Generator { seed: 2, ..Generator::default() };
+        let other = Generator {
+            seed: 2,
+            ..Generator::default()
+        };
         assert_ne!(generator.finding(1), other.finding(1));
     }
 
@@ -233,10 +283,19 @@ mod tests {
     fn sizes_and_products_are_varied() {
         let generator = Generator::default();
         let sizes: Vec<usize> = (0..2000).map(|i| generator.finding(i).len()).collect();
-        assert!(sizes.iter().all(|s| *s >= 1000), "min {}", sizes.iter().min().unwrap());
+        assert!(
+            sizes.iter().all(|s| *s >= 1000),
+            "min {}",
+            sizes.iter().min().unwrap()
+        );
         assert!(sizes.iter().any(|s| *s > 150_000), "one near 200 KB");
         let products: std::collections::HashSet<String> = (0..200)
-            .map(|i| generator.finding_value(i)["ProductName"].as_str().unwrap().to_string())
+            .map(|i| {
+                generator.finding_value(i)["ProductName"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(products.len(), PRODUCTS.len());
     }

@@ -76,7 +76,13 @@ impl EmulatorConfig {
     /// `count` generated findings at the service's quota, no faults.
     pub fn generated(count: u64, seed: u64) -> Self {
         EmulatorConfig {
-            dataset: Dataset::Generated { generator: generate::Generator { seed, ..Default::default() }, count },
+            dataset: Dataset::Generated {
+                generator: generate::Generator {
+                    seed,
+                    ..Default::default()
+                },
+                count,
+            },
             rate: 3.0,
             burst: 6,
             faults: Faults::default(),
@@ -125,7 +131,12 @@ impl Emulator {
                 })
                 .await;
         });
-        Ok(Emulator { addr, state, shutdown: Some(shutdown), task: Some(task) })
+        Ok(Emulator {
+            addr,
+            state,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
     }
 
     /// `http://127.0.0.1:PORT`, for `--endpoint-url`.

@@ -43,25 +43,35 @@ impl Dataset {
     pub fn value(&self, index: u64) -> Value {
         match self {
             Dataset::Generated { generator, .. } => generator.finding_value(index),
-            Dataset::Loaded(findings) => serde_json::from_str(&findings[index as usize]).unwrap_or(Value::Null),
+            Dataset::Loaded(findings) => {
+                serde_json::from_str(&findings[index as usize]).unwrap_or(Value::Null)
+            }
         }
     }
 
     /// Loads findings from NDJSON (one finding a line) or `aws securityhub get-findings` output.
     pub fn load(path: &std::path::Path) -> Result<Dataset, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let findings = match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(mut body)) if body.contains_key("Findings") => match body.remove("Findings") {
-                Some(Value::Array(items)) => items.iter().map(Value::to_string).collect(),
-                _ => return Err(format!("{}: Findings is not an array", path.display())),
-            },
+            Ok(Value::Object(mut body)) if body.contains_key("Findings") => {
+                match body.remove("Findings") {
+                    Some(Value::Array(items)) => items.iter().map(Value::to_string).collect(),
+                    _ => return Err(format!("{}: Findings is not an array", path.display())),
+                }
+            }
             Ok(Value::Array(items)) => items.iter().map(Value::to_string).collect(),
             _ => text
                 .lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| serde_json::from_str::<Value>(l).map(|_| l.trim().to_string()))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{}: neither get-findings JSON nor NDJSON: {e}", path.display()))?,
+                .map_err(|e| {
+                    format!(
+                        "{}: neither get-findings JSON nor NDJSON: {e}",
+                        path.display()
+                    )
+                })?,
         };
         Ok(Dataset::Loaded(Arc::new(findings)))
     }
@@ -95,7 +105,10 @@ pub fn check_supported(filters: &Value) -> Result<(), String> {
         return Err("Filters must be an object".into());
     };
     for name in fields.keys() {
-        let known = STRING_FIELDS.iter().chain(DATE_FIELDS).any(|(n, _)| n == name);
+        let known = STRING_FIELDS
+            .iter()
+            .chain(DATE_FIELDS)
+            .any(|(n, _)| n == name);
         if !known {
             return Err(format!("the emulator does not implement the {name} filter"));
         }
@@ -105,13 +118,18 @@ pub fn check_supported(filters: &Value) -> Result<(), String> {
 
 /// Whether a finding passes every filter (AND across attributes).
 pub fn matches(filters: &Value, finding: &Value) -> bool {
-    let Some(fields) = filters.as_object() else { return true };
+    let Some(fields) = filters.as_object() else {
+        return true;
+    };
     fields.iter().all(|(name, conditions)| {
         let conditions = conditions.as_array().map(Vec::as_slice).unwrap_or_default();
         if let Some((_, path)) = STRING_FIELDS.iter().find(|(n, _)| n == name) {
             string_matches(finding.pointer(path).and_then(Value::as_str), conditions)
         } else if let Some((_, path)) = DATE_FIELDS.iter().find(|(n, _)| n == name) {
-            let time = finding.pointer(path).and_then(Value::as_str).and_then(parse_iso8601);
+            let time = finding
+                .pointer(path)
+                .and_then(Value::as_str)
+                .and_then(parse_iso8601);
             conditions.iter().all(|c| date_matches(time, c))
         } else {
             true
@@ -124,15 +142,24 @@ fn string_matches(value: Option<&str>, conditions: &[Value]) -> bool {
     let mut positive = Vec::new();
     let mut negative = Vec::new();
     for condition in conditions {
-        let wanted = condition.get("Value").and_then(Value::as_str).unwrap_or_default();
-        let comparison = condition.get("Comparison").and_then(Value::as_str).unwrap_or("EQUALS");
+        let wanted = condition
+            .get("Value")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let comparison = condition
+            .get("Comparison")
+            .and_then(Value::as_str)
+            .unwrap_or("EQUALS");
         let hit = value.is_some_and(|v| match comparison {
             "EQUALS" | "NOT_EQUALS" => v == wanted,
             "PREFIX" | "PREFIX_NOT_EQUALS" => v.starts_with(wanted),
             "CONTAINS" | "NOT_CONTAINS" => v.contains(wanted),
             _ => false,
         });
-        if matches!(comparison, "NOT_EQUALS" | "PREFIX_NOT_EQUALS" | "NOT_CONTAINS") {
+        if matches!(
+            comparison,
+            "NOT_EQUALS" | "PREFIX_NOT_EQUALS" | "NOT_CONTAINS"
+        ) {
             negative.push(!hit);
         } else {
             positive.push(hit);
@@ -143,8 +170,16 @@ fn string_matches(value: Option<&str>, conditions: &[Value]) -> bool {
 
 fn date_matches(time: Option<chrono::DateTime<Utc>>, condition: &Value) -> bool {
     let Some(time) = time else { return false };
-    let bound = |key: &str| condition.get(key).and_then(Value::as_str).and_then(parse_iso8601);
-    if let Some(days) = condition.pointer("/DateRange/Value").and_then(Value::as_i64) {
+    let bound = |key: &str| {
+        condition
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(parse_iso8601)
+    };
+    if let Some(days) = condition
+        .pointer("/DateRange/Value")
+        .and_then(Value::as_i64)
+    {
         return time >= Utc::now() - Duration::days(days);
     }
     bound("Start").is_none_or(|s| time >= s) && bound("End").is_none_or(|e| time <= e)
@@ -173,7 +208,9 @@ pub enum TokenError {
 /// Reads a token for this query; the offset it points at.
 pub fn read_token(token: &str, epoch: u64, hash: u64) -> Result<u64, TokenError> {
     let mut parts = token.split('.');
-    let (Some(e), Some(h), Some(o), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(e), Some(h), Some(o), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Malformed);
     };
     let parse = |s: &str| u64::from_str_radix(s, 16).map_err(|_| TokenError::Malformed);
@@ -196,21 +233,41 @@ mod tests {
     fn string_filters_or_positive_and_and_negative_comparisons() {
         let finding = json!({"RecordState": "ACTIVE", "Severity": {"Label": "HIGH"}, "ProductName": "GuardDuty"});
         let pass = |filters: Value| matches(&filters, &finding);
-        assert!(pass(json!({"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]})));
-        assert!(!pass(json!({"RecordState": [{"Value": "ARCHIVED", "Comparison": "EQUALS"}]})));
-        assert!(pass(json!({"SeverityLabel": [{"Value": "LOW", "Comparison": "EQUALS"}, {"Value": "HIGH", "Comparison": "EQUALS"}]})));
-        assert!(!pass(json!({"SeverityLabel": [{"Value": "LOW", "Comparison": "NOT_EQUALS"}, {"Value": "HIGH", "Comparison": "NOT_EQUALS"}]})));
-        assert!(pass(json!({"ProductName": [{"Value": "Guard", "Comparison": "PREFIX"}]})));
-        assert!(!pass(json!({"ProductName": [{"Value": "Guard", "Comparison": "PREFIX_NOT_EQUALS"}]})));
-        assert!(!pass(json!({"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}], "ProductName": [{"Value": "Macie", "Comparison": "EQUALS"}]})));
+        assert!(pass(
+            json!({"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]})
+        ));
+        assert!(!pass(
+            json!({"RecordState": [{"Value": "ARCHIVED", "Comparison": "EQUALS"}]})
+        ));
+        assert!(pass(
+            json!({"SeverityLabel": [{"Value": "LOW", "Comparison": "EQUALS"}, {"Value": "HIGH", "Comparison": "EQUALS"}]})
+        ));
+        assert!(!pass(
+            json!({"SeverityLabel": [{"Value": "LOW", "Comparison": "NOT_EQUALS"}, {"Value": "HIGH", "Comparison": "NOT_EQUALS"}]})
+        ));
+        assert!(pass(
+            json!({"ProductName": [{"Value": "Guard", "Comparison": "PREFIX"}]})
+        ));
+        assert!(!pass(
+            json!({"ProductName": [{"Value": "Guard", "Comparison": "PREFIX_NOT_EQUALS"}]})
+        ));
+        assert!(!pass(
+            json!({"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}], "ProductName": [{"Value": "Macie", "Comparison": "EQUALS"}]})
+        ));
     }
 
     #[test]
     fn date_filters_take_start_and_end_inclusive_in_any_timestamp_form() {
         let finding = json!({"UpdatedAt": "2026-10-01T12:00:00.000+02:00"});
         let range = |s: &str, e: &str| json!({"UpdatedAt": [{"Start": s, "End": e}]});
-        assert!(matches(&range("2026-10-01T10:00:00Z", "2026-10-01T10:00:00Z"), &finding));
-        assert!(!matches(&range("2026-10-01T10:00:01Z", "2026-10-02T00:00:00Z"), &finding));
+        assert!(matches(
+            &range("2026-10-01T10:00:00Z", "2026-10-01T10:00:00Z"),
+            &finding
+        ));
+        assert!(!matches(
+            &range("2026-10-01T10:00:01Z", "2026-10-02T00:00:00Z"),
+            &finding
+        ));
     }
 
     #[test]
@@ -218,7 +275,10 @@ mod tests {
         let hash = query_hash(&json!({}), &Value::Null, 100);
         let token = make_token(0, hash, 300);
         assert_eq!(read_token(&token, 0, hash), Ok(300));
-        assert_eq!(read_token(&token, 0, query_hash(&json!({}), &Value::Null, 50)), Err(TokenError::QueryChanged));
+        assert_eq!(
+            read_token(&token, 0, query_hash(&json!({}), &Value::Null, 50)),
+            Err(TokenError::QueryChanged)
+        );
         assert_eq!(read_token(&token, 1, hash), Err(TokenError::Expired));
         assert_eq!(read_token("garbage", 0, hash), Err(TokenError::Malformed));
         assert!(check_supported(&json!({"Sample": [{"Value": true}]})).is_err());

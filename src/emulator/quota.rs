@@ -15,7 +15,12 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate: f64, burst: u32, now: Instant) -> Self {
-        TokenBucket { rate, burst: burst as f64, tokens: burst as f64, last: now }
+        TokenBucket {
+            rate,
+            burst: burst as f64,
+            tokens: burst as f64,
+            last: now,
+        }
     }
 
     /// Takes a token if one is available at `now`.
@@ -44,7 +49,12 @@ pub struct DemandMeter {
 
 impl DemandMeter {
     pub fn new(rate: f64) -> Self {
-        DemandMeter { rate, level: 0.0, peak: 0.0, last: None }
+        DemandMeter {
+            rate,
+            level: 0.0,
+            peak: 0.0,
+            last: None,
+        }
     }
 
     /// Records one arrival.

@@ -15,8 +15,8 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::Value;
 
-use super::quota::{DemandMeter, TokenBucket};
 use super::query::{self, Dataset, TokenError};
+use super::quota::{DemandMeter, TokenBucket};
 use super::{Faults, Stats};
 
 /// Shared state of a running emulator.
@@ -71,14 +71,27 @@ impl EmulatorState {
     }
 
     fn chance(&self, probability: f64) -> bool {
-        probability > 0.0 && self.rng.lock().expect("rng").random_bool(probability.min(1.0))
+        probability > 0.0
+            && self
+                .rng
+                .lock()
+                .expect("rng")
+                .random_bool(probability.min(1.0))
     }
 }
 
 /// An error response in the service's rest-json shape.
 fn service_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"Code": code, "Message": message, "message": message});
-    (status, [("x-amzn-ErrorType", code), (header::CONTENT_TYPE.as_str(), "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [
+            ("x-amzn-ErrorType", code),
+            (header::CONTENT_TYPE.as_str(), "application/json"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn invalid_input(message: &str) -> Response {
@@ -92,20 +105,45 @@ pub async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) 
     state.meter.lock().expect("meter").record(now);
     let faults = state.faults.lock().expect("faults").clone();
     if faults.latency_ms > 0 {
-        let delay = state.rng.lock().expect("rng").random_range(0..=faults.latency_ms);
+        let delay = state
+            .rng
+            .lock()
+            .expect("rng")
+            .random_range(0..=faults.latency_ms);
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     if !state.bucket.lock().expect("bucket").try_take(now) {
-        state.counters.throttled_quota.fetch_add(1, Ordering::Relaxed);
-        return service_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate exceeded");
+        state
+            .counters
+            .throttled_quota
+            .fetch_add(1, Ordering::Relaxed);
+        return service_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            "Rate exceeded",
+        );
     }
     if state.chance(faults.throttle_probability) {
-        state.counters.throttled_injected.fetch_add(1, Ordering::Relaxed);
-        return service_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate exceeded");
+        state
+            .counters
+            .throttled_injected
+            .fetch_add(1, Ordering::Relaxed);
+        return service_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            "Rate exceeded",
+        );
     }
     if state.chance(faults.error_probability) {
-        state.counters.internal_errors.fetch_add(1, Ordering::Relaxed);
-        return service_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalException", "Internal service error (injected)");
+        state
+            .counters
+            .internal_errors
+            .fetch_add(1, Ordering::Relaxed);
+        return service_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalException",
+            "Internal service error (injected)",
+        );
     }
     let response = match page(&state, &body, &faults) {
         Ok(text) => text,
@@ -115,21 +153,40 @@ pub async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) 
         state.counters.dropped.fetch_add(1, Ordering::Relaxed);
         let bytes = Bytes::from(response);
         let cut = bytes.len() / 2;
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
-            vec![Ok(bytes.slice(..cut)), Err(std::io::Error::other("connection dropped (injected)"))];
-        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(futures::stream::iter(chunks))).into_response();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(bytes.slice(..cut)),
+            Err(std::io::Error::other("connection dropped (injected)")),
+        ];
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(futures::stream::iter(chunks)),
+        )
+            .into_response();
     }
     state.counters.accepted.fetch_add(1, Ordering::Relaxed);
     state.counters.pages.fetch_add(1, Ordering::Relaxed);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], response).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        response,
+    )
+        .into_response()
 }
 
 /// Builds the page for a request body, or the error the service would answer.
 fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, Response> {
-    let request: Value = serde_json::from_slice(body).map_err(|_| invalid_input("Request body is not valid JSON"))?;
-    let filters = request.get("Filters").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|_| invalid_input("Request body is not valid JSON"))?;
+    let filters = request
+        .get("Filters")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
     let sort = request.get("SortCriteria").cloned().unwrap_or(Value::Null);
-    let max_results = request.get("MaxResults").and_then(Value::as_i64).unwrap_or(100);
+    let max_results = request
+        .get("MaxResults")
+        .and_then(Value::as_i64)
+        .unwrap_or(100);
     if !(1..=100).contains(&max_results) {
         return Err(invalid_input("MaxResults must be between 1 and 100"));
     }
@@ -137,16 +194,30 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, R
     let hash = query::query_hash(&filters, &sort, max_results);
     let offset = match request.get("NextToken").and_then(Value::as_str) {
         None => 0,
-        Some("") => return Err(invalid_input("Invalid NextToken: the token must not be empty")),
+        Some("") => {
+            return Err(invalid_input(
+                "Invalid NextToken: the token must not be empty",
+            ))
+        }
         Some(token) => {
-            if faults.invalid_token_after_pages.is_some_and(|n| state.counters.pages.load(Ordering::Relaxed) >= n) {
+            if faults
+                .invalid_token_after_pages
+                .is_some_and(|n| state.counters.pages.load(Ordering::Relaxed) >= n)
+            {
                 // Fire once: every token issued so far dies.
-                state.faults.lock().expect("faults").invalid_token_after_pages = None;
+                state
+                    .faults
+                    .lock()
+                    .expect("faults")
+                    .invalid_token_after_pages = None;
                 state.epoch.fetch_add(1, Ordering::Relaxed);
             }
             let epoch = state.epoch.load(Ordering::Relaxed);
             query::read_token(token, epoch, hash).map_err(|e| {
-                state.counters.invalid_tokens.fetch_add(1, Ordering::Relaxed);
+                state
+                    .counters
+                    .invalid_tokens
+                    .fetch_add(1, Ordering::Relaxed);
                 invalid_input(match e {
                     TokenError::QueryChanged => "Invalid NextToken: Input Query has changed",
                     TokenError::Expired => "Invalid NextToken: the token has expired",
@@ -156,7 +227,9 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, R
         }
     };
     let indexes = matching(state, &filters, hash);
-    let total = indexes.as_ref().map_or(state.dataset.len(), |m| m.len() as u64);
+    let total = indexes
+        .as_ref()
+        .map_or(state.dataset.len(), |m| m.len() as u64);
     let end = (offset + max_results as u64).min(total);
     let mut text = String::from("{\"Findings\":[");
     for (n, position) in (offset..end).enumerate() {
@@ -172,7 +245,10 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, R
         text.push_str(&format!(",\"NextToken\":\"{token}\""));
     }
     text.push('}');
-    state.counters.findings.fetch_add(end.saturating_sub(offset), Ordering::Relaxed);
+    state
+        .counters
+        .findings
+        .fetch_add(end.saturating_sub(offset), Ordering::Relaxed);
     Ok(text)
 }
 
@@ -184,9 +260,16 @@ fn matching(state: &EmulatorState, filters: &Value, hash: u64) -> Option<Arc<Vec
     if let Some(found) = state.matches.lock().expect("matches").get(&hash) {
         return Some(found.clone());
     }
-    let found: Arc<Vec<u64>> =
-        Arc::new((0..state.dataset.len()).filter(|&i| query::matches(filters, &state.dataset.value(i))).collect());
-    state.matches.lock().expect("matches").insert(hash, found.clone());
+    let found: Arc<Vec<u64>> = Arc::new(
+        (0..state.dataset.len())
+            .filter(|&i| query::matches(filters, &state.dataset.value(i)))
+            .collect(),
+    );
+    state
+        .matches
+        .lock()
+        .expect("matches")
+        .insert(hash, found.clone());
     Some(found)
 }
 
@@ -194,7 +277,11 @@ fn matching(state: &EmulatorState, filters: &Value, hash: u64) -> Option<Arc<Vec
 pub async fn sts(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
     if !text.contains("Action=GetCallerIdentity") {
-        return (StatusCode::BAD_REQUEST, "the emulator serves only STS GetCallerIdentity").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "the emulator serves only STS GetCallerIdentity",
+        )
+            .into_response();
     }
     let account = &state.account_id;
     let xml = format!(
@@ -216,7 +303,10 @@ pub async fn get_faults(State(state): State<Arc<EmulatorState>>) -> Json<Faults>
 }
 
 /// `PUT /faults`: replaces the fault settings.
-pub async fn put_faults(State(state): State<Arc<EmulatorState>>, Json(faults): Json<Faults>) -> Json<Faults> {
+pub async fn put_faults(
+    State(state): State<Arc<EmulatorState>>,
+    Json(faults): Json<Faults>,
+) -> Json<Faults> {
     *state.faults.lock().expect("faults") = faults.clone();
     Json(faults)
 }

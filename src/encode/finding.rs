@@ -137,9 +137,15 @@ mod tests {
         let severity = view.severity.get().unwrap();
         assert_eq!(severity.label.get().map(|s| s.as_ref()), Some("HIGH"));
         assert!(severity.normalized.get().is_none());
-        assert!(view.product_fields.get().is_none(), "a non-string value voids the map");
+        assert!(
+            view.product_fields.get().is_none(),
+            "a non-string value voids the map"
+        );
         let resources = view.resources.get().unwrap();
-        assert_eq!(resources[0].r#type.get().map(|s| s.as_ref()), Some("AwsS3Bucket"));
+        assert_eq!(
+            resources[0].r#type.get().map(|s| s.as_ref()),
+            Some("AwsS3Bucket")
+        );
     }
 
     #[test]

@@ -96,10 +96,16 @@ impl BatchBuilder {
             timestamps: (0..5)
                 .map(|_| TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"))
                 .collect(),
-            lists: (0..3).map(|_| ListBuilder::new(StringBuilder::new())).collect(),
+            lists: (0..3)
+                .map(|_| ListBuilder::new(StringBuilder::new()))
+                .collect(),
             maps: (0..2)
                 .map(|_| {
-                    MapBuilder::new(Some(map_names()), StringBuilder::new(), StringBuilder::new())
+                    MapBuilder::new(
+                        Some(map_names()),
+                        StringBuilder::new(),
+                        StringBuilder::new(),
+                    )
                 })
                 .collect(),
         }
@@ -120,8 +126,14 @@ impl BatchBuilder {
             (S_TITLE, text_of(&view.title)),
             (S_DESCRIPTION, text_of(&view.description)),
             (S_SEVERITY, severity.and_then(|s| text_of(&s.label))),
-            (S_COMPLIANCE, view.compliance.get().and_then(|c| text_of(&c.status))),
-            (S_WORKFLOW, view.workflow.get().and_then(|w| text_of(&w.status))),
+            (
+                S_COMPLIANCE,
+                view.compliance.get().and_then(|c| text_of(&c.status)),
+            ),
+            (
+                S_WORKFLOW,
+                view.workflow.get().and_then(|w| text_of(&w.status)),
+            ),
             (S_RECORD_STATE, text_of(&view.record_state)),
         ];
         for (index, value) in values {
@@ -147,7 +159,10 @@ impl BatchBuilder {
         }
         self.timestamps[4].append_value(exported_at_ms);
 
-        append_list(&mut self.lists[0], view.types.get().map(|v| v.iter().map(|t| Some(t.as_ref()))));
+        append_list(
+            &mut self.lists[0],
+            view.types.get().map(|v| v.iter().map(|t| Some(t.as_ref()))),
+        );
         let resources = view.resources.get();
         append_list(
             &mut self.lists[1],
@@ -157,7 +172,11 @@ impl BatchBuilder {
             &mut self.lists[2],
             resources.map(|r| r.iter().map(|r| r.id.get().map(|t| t.as_ref()))),
         );
-        for (builder, field) in self.maps.iter_mut().zip([&view.product_fields, &view.user_defined_fields]) {
+        for (builder, field) in self
+            .maps
+            .iter_mut()
+            .zip([&view.product_fields, &view.user_defined_fields])
+        {
             if let Some(map) = field.get() {
                 for (key, value) in map {
                     builder.keys().append_value(key);
@@ -259,7 +278,8 @@ pub struct PartWriter {
 
 impl PartWriter {
     pub fn new(compression: Compression) -> Result<Self, parquet::errors::ParquetError> {
-        let writer = ArrowWriter::try_new(Vec::new(), schema(), Some(writer_properties(compression)))?;
+        let writer =
+            ArrowWriter::try_new(Vec::new(), schema(), Some(writer_properties(compression)))?;
         Ok(PartWriter { writer, rows: 0 })
     }
 

@@ -44,7 +44,11 @@ pub const COLUMNS: &[Column] = &[
     col("title", Str, "`Title`"),
     col("description", Str, "`Description`"),
     col("severity_label", Str, "`Severity.Label`"),
-    col("severity_normalized", Int32, "`Severity.Normalized` (0-100)"),
+    col(
+        "severity_normalized",
+        Int32,
+        "`Severity.Normalized` (0-100)",
+    ),
     col("compliance_status", Str, "`Compliance.Status`"),
     col("workflow_status", Str, "`Workflow.Status`"),
     col("record_state", Str, "`RecordState` (ACTIVE or ARCHIVED)"),
@@ -56,9 +60,17 @@ pub const COLUMNS: &[Column] = &[
     col("resource_ids", StringList, "`Resources[].Id`"),
     col("product_fields", StringMap, "`ProductFields`"),
     col("user_defined_fields", StringMap, "`UserDefinedFields`"),
-    col("finding_json", Str, "the finding exactly as GetFindings returned it"),
+    col(
+        "finding_json",
+        Str,
+        "the finding exactly as GetFindings returned it",
+    ),
     col("export_job_id", Str, "the job that exported this row"),
-    col("exported_at", Timestamp, "when the page holding this row was fetched, UTC"),
+    col(
+        "exported_at",
+        Timestamp,
+        "when the page holding this row was fetched, UTC",
+    ),
 ];
 
 /// The partition column encoded in the object key (`export_date=YYYY-MM-DD`), not in the file.

@@ -15,7 +15,11 @@ pub fn parse_iso8601(text: &str) -> Option<DateTime<Utc>> {
             return Some(time.with_timezone(&Utc));
         }
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(text, format) {
             return Some(naive.and_utc());
         }
@@ -47,8 +51,14 @@ mod tests {
         ] {
             assert_eq!(parse_millis(form), Some(expected), "{form}");
         }
-        assert_eq!(parse_millis("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
-        assert_eq!(parse_millis("2023-11-14T22:13:20.1Z"), Some(1_700_000_000_100));
+        assert_eq!(
+            parse_millis("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_millis("2023-11-14T22:13:20.1Z"),
+            Some(1_700_000_000_100)
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub fn load(arg: Option<&str>) -> Result<Value> {
     };
     let text = match arg.strip_prefix("file://") {
         Some(path) => std::fs::read_to_string(path).map_err(|e| {
-            Error::Filters(format!("cannot read filter file {path}: {e}; check the path"))
+            Error::Filters(format!(
+                "cannot read filter file {path}: {e}; check the path"
+            ))
         })?,
         None => arg.to_string(),
     };
@@ -69,7 +71,9 @@ pub fn validate(filters: &Value) -> Result<()> {
     for (name, conditions) in fields {
         let kind = kind_of(name)?;
         let Value::Array(conditions) = conditions else {
-            return Err(Error::Filters(format!("{name}: expected a list of conditions")));
+            return Err(Error::Filters(format!(
+                "{name}: expected a list of conditions"
+            )));
         };
         if conditions.len() > MAX_VALUES {
             return Err(Error::Filters(format!(
@@ -106,7 +110,9 @@ pub fn kind_of(name: &str) -> Result<FilterKind> {
 
 fn validate_condition(name: &str, kind: FilterKind, condition: &Value) -> Result<()> {
     let Value::Object(obj) = condition else {
-        return Err(Error::Filters(format!("{name}: each condition must be an object")));
+        return Err(Error::Filters(format!(
+            "{name}: each condition must be an object"
+        )));
     };
     let allowed: &[&str] = match kind {
         FilterKind::String => &["Value", "Comparison"],
@@ -143,7 +149,9 @@ fn validate_condition(name: &str, kind: FilterKind, condition: &Value) -> Result
         }
         FilterKind::Boolean => match obj.get("Value") {
             Some(Value::Bool(_)) => Ok(()),
-            _ => Err(Error::Filters(format!("{name}: Value must be true or false"))),
+            _ => Err(Error::Filters(format!(
+                "{name}: Value must be true or false"
+            ))),
         },
         FilterKind::Keyword => need_string(name, obj, "Value"),
         FilterKind::Ip => need_string(name, obj, "Cidr"),

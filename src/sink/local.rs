@@ -82,7 +82,9 @@ fn list_into(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Res
             list_into(root, &path, out)?;
         } else {
             let key = path.strip_prefix(root).expect("below root");
-            let key = key.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+            let key = key
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
             out.push(ObjectMeta {
                 key,
                 size: meta.len(),
@@ -210,35 +212,64 @@ mod tests {
             .put_if("a/cp.json", Bytes::from_static(b"1"), Precondition::Absent)
             .await
             .unwrap();
-        let CondPut::Written(etag) = first else { panic!("first create must succeed") };
+        let CondPut::Written(etag) = first else {
+            panic!("first create must succeed")
+        };
         let again = store
             .put_if("a/cp.json", Bytes::from_static(b"x"), Precondition::Absent)
             .await
             .unwrap();
         assert_eq!(again, CondPut::PreconditionFailed);
         let updated = store
-            .put_if("a/cp.json", Bytes::from_static(b"2"), Precondition::Matches(etag.clone()))
+            .put_if(
+                "a/cp.json",
+                Bytes::from_static(b"2"),
+                Precondition::Matches(etag.clone()),
+            )
             .await
             .unwrap();
         assert!(matches!(updated, CondPut::Written(_)));
         let stale = store
-            .put_if("a/cp.json", Bytes::from_static(b"3"), Precondition::Matches(etag))
+            .put_if(
+                "a/cp.json",
+                Bytes::from_static(b"3"),
+                Precondition::Matches(etag),
+            )
             .await
             .unwrap();
         assert_eq!(stale, CondPut::PreconditionFailed);
-        assert_eq!(store.get("a/cp.json").await.unwrap().unwrap().0.as_ref(), b"2");
+        assert_eq!(
+            store.get("a/cp.json").await.unwrap().unwrap().0.as_ref(),
+            b"2"
+        );
     }
 
     #[tokio::test]
     async fn list_returns_sorted_keys_below_a_prefix_and_skips_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path());
-        for key in ["f/d=1/j-part-000002.parquet", "f/d=1/j-part-000001.parquet", "g/x"] {
-            store.put(key, Bytes::from_static(b"abc"), "x").await.unwrap();
+        for key in [
+            "f/d=1/j-part-000002.parquet",
+            "f/d=1/j-part-000001.parquet",
+            "g/x",
+        ] {
+            store
+                .put(key, Bytes::from_static(b"abc"), "x")
+                .await
+                .unwrap();
         }
         std::fs::write(dir.path().join("f/d=1/.tmp"), b"").unwrap();
-        let keys: Vec<String> = store.list("f/").await.unwrap().into_iter().map(|o| o.key).collect();
-        assert_eq!(keys, ["f/d=1/j-part-000001.parquet", "f/d=1/j-part-000002.parquet"]);
+        let keys: Vec<String> = store
+            .list("f/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(
+            keys,
+            ["f/d=1/j-part-000001.parquet", "f/d=1/j-part-000002.parquet"]
+        );
         assert_eq!(store.get_tail("g/x", 2).await.unwrap().as_ref(), b"bc");
     }
 }

@@ -136,7 +136,10 @@ mod tests {
                 prefix: "lake/sh".into()
             }
         );
-        assert_eq!(Destination::parse("s3://my-bucket").unwrap().url(), "s3://my-bucket");
+        assert_eq!(
+            Destination::parse("s3://my-bucket").unwrap().url(),
+            "s3://my-bucket"
+        );
         assert_eq!(
             Destination::parse("file:///tmp/lake").unwrap(),
             Destination::Local {
@@ -151,7 +154,14 @@ mod tests {
 
     #[test]
     fn bad_destinations_are_usage_errors() {
-        for bad in ["", "gs://bucket/x", "s3://", "s3://UPPER/x", "file://relative", "http://x"] {
+        for bad in [
+            "",
+            "gs://bucket/x",
+            "s3://",
+            "s3://UPPER/x",
+            "file://relative",
+            "http://x",
+        ] {
             let err = Destination::parse(bad).unwrap_err();
             assert!(matches!(err, Error::Usage(_)), "{bad}: {err}");
         }

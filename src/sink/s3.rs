@@ -42,10 +42,15 @@ impl S3Store {
     /// Maps an SDK failure on `key` to our error, naming the cause and the fix.
     fn failed(&self, key: &str, action: &str, failure: Failure) -> Error {
         let location = self.location(key);
-        if failure.code.as_deref() == Some("NoSuchBucket") || (action == "check" && failure.status == Some(404)) {
+        if failure.code.as_deref() == Some("NoSuchBucket")
+            || (action == "check" && failure.status == Some(404))
+        {
             return Error::destination(
                 location,
-                format!("bucket {} does not exist; create it or fix --destination", self.bucket),
+                format!(
+                    "bucket {} does not exist; create it or fix --destination",
+                    self.bucket
+                ),
                 None,
             );
         }
@@ -55,7 +60,11 @@ impl S3Store {
                 None,
             );
         }
-        Error::destination(location, format!("cannot {action}: {}", failure.summary()), None)
+        Error::destination(
+            location,
+            format!("cannot {action}: {}", failure.summary()),
+            None,
+        )
     }
 
     async fn put_multipart(&self, key: &str, body: Bytes, content_type: &str) -> Result<()> {
@@ -78,7 +87,11 @@ impl S3Store {
                 .bucket(&self.bucket)
                 .key(&full)
                 .upload_id(&upload_id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
                 .send()
                 .await
                 .map(|_| ())
@@ -97,7 +110,12 @@ impl S3Store {
         }
     }
 
-    async fn upload_parts(&self, full: &str, upload_id: &str, body: &Bytes) -> Result<Vec<CompletedPart>> {
+    async fn upload_parts(
+        &self,
+        full: &str,
+        upload_id: &str,
+        body: &Bytes,
+    ) -> Result<Vec<CompletedPart>> {
         let mut parts = Vec::new();
         for (index, start) in (0..body.len()).step_by(MULTIPART_PART_SIZE).enumerate() {
             let end = (start + MULTIPART_PART_SIZE).min(body.len());
@@ -169,7 +187,9 @@ impl ObjectStore for S3Store {
             Precondition::Matches(etag) => request.if_match(etag),
         };
         match request.send().await {
-            Ok(out) => Ok(CondPut::Written(out.e_tag().unwrap_or_default().to_string())),
+            Ok(out) => Ok(CondPut::Written(
+                out.e_tag().unwrap_or_default().to_string(),
+            )),
             Err(err) => {
                 let failure = Failure::of(&err);
                 if matches!(failure.status, Some(412 | 409)) {
@@ -193,7 +213,10 @@ impl ObjectStore for S3Store {
             Ok(out) => out,
             Err(err) => {
                 let failure = Failure::of(&err);
-                if failure.code.as_deref() == Some("NoSuchKey") || failure.status == Some(404) && failure.code.as_deref() != Some("NoSuchBucket") {
+                if failure.code.as_deref() == Some("NoSuchKey")
+                    || failure.status == Some(404)
+                        && failure.code.as_deref() != Some("NoSuchBucket")
+                {
                     return Ok(None);
                 }
                 return Err(self.failed(key, "read", failure));
@@ -201,7 +224,11 @@ impl ObjectStore for S3Store {
         };
         let etag = out.e_tag().unwrap_or_default().to_string();
         let body = out.body.collect().await.map_err(|e| {
-            Error::destination(self.location(key), "read failed mid-body; retry", Some(Box::new(e) as _))
+            Error::destination(
+                self.location(key),
+                "read failed mid-body; retry",
+                Some(Box::new(e) as _),
+            )
         })?;
         Ok(Some((body.into_bytes(), etag)))
     }
@@ -217,13 +244,21 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| self.failed(key, "read", Failure::of(&e)))?;
         let body = out.body.collect().await.map_err(|e| {
-            Error::destination(self.location(key), "read failed mid-body; retry", Some(Box::new(e) as _))
+            Error::destination(
+                self.location(key),
+                "read failed mid-body; retry",
+                Some(Box::new(e) as _),
+            )
         })?;
         Ok(body.into_bytes())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        let strip = if self.prefix.is_empty() { 0 } else { self.prefix.len() + 1 };
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
         let mut pages = self
             .client
             .list_objects_v2()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit and integration tests (against
+# moto and the project's emulator, read back with DuckDB and pyarrow), and a build of the benches.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sechub-export/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+. scripts/setup-test-env.sh
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+step "cargo fmt --check";                    cargo fmt --all -- --check
+step "cargo clippy -D warnings";             cargo clippy --all-targets --quiet -- -D warnings
+step "cargo bench --no-run (benches build)"; cargo bench --no-run --quiet
+step "cargo test";                           cargo test --quiet -- --test-threads "${SECHUB_TEST_THREADS:-2}"

@@ -1,0 +1,204 @@
+//! Shared harness of the integration tests: the built binary, a moto server per test, the
+//! Python readers (DuckDB, pyarrow) installed by scripts/setup-test-env.sh.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sechub-export");
+
+/// The venv's Python. Missing is a failure, never a skip: run scripts/test.sh.
+pub fn python() -> PathBuf {
+    match std::env::var_os("SECHUB_TEST_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => panic!("SECHUB_TEST_PYTHON is not set: run the suite with scripts/test.sh, which installs moto, DuckDB and pyarrow"),
+    }
+}
+
+fn tool_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lake_tool.py")
+}
+
+/// Runs tests/py/lake_tool.py and parses its JSON answer.
+pub fn lake_tool(args: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg(tool_path())
+        .args(args)
+        .output()
+        .expect("run lake_tool.py");
+    assert!(
+        out.status.success(),
+        "lake_tool {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lake_tool output not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A moto server of its own for one test.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let moto = python().with_file_name("moto_server");
+        assert!(
+            moto.exists(),
+            "moto_server missing at {}: run scripts/setup-test-env.sh",
+            moto.display()
+        );
+        let port = free_port();
+        let child = Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto_server did not start on {url}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, url }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command for the binary with a clean, test-only AWS environment.
+pub fn command(endpoint: Option<&str>) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "sechub_export=info,warn")
+        .stdin(Stdio::null());
+    if let Some(url) = endpoint {
+        cmd.env("AWS_ENDPOINT_URL", url);
+    }
+    cmd
+}
+
+/// Output of a finished run, with text accessors.
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> String {
+        assert_eq!(
+            self.code(),
+            0,
+            "exit {}\nstdout: {}\nstderr: {}",
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        );
+        self.stdout()
+    }
+}
+
+/// Runs the binary to completion.
+pub fn run(mut cmd: Command) -> Run {
+    Run {
+        output: cmd.output().expect("run sechub-export"),
+    }
+}
+
+/// Writes `count` generated findings of `seed` as NDJSON (the same the emulator serves).
+pub fn generate(count: u64, seed: u64, path: &Path) {
+    let out = Command::new(BIN)
+        .args([
+            "generate",
+            "--findings",
+            &count.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .output()
+        .expect("generate");
+    assert!(out.status.success());
+    std::fs::write(path, out.stdout).unwrap();
+}
+
+/// Asserts a lake check found exactly the expected findings once each, intact.
+pub fn assert_exactly_once(report: &Value, expected: u64) {
+    assert_eq!(report["rows"], expected, "{report}");
+    assert_eq!(report["duckdb_rows"], expected, "{report}");
+    assert_eq!(report["distinct_ids"], expected, "{report}");
+    assert_eq!(report["duplicated_count"], 0, "{report}");
+    assert_eq!(report["missing_count"], 0, "{report}");
+    assert_eq!(report["unexpected_count"], 0, "{report}");
+    assert_eq!(report["json_mismatches"], 0, "{report}");
+    assert_eq!(report["timestamp_mismatches"], 0, "{report}");
+}
+
+/// Every file below `dir`, relative, sorted (to prove nothing was written or changed).
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                if !rel.ends_with("lock.json") {
+                    out.push((rel, std::fs::read(&path).unwrap_or_default()));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,172 @@
+"""Test helper: seeds moto, fetches what landed, and reads a lake back with DuckDB and pyarrow.
+
+Every command prints one JSON document on stdout; the Rust integration tests assert on it.
+Readers are third-party (DuckDB, pyarrow), as Athena would be: nothing here reuses our Rust code.
+"""
+import argparse
+import datetime as dt
+import glob
+import json
+import os
+import re
+import sys
+
+import boto3
+import duckdb
+import pyarrow.parquet as pq
+
+
+def client(service, endpoint):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def cmd_seed(args):
+    """Imports findings; boto3 refuses fields newer than its model, so those are dropped and the
+    findings as actually imported are written to `out` (what the export must return)."""
+    hub = client("securityhub", args.endpoint)
+    shape = hub.meta.service_model.shape_for("AwsSecurityFinding")
+    known = set(shape.members)
+    findings = [json.loads(line) for line in open(args.file, encoding="utf-8") if line.strip()]
+    findings = [{k: v for k, v in f.items() if k in known} for f in findings]
+    with open(args.out, "w", encoding="utf-8") as out:
+        for finding in findings:
+            out.write(json.dumps(finding, ensure_ascii=False) + "\n")
+    failed = 0
+    for start in range(0, len(findings), 100):
+        out = hub.batch_import_findings(Findings=findings[start:start + 100])
+        failed += out.get("FailedCount", 0)
+    print(json.dumps({"imported": len(findings) - failed, "failed": failed}))
+
+
+def cmd_create_bucket(args):
+    client("s3", args.endpoint).create_bucket(Bucket=args.bucket)
+    print(json.dumps({"created": args.bucket}))
+
+
+def cmd_download(args):
+    s3 = client("s3", args.endpoint)
+    objects = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args.bucket, Prefix=args.prefix):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            head = s3.head_object(Bucket=args.bucket, Key=key)
+            target = os.path.join(args.dir, key[len(args.prefix):].lstrip("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            s3.download_file(args.bucket, key, target)
+            objects.append({"key": key, "size": item["Size"], "content_type": head.get("ContentType")})
+    print(json.dumps({"objects": objects}))
+
+
+def cmd_get_parameter(args):
+    ssm = client("ssm", args.endpoint)
+    try:
+        value = ssm.get_parameter(Name=args.name)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        value = None
+    print(json.dumps({"value": value}))
+
+
+def parse_ts(text):
+    """Python's own reading of an ASFF timestamp, to epoch milliseconds (None if unparseable)."""
+    if not isinstance(text, str):
+        return None
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:?\d\d)?", text.strip())
+    if not m:
+        return None
+    base, frac, zone = m.groups()
+    micros = int(((frac or "") + "000000")[:6])
+    zone = "+00:00" if zone in (None, "Z", "z") else zone
+    if len(zone) == 5:
+        zone = zone[:3] + ":" + zone[3:]
+    when = dt.datetime.fromisoformat(base + zone) + dt.timedelta(microseconds=micros)
+    return to_ms(when)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def to_ms(when):
+    return (when - EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def cmd_check(args):
+    files = sorted(glob.glob(os.path.join(args.dir, "findings", "*", "*.parquet")))
+    if args.job:
+        files = [f for f in files if os.path.basename(f).startswith(args.job + "-part-")]
+    report = {"files": len(files), "rows": 0}
+    if not files:
+        print(json.dumps(report))
+        return
+    # DuckDB: Hive partitioning as Athena sees the layout.
+    con = duckdb.connect()
+    rel = con.read_parquet(files, hive_partitioning=True)
+    con.register("lake", rel)
+    rows, distinct = con.execute("select count(*), count(distinct id) from lake").fetchone()
+    report["duckdb_rows"] = rows
+    report["distinct_ids"] = distinct
+    report["export_dates"] = [str(r[0]) for r in con.execute("select distinct export_date from lake").fetchall()]
+    report["types"] = dict(con.execute(
+        "select column_name, column_type from (describe select * from lake)").fetchall())
+    # pyarrow: every file, row by row.
+    seen = {}
+    by_file = {}
+    for f in files:
+        table = pq.read_table(f)
+        by_file[os.path.basename(f)] = table.num_rows
+        cols = table.select(["id", "finding_json", "updated_at", "created_at"]).to_pydict()
+        for i, fid in enumerate(cols["id"]):
+            seen.setdefault(fid, []).append({
+                "json": cols["finding_json"][i],
+                "updated_at": cols["updated_at"][i],
+                "created_at": cols["created_at"][i],
+            })
+        report["codec"] = pq.ParquetFile(f).metadata.row_group(0).column(0).compression
+    report["rows"] = sum(by_file.values())
+    report["rows_by_file"] = by_file
+    report["duplicated"] = sorted(k for k, v in seen.items() if len(v) > 1)[:20]
+    report["duplicated_count"] = sum(len(v) - 1 for v in seen.values())
+    report["pyarrow_schema"] = [f"{field.name}:{field.type}" for field in pq.read_schema(files[0])]
+    if args.expect:
+        expected = {}
+        for line in open(args.expect, encoding="utf-8"):
+            if line.strip():
+                finding = json.loads(line)
+                expected[finding["Id"]] = finding
+        report["missing"] = sorted(set(expected) - set(seen))[:20]
+        report["missing_count"] = len(set(expected) - set(seen))
+        report["unexpected_count"] = len(set(seen) - set(expected))
+        json_mismatch = ts_mismatch = 0
+        for fid, rows_of in seen.items():
+            want = expected.get(fid)
+            if want is None:
+                continue
+            for row in rows_of:
+                if json.loads(row["json"]) != want:
+                    json_mismatch += 1
+                for col, field in (("updated_at", "UpdatedAt"), ("created_at", "CreatedAt")):
+                    got = row[col]
+                    got_ms = None if got is None else to_ms(got)
+                    if got_ms != parse_ts(want.get(field)):
+                        ts_mismatch += 1
+        report["json_mismatches"] = json_mismatch
+        report["timestamp_mismatches"] = ts_mismatch
+    print(json.dumps(report, default=str))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("seed"); p.add_argument("endpoint"); p.add_argument("file"); p.add_argument("out")
+    p.set_defaults(fn=cmd_seed)
+    p = sub.add_parser("create-bucket"); p.add_argument("endpoint"); p.add_argument("bucket"); p.set_defaults(fn=cmd_create_bucket)
+    p = sub.add_parser("download"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("prefix"); p.add_argument("dir")
+    p.set_defaults(fn=cmd_download)
+    p = sub.add_parser("get-parameter"); p.add_argument("endpoint"); p.add_argument("name"); p.set_defaults(fn=cmd_get_parameter)
+    p = sub.add_parser("check"); p.add_argument("dir"); p.add_argument("--expect"); p.add_argument("--job"); p.set_defaults(fn=cmd_check)
+    args = parser.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
