@@ -1,0 +1,254 @@
+//! End-to-end exports against the project's emulator: quota, faults, kills, dead cursors,
+//! concurrent runs and filters; every lake read back with DuckDB and pyarrow.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use sechub_export::emulator::{generate::Generator, Emulator, EmulatorConfig, Faults};
+
+async fn emulator(findings: u64, seed: u64, rate: f64, burst: u32) -> Emulator {
+    let config = EmulatorConfig {
+        rate,
+        burst,
+        ..EmulatorConfig::generated(findings, seed)
+    };
+    Emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("emulator starts")
+}
+
+fn export_cmd(
+    emulator: &Emulator,
+    lake: &Path,
+    job: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = command(Some(&emulator.url()));
+    cmd.args([
+        "export",
+        "--destination",
+        lake.to_str().unwrap(),
+        "--job-id",
+        job,
+        "-q",
+    ]);
+    cmd.args(extra);
+    tokio::process::Command::from(cmd)
+}
+
+async fn finish(mut cmd: tokio::process::Command) -> Run {
+    Run {
+        output: cmd.output().await.expect("run sechub-export"),
+    }
+}
+
+fn expected(dir: &Path, count: u64, seed: u64) -> String {
+    let path = dir.join("expected.ndjson");
+    generate(count, seed, &path);
+    path.to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_a_tight_quota_still_export_every_finding_once_within_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(3_000, 11, 10.0, 5).await;
+    emulator.set_faults(Faults {
+        throttle_probability: 0.1,
+        error_probability: 0.05,
+        drop_probability: 0.05,
+        latency_ms: 30,
+        ..Faults::default()
+    });
+    let args = ["--rate", "10", "--burst", "5", "--part-rows", "500"];
+    let out = finish(export_cmd(&emulator, &lake, "faults", &args))
+        .await
+        .ok();
+    assert!(out.contains("complete: job faults"), "{out}");
+
+    let stats = emulator.stats();
+    assert!(
+        stats.throttled_injected > 0 && stats.internal_errors > 0 && stats.dropped > 0,
+        "faults fired: {stats:?}"
+    );
+    assert!(
+        stats.peak_demand <= 5.0 + 0.05,
+        "the client stayed within rate 10 burst 5: {stats:?}"
+    );
+    assert_eq!(stats.throttled_quota, 0, "{stats:?}");
+    let report = lake_tool(&[
+        "check",
+        lake.to_str().unwrap(),
+        "--expect",
+        &expected(dir.path(), 3_000, 11),
+    ]);
+    assert_exactly_once(&report, 3_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_killed_again_and_again_resumes_and_exports_each_finding_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(4_000, 12, 8.0, 4).await;
+    let args = ["--rate", "8", "--burst", "4", "--part-rows", "100"];
+    let mut kills = 0;
+    for delay_ms in [700, 450, 900, 600, 1100, 500] {
+        let mut cmd = export_cmd(&emulator, &lake, "kills", &args);
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().await.unwrap(); // SIGKILL: no flush, no checkpoint
+            kills += 1;
+        }
+    }
+    assert!(kills >= 3, "the export was killed mid-run {kills} times");
+    let out = finish(export_cmd(&emulator, &lake, "kills", &args))
+        .await
+        .ok();
+    assert!(out.contains("complete: job kills"), "{out}");
+    let report = lake_tool(&[
+        "check",
+        lake.to_str().unwrap(),
+        "--expect",
+        &expected(dir.path(), 4_000, 12),
+    ]);
+    assert_exactly_once(&report, 4_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_cursor_stops_with_advice_and_restart_recovers_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(2_000, 13, 10.0, 2).await;
+    let args = ["--rate", "10", "--burst", "2", "--part-rows", "100"];
+    let first = finish(export_cmd(
+        &emulator,
+        &lake,
+        "cursor",
+        &[&args[..], &["--max-duration", "800ms"]].concat(),
+    ))
+    .await
+    .ok();
+    assert!(first.contains("resumable"), "{first}");
+    let checkpoint = lake.join("_sechub_export/jobs/cursor/checkpoint.json");
+    let before = std::fs::read(&checkpoint).unwrap();
+
+    emulator.set_faults(Faults {
+        invalid_token_after_pages: Some(0),
+        ..Faults::default()
+    });
+    let dead = finish(export_cmd(&emulator, &lake, "cursor", &args)).await;
+    assert_eq!(dead.code(), 6, "{}", dead.stderr());
+    assert!(
+        dead.stderr().contains("NextToken was rejected") && dead.stderr().contains("--restart"),
+        "{}",
+        dead.stderr()
+    );
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        before,
+        "the checkpoint is untouched"
+    );
+
+    let restarted = finish(export_cmd(
+        &emulator,
+        &lake,
+        "cursor",
+        &[&args[..], &["--restart"]].concat(),
+    ))
+    .await
+    .ok();
+    assert!(restarted.contains("complete: job cursor"), "{restarted}");
+    let report = lake_tool(&[
+        "check",
+        lake.to_str().unwrap(),
+        "--expect",
+        &expected(dir.path(), 2_000, 13),
+    ]);
+    assert_exactly_once(&report, 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_of_a_running_job_is_refused_while_the_first_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(1_500, 14, 6.0, 1).await;
+    let args = ["--rate", "6", "--burst", "1", "--part-rows", "100"];
+    let mut first = export_cmd(&emulator, &lake, "twice", &args);
+    let first = first
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = lake.join("_sechub_export/jobs/twice/checkpoint.json");
+    while !checkpoint.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = finish(export_cmd(&emulator, &lake, "twice", &args)).await;
+    assert_eq!(second.code(), 5, "{}", second.stderr());
+    assert!(
+        second
+            .stderr()
+            .contains("another run is exporting this job"),
+        "{}",
+        second.stderr()
+    );
+    let first = Run {
+        output: first.wait_with_output().await.unwrap(),
+    };
+    assert!(first.ok().contains("complete: job twice"));
+    let report = lake_tool(&[
+        "check",
+        lake.to_str().unwrap(),
+        "--expect",
+        &expected(dir.path(), 1_500, 14),
+    ]);
+    assert_exactly_once(&report, 1_500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_reach_the_service_and_only_matching_findings_are_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(2_000, 15, 50.0, 20).await;
+    let generator = Generator {
+        seed: 15,
+        ..Generator::default()
+    };
+    let wanted: Vec<String> = (0..2_000)
+        .map(|i| generator.finding_value(i))
+        .filter(|f| {
+            f["RecordState"] == "ACTIVE"
+                && (f["Severity"]["Label"] == "HIGH" || f["Severity"]["Label"] == "CRITICAL")
+        })
+        .map(|f| f.to_string())
+        .collect();
+    let expect = dir.path().join("wanted.ndjson");
+    std::fs::write(&expect, wanted.join("\n")).unwrap();
+    let filters = r#"{"RecordState":[{"Value":"ACTIVE","Comparison":"EQUALS"}],
+        "SeverityLabel":[{"Value":"HIGH","Comparison":"EQUALS"},{"Value":"CRITICAL","Comparison":"EQUALS"}]}"#;
+    let args = ["--rate", "50", "--burst", "20", "--filters", filters];
+    finish(export_cmd(&emulator, &lake, "filtered", &args))
+        .await
+        .ok();
+    let report = lake_tool(&[
+        "check",
+        lake.to_str().unwrap(),
+        "--expect",
+        expect.to_str().unwrap(),
+    ]);
+    assert!(
+        wanted.len() > 100 && wanted.len() < 1_000,
+        "{}",
+        wanted.len()
+    );
+    assert_exactly_once(&report, wanted.len() as u64);
+}
