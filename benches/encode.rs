@@ -1,1 +1,43 @@
-fn main() {}
+//! Encode throughput: raw GetFindings page JSON to Parquet bytes, per finding, on the emulator's
+//! realistic mixed findings. Run with `cargo bench --bench encode`.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sechub_export::emulator::generate::Generator;
+use sechub_export::encode::{encode_pages, Compression};
+use sechub_export::page::Page;
+
+/// `count` generated findings as pages of 100, exactly as GetFindings bodies.
+fn pages(count: u64) -> Vec<Page> {
+    let generator = Generator::default();
+    (0..count)
+        .step_by(100)
+        .enumerate()
+        .map(|(n, start)| {
+            let findings: Vec<String> = (start..(start + 100).min(count))
+                .map(|i| generator.finding(i))
+                .collect();
+            let body = format!(
+                "{{\"Findings\":[{}],\"NextToken\":\"t{n}\"}}",
+                findings.join(",")
+            );
+            Page::parse(n as u64 + 1, body, 0).expect("valid page")
+        })
+        .collect()
+}
+
+fn encode(c: &mut Criterion) {
+    let pages = pages(4_000);
+    let findings: u64 = pages.iter().map(|p| p.len() as u64).sum();
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(findings));
+    group.sample_size(10);
+    for (name, codec) in [("zstd", Compression::Zstd), ("snappy", Compression::Snappy)] {
+        group.bench_function(name, |b| {
+            b.iter(|| encode_pages(&pages, "bench", codec).expect("encodes"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, encode);
+criterion_main!(benches);

@@ -147,7 +147,7 @@ pub async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) 
     }
     let response = match page(&state, &body, &faults) {
         Ok(text) => text,
-        Err(response) => return response,
+        Err(message) => return invalid_input(&message),
     };
     if state.chance(faults.drop_probability) {
         state.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -174,10 +174,10 @@ pub async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) 
         .into_response()
 }
 
-/// Builds the page for a request body, or the error the service would answer.
-fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, Response> {
-    let request: Value = serde_json::from_slice(body)
-        .map_err(|_| invalid_input("Request body is not valid JSON"))?;
+/// Builds the page for a request body, or the InvalidInputException message the service would answer.
+fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, String> {
+    let request: Value =
+        serde_json::from_slice(body).map_err(|_| "Request body is not valid JSON".to_string())?;
     let filters = request
         .get("Filters")
         .cloned()
@@ -188,17 +188,13 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, R
         .and_then(Value::as_i64)
         .unwrap_or(100);
     if !(1..=100).contains(&max_results) {
-        return Err(invalid_input("MaxResults must be between 1 and 100"));
+        return Err("MaxResults must be between 1 and 100".into());
     }
-    query::check_supported(&filters).map_err(|m| invalid_input(&m))?;
+    query::check_supported(&filters)?;
     let hash = query::query_hash(&filters, &sort, max_results);
     let offset = match request.get("NextToken").and_then(Value::as_str) {
         None => 0,
-        Some("") => {
-            return Err(invalid_input(
-                "Invalid NextToken: the token must not be empty",
-            ))
-        }
+        Some("") => return Err("Invalid NextToken: the token must not be empty".into()),
         Some(token) => {
             if faults
                 .invalid_token_after_pages
@@ -218,11 +214,12 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, R
                     .counters
                     .invalid_tokens
                     .fetch_add(1, Ordering::Relaxed);
-                invalid_input(match e {
+                match e {
                     TokenError::QueryChanged => "Invalid NextToken: Input Query has changed",
                     TokenError::Expired => "Invalid NextToken: the token has expired",
                     TokenError::Malformed => "Invalid NextToken",
-                })
+                }
+                .to_string()
             })?
         }
     };
