@@ -65,7 +65,11 @@ pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
 
 /// An S3 client; path-style addressing when an endpoint override points at an emulator.
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
-    let mut builder = aws_sdk_s3::config::Builder::from(config);
+    // Part uploads and state writes ride out bursts of 5xx / SlowDown / resets.
+    let retry = aws_sdk_s3::config::retry::RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_max_backoff(std::time::Duration::from_secs(20));
+    let mut builder = aws_sdk_s3::config::Builder::from(config).retry_config(retry);
     let emulated = config.endpoint_url().is_some()
         || std::env::var_os("AWS_ENDPOINT_URL").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();

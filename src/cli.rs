@@ -33,6 +33,44 @@ pub enum Command {
     Emulator(EmulatorFlags),
     /// Print the emulator's generated findings as NDJSON (sample data, test and bench input).
     Generate(GenerateFlags),
+    /// Print the Athena DDL (table with partition projection, and a `latest` view) for a destination.
+    AthenaDdl(AthenaDdlFlags),
+    /// Prove a job's export is complete: manifest, objects, footer row counts and SSM count agree.
+    Verify(VerifyFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct AthenaDdlFlags {
+    /// The export destination, s3://bucket/prefix.
+    #[arg(long)]
+    pub destination: String,
+    /// Glue database.
+    #[arg(long, default_value = "securityhub")]
+    pub database: String,
+    /// Table name (the view is <table>_latest).
+    #[arg(long, default_value = "findings")]
+    pub table: String,
+    /// Write the DDL to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyFlags {
+    /// s3://bucket/prefix, file:///path or a folder path.
+    #[arg(long)]
+    pub destination: String,
+    /// The job to verify.
+    #[arg(long)]
+    pub job_id: String,
+    /// SSM parameter to compare with the rows; `none` skips it (default: as `export`).
+    #[arg(long)]
+    pub progress_parameter: Option<String>,
+    /// Also download every part and check its SHA-256.
+    #[arg(long)]
+    pub deep: bool,
+    #[command(flatten)]
+    pub aws: AwsFlags,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +287,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Emulator(flags) => serve_emulator(flags).await,
+        Command::AthenaDdl(flags) => athena_ddl(flags),
+        Command::Verify(flags) => {
+            let args = crate::verify::VerifyArgs {
+                destination: flags.destination,
+                job_id: flags.job_id,
+                aws: flags.aws.into(),
+                progress_parameter: flags.progress_parameter,
+                deep: flags.deep,
+            };
+            println!("{}", crate::verify::verify(&args).await?);
+            Ok(())
+        }
         Command::Generate(flags) => {
             use std::io::Write;
             let generator = crate::emulator::generate::Generator {
@@ -271,6 +321,40 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
             .await?;
             println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn athena_ddl(flags: AthenaDdlFlags) -> Result<()> {
+    let destination = crate::sink::Destination::parse(&flags.destination)?;
+    if !destination.is_s3() {
+        return Err(crate::Error::Usage(
+            "athena-ddl needs an s3://bucket/prefix destination (Athena reads S3)".into(),
+        ));
+    }
+    for name in [&flags.database, &flags.table] {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(crate::Error::Usage(format!(
+                "invalid Glue name {name:?}: use lower-case letters, digits and _"
+            )));
+        }
+    }
+    let spec = crate::athena::TableSpec {
+        database: flags.database,
+        table: flags.table,
+        destination: destination.url(),
+    };
+    let text = crate::athena::ddl(&spec);
+    match flags.output {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| crate::Error::Usage(format!("cannot write {}: {e}", path.display()))),
+        None => {
+            print!("{text}");
             Ok(())
         }
     }

@@ -20,6 +20,8 @@ pub enum ExitCode {
     JobConflict = 5,
     /// Security Hub (or AWS) unreachable, failed after retries, or rejected the request or cursor.
     Source = 6,
+    /// `verify` found the lake disagreeing with the manifest, checkpoint or SSM count.
+    Verify = 7,
 }
 
 /// Every way the library can fail. Each message says what went wrong and what to do.
@@ -75,6 +77,12 @@ pub enum Error {
     #[error("cannot reach {service}: {message}")]
     Unreachable { service: String, message: String },
 
+    #[error("job {job_id}: verify found {} discrepancies: {}", problems.len(), problems.join("; "))]
+    Verify {
+        job_id: String,
+        problems: Vec<String>,
+    },
+
     #[error("encoding part {part}: {source}")]
     Encode {
         part: u64,
@@ -97,6 +105,7 @@ impl Error {
             Error::Source { .. } | Error::CursorDead { .. } | Error::Unreachable { .. } => {
                 ExitCode::Source
             }
+            Error::Verify { .. } => ExitCode::Verify,
             Error::Encode { .. } | Error::Internal(_) => ExitCode::Internal,
         }
     }

@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use crate::aws::{self, AwsSettings};
 use crate::checkpoint::lock::JobLock;
-use crate::checkpoint::{Checkpoint, CheckpointStore, JobState};
+use crate::checkpoint::{manifest, Checkpoint, CheckpointStore, JobState};
 use crate::encode::Compression;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, RunOptions, RunSummary};
@@ -164,7 +164,8 @@ async fn run_locked(
             ssm.set(cp.exported_count);
         }
     };
-    let result = pipeline::run(
+    let manifest_store = store.clone();
+    let mut result = pipeline::run(
         source,
         (store, checkpoints),
         lock,
@@ -174,6 +175,11 @@ async fn run_locked(
         on_commit,
     )
     .await;
+    if let Ok(summary) = &result {
+        if let Err(err) = manifest::ensure(&manifest_store, &summary.checkpoint).await {
+            result = Err(err);
+        }
+    }
     display.finish();
     if let Some(ssm) = ssm {
         // On failure the publisher already holds the last committed count.

@@ -1,6 +1,7 @@
 //! sechub-export: bulk-export AWS Security Hub findings into an Athena-ready Parquet lake, at the
 //! GetFindings quota, resumably, without losing or duplicating a finding.
 
+pub mod athena;
 pub mod aws;
 pub mod checkpoint;
 pub mod cli;
@@ -18,5 +19,6 @@ pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod status;
+pub mod verify;
 
 pub use error::{Error, ExitCode, Result};

@@ -20,6 +20,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     sechub_export::cli::init_logging(cli.verbose);
+    let _crash_points = fail::FailScenario::setup();
     // SDK futures are large in debug builds; give worker threads the main thread's stack size.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -297,7 +297,14 @@ async fn commit_part(
         checkpoint.advance(record, part.pages, part.next_token, now);
     }
     lock.ensure_held(&checkpoint.job_id)?;
-    checkpoints.commit(checkpoint).await
+    checkpoints.commit(checkpoint).await?;
+    crash_point("checkpoint-after-commit");
+    Ok(())
+}
+
+/// A place the reliability suite can kill the process (`failpoints` feature, `FAILPOINTS` env).
+pub fn crash_point(name: &str) {
+    fail::fail_point!(name, |_| std::process::abort());
 }
 
 /// Deletes parts of this job numbered at or beyond the checkpoint: left by a run that died

@@ -21,7 +21,7 @@ fn the_readme_schema_table_lists_every_column_with_its_athena_type() {
         .map(|c| format!("| `{}` | `{}` | {} |", c.name, c.kind.hive(), c.doc))
         .collect();
     expected.push(format!(
-        "| `{PARTITION_COLUMN}` | partition (`date`, in the key) | the job's start date, UTC |"
+        "| `{PARTITION_COLUMN}` | partition (`string` yyyy-MM-dd, in the key) | the job's start date, UTC |"
     ));
     assert_eq!(rows, expected);
 }

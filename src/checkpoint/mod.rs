@@ -2,6 +2,7 @@
 //! is written, with conditional writes so a second writer fails instead of corrupting it.
 
 pub mod lock;
+pub mod manifest;
 
 use std::sync::Arc;
 
@@ -141,11 +142,14 @@ impl CheckpointStore {
             None => Precondition::Absent,
             Some(etag) => Precondition::Matches(etag.clone()),
         };
-        match self.store.put_if(&self.key(), body, precondition).await? {
+        match self.store.put_if(&self.key(), body.clone(), precondition).await? {
             CondPut::Written(etag) => {
                 self.etag = Some(etag);
                 Ok(())
             }
+            // A retried write whose first attempt landed (its answer lost) fails its own
+            // precondition: if the stored checkpoint is exactly ours, the commit succeeded.
+            CondPut::PreconditionFailed if self.holds(&body).await? => Ok(()),
             CondPut::PreconditionFailed => Err(Error::JobConflict {
                 job_id: self.job_id.clone(),
                 message: format!(
@@ -153,6 +157,19 @@ impl CheckpointStore {
                     self.store.location(&self.key())
                 ),
             }),
+        }
+    }
+}
+
+impl CheckpointStore {
+    /// True when the stored checkpoint is `body`; adopts its ETag.
+    async fn holds(&mut self, body: &[u8]) -> Result<bool> {
+        match self.store.get(&self.key()).await? {
+            Some((stored, etag)) if stored.as_ref() == body => {
+                self.etag = Some(etag);
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 }

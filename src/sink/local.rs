@@ -48,6 +48,7 @@ fn write_atomic(path: &Path, body: &[u8], exclusive: bool) -> std::io::Result<bo
         file.write_all(body)?;
         file.sync_all()?;
     }
+    crate::pipeline::crash_point("local-write-before-rename");
     let placed = if exclusive {
         let linked = std::fs::hard_link(&temp, path);
         std::fs::remove_file(&temp)?;

@@ -13,6 +13,7 @@ import sys
 
 import boto3
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 
@@ -151,7 +152,60 @@ def cmd_check(args):
                         ts_mismatch += 1
         report["json_mismatches"] = json_mismatch
         report["timestamp_mismatches"] = ts_mismatch
+        if args.exact:
+            # Byte for byte: the expectation file holds each finding exactly as the service sent it.
+            texts = {json.loads(l)["Id"]: l.rstrip("\n") for l in open(args.expect, encoding="utf-8") if l.strip()}
+            report["byte_mismatches"] = sum(1 for fid, rows_of in seen.items() for row in rows_of
+                                            if texts.get(fid) is not None and row["json"] != texts[fid])
     print(json.dumps(report, default=str))
+
+
+def hive_of(t):
+    """The Hive type Athena would need for a Parquet column as pyarrow reads it."""
+    if pa.types.is_string(t):
+        return "string"
+    if pa.types.is_int32(t):
+        return "int"
+    if pa.types.is_timestamp(t) and t.unit == "ms" and t.tz == "UTC":
+        return "timestamp"
+    if pa.types.is_list(t) and pa.types.is_string(t.value_type):
+        return "array<string>"
+    if pa.types.is_map(t) and pa.types.is_string(t.key_type) and pa.types.is_string(t.item_type):
+        return "map<string,string>"
+    return "unsupported:" + str(t)
+
+
+def ddl_columns(ddl):
+    """(name, hive type) of the CREATE EXTERNAL TABLE column list."""
+    body = ddl.split("CREATE EXTERNAL TABLE", 1)[1].split("PARTITIONED BY", 1)[0]
+    return re.findall(r"^\s*`(\w+)` (\S+) COMMENT", body, re.M)
+
+
+def cmd_ddl_check(args):
+    """Reads the lake as Athena would with the shipped DDL: pyarrow schema vs the DDL columns, then
+    the DDL's latest view and the README's queries run in DuckDB over the Hive-partitioned tree."""
+    ddl = open(args.ddl, encoding="utf-8").read()
+    columns = ddl_columns(ddl)
+    files = sorted(glob.glob(os.path.join(args.dir, "findings", "*", "*.parquet")))
+    mismatched = []
+    for f in files:
+        schema = pq.read_schema(f)
+        got = [(field.name, hive_of(field.type)) for field in schema]
+        if got != columns:
+            mismatched.append({"file": os.path.basename(f), "got": got})
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    con.execute("CREATE SCHEMA securityhub")
+    glob_sql = os.path.join(args.dir, "findings", "*", "*.parquet").replace("'", "''")
+    con.execute(f"CREATE VIEW securityhub.findings AS SELECT * FROM read_parquet('{glob_sql}', hive_partitioning=true)")
+    view_sql = ddl.split("CREATE OR REPLACE VIEW", 1)[1].rstrip().rstrip(";")
+    con.execute("CREATE OR REPLACE VIEW" + view_sql)
+    queries = json.load(open(args.queries, encoding="utf-8"))
+    results = {name: [list(map(str, row)) for row in con.execute(sql).fetchall()] for name, sql in queries.items()}
+    print(json.dumps({"files": len(files), "ddl_columns": len(columns), "schema_mismatches": mismatched,
+                      "results": results,
+                      "latest_rows": con.execute("select count(*) from securityhub.findings_latest").fetchone()[0],
+                      "table_rows": con.execute("select count(*) from securityhub.findings").fetchone()[0]}))
 
 
 def main():
@@ -163,7 +217,10 @@ def main():
     p = sub.add_parser("download"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("prefix"); p.add_argument("dir")
     p.set_defaults(fn=cmd_download)
     p = sub.add_parser("get-parameter"); p.add_argument("endpoint"); p.add_argument("name"); p.set_defaults(fn=cmd_get_parameter)
-    p = sub.add_parser("check"); p.add_argument("dir"); p.add_argument("--expect"); p.add_argument("--job"); p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("check"); p.add_argument("dir"); p.add_argument("--expect"); p.add_argument("--job")
+    p.add_argument("--exact", action="store_true"); p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("ddl-check"); p.add_argument("dir"); p.add_argument("ddl"); p.add_argument("queries")
+    p.set_defaults(fn=cmd_ddl_check)
     args = parser.parse_args()
     args.fn(args)
 

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks (issue: quota efficiency, encode throughput vs pyarrow, storage, memory,
+# pipeline ceiling). Prints a Markdown table; BENCHMARKS.md records one run of it.
+# Usage: scripts/bench.sh [quick]   ("quick" shrinks every size, for a smoke run)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sechub-export/target}"
+. scripts/setup-test-env.sh
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
+
+quick="${1:-}"
+pages=306; big=1000000; mid=100000; enc=4000
+if [ "$quick" = quick ]; then pages=40; big=20000; mid=5000; enc=1000; fi
+
+cargo build --release --quiet
+bin="$CARGO_TARGET_DIR/release/sechub-export"
+work="$(mktemp -d)"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+py="$SECHUB_TEST_PYTHON"
+rows=()
+
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_emulator FINDINGS RATE BURST -> sets EMU (url) and EMU_PID
+start_emulator() {
+  local port; port="$(free_port)"
+  "$bin" emulator --listen "127.0.0.1:$port" --findings "$1" --rate "$2" --burst "$3" > "$work/emu.log" 2>&1 &
+  EMU_PID=$!; EMU="http://127.0.0.1:$port"
+  until "$py" -c "import urllib.request; urllib.request.urlopen('$EMU/stats')" 2>/dev/null; do sleep 0.2; done
+}
+stop_emulator() { kill "$EMU_PID" 2>/dev/null || true; wait "$EMU_PID" 2>/dev/null || true; }
+stat_of() { "$py" -c "import json,urllib.request; print(json.load(urllib.request.urlopen('$EMU/stats'))['$1'])"; }
+
+# seconds from a summary line: "... in 101.9s, ..."
+secs_of() { sed -E 's/.* in ([0-9.]+)s, .*/\1/' <<<"$1"; }
+
+quota_run() { # NAME RATE BURST DESTINATION  (an s3:// destination goes to moto S3 + SSM)
+  local name="$1" rate="$2" burst="$3" dest="$4" endpoints setup
+  start_emulator "$((pages * 100))" "$rate" "$burst"
+  if [[ "$dest" == s3://* ]]; then
+    endpoints=(AWS_ENDPOINT_URL_SECURITYHUB="$EMU" AWS_ENDPOINT_URL_STS="$EMU" AWS_ENDPOINT_URL_S3="$MOTO" AWS_ENDPOINT_URL_SSM="$MOTO")
+    setup="moto S3 + SSM, parts of 5,000"
+  else
+    endpoints=(AWS_ENDPOINT_URL="$EMU"); setup="local folder, parts of 5,000"
+  fi
+  local line secs requests throttled
+  line="$(env AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true "${endpoints[@]}" \
+    "$bin" export --destination "$dest" --job-id "q-$name" --rate "$rate" --burst "$burst" --part-rows 5000 -q | tail -1)"
+  secs="$(secs_of "$line")"; requests="$(stat_of requests)"; throttled="$(stat_of throttled_quota)"
+  stop_emulator
+  "$py" - "$name" "$pages" "$rate" "$burst" "$secs" "$requests" "$throttled" "$setup" <<'EOF'
+import sys
+name, p, r, b, secs, req, thr, setup = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
+ceiling = 100 * p * r / (p - b)
+got = 100 * p / secs
+print(f"| quota {name} | {p} pages at {r:g}/s burst {b}, {setup} | {got:.1f} findings/s = {100*got/ceiling:.2f}% of the ceiling {ceiling:.1f}; {thr} of {req} requests throttled ({100*thr/max(req,1):.2f}%) |")
+EOF
+}
+
+echo "benchmarks on $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(date -u +%F)" >&2
+moto_port="$(free_port)"; "$(dirname "$py")/moto_server" -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 &
+MOTO="http://127.0.0.1:$moto_port"
+until "$py" -c "import socket; socket.create_connection(('127.0.0.1', $moto_port))" 2>/dev/null; do sleep 0.2; done
+"$py" tests/py/lake_tool.py create-bucket "$MOTO" bench >/dev/null
+rows+=("$(quota_run local-3rps 3 6 "$work/q1")")
+rows+=("$(quota_run s3-3rps 3 6 s3://bench/q2)")
+rows+=("$(quota_run local-30rps 30 60 "$work/q3")")
+rows+=("$(quota_run s3-30rps 30 60 s3://bench/q4)")
+
+# Encode throughput: criterion (ours) against pyarrow on the identical NDJSON.
+"$bin" generate --findings "$enc" --seed 1 > "$work/enc.ndjson"
+ours="$(cargo bench --quiet --bench encode -- --noplot encode/zstd 2>/dev/null | grep -A2 'encode/zstd' | grep -oE 'thrpt: +\[[^]]+\]' | head -1)"
+ours_mid="$(sed -E 's/.*\[[^ ]+ [^ ]+ ([0-9.]+) ([KM]?)elem\/s.*/\1 \2/' <<<"$ours")"
+pyarrow_rate="$("$py" - "$work/enc.ndjson" "$work/enc.parquet" <<'EOF'
+import sys, time, pyarrow.json as pj, pyarrow.parquet as pq
+best = 0
+for _ in range(5):
+    t = time.perf_counter()
+    table = pj.read_json(sys.argv[1])
+    pq.write_table(table, sys.argv[2], compression="zstd")
+    best = max(best, table.num_rows / (time.perf_counter() - t))
+print(f"{best:.0f}")
+EOF
+)"
+rows+=("$("$py" - "$ours_mid" "$pyarrow_rate" "$enc" <<'EOF'
+import sys
+value, unit = (sys.argv[1].split() + [""])[:2]
+ours = float(value) * {"K": 1e3, "M": 1e6, "": 1}[unit]
+theirs = float(sys.argv[2])
+print(f"| encode | {sys.argv[3]} mixed findings, JSON to Parquet ZSTD, one thread | ours {ours:.0f} findings/s (full schema + finding_json), pyarrow {theirs:.0f} findings/s (inferred schema, multi-threaded): {ours/theirs:.2f}x |")
+EOF
+)")
+
+# Storage and memory and the ceiling: unthrottled exports of mid and big sizes to a local folder.
+mem_run() { # FINDINGS CODEC
+  start_emulator "$1" 1000000 100000
+  local out
+  out="$( { /usr/bin/time -v env AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL="$EMU" \
+    "$bin" export --destination "$work/m-$1-$2" --job-id "m" --rate 1000000 --burst 100000 --compression "$2" -q; } 2>&1 )"
+  stop_emulator
+  local line rss json_bytes
+  line="$(grep -E '^complete:' <<<"$out")"
+  rss="$(grep 'Maximum resident set size' <<<"$out" | grep -oE '[0-9]+$')"
+  json_bytes="$("$bin" generate --findings "$1" --seed 1 | wc -c)"
+  "$py" - "$1" "$2" "$line" "$rss" "$json_bytes" <<'EOF'
+import re, sys
+n, codec, line, rss, raw = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]) - int(sys.argv[1])
+parquet = int(re.search(r"\((\d+) bytes\)", line).group(1))
+secs = float(re.search(r" in ([0-9.]+)s,", line).group(1))
+print(f"| unthrottled {n:,} {codec} | local folder, emulator in another process | {n/secs:.0f} findings/s; peak RSS {rss/1024:.0f} MiB; Parquet {100*parquet/raw:.1f}% of {raw/1e6:.0f} MB raw JSON |")
+EOF
+}
+rows+=("$(mem_run "$mid" zstd)")
+rows+=("$(mem_run "$mid" snappy)")
+rows+=("$(mem_run "$big" zstd)")
+
+echo "| benchmark | setup | result |"
+echo "| --- | --- | --- |"
+printf '%s\n' "${rows[@]}"

@@ -1,0 +1,115 @@
+"""Test helper: an HTTP proxy in front of moto that injects S3 and SSM faults.
+
+Usage: fault_proxy.py PORT UPSTREAM_URL. Faults are set with `POST /__faults` (JSON) and counted
+at `GET /__stats`. S3 writes (PUT object, multipart upload calls) and SSM PutParameter can be made
+to fail with a probability, with 500, 503 SlowDown, a dropped connection, or a permanent 403.
+Faults are injected before the request reaches moto, so a failed request changed nothing.
+"""
+import http.client
+import json
+import random
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+STATE = {"faults": {}, "stats": {"requests": 0, "s3_faults": 0, "ssm_faults": 0}, "rng": random.Random(1)}
+LOCK = threading.Lock()
+
+S3_ERRORS = {
+    "500": (500, "InternalError", "We encountered an internal error. Please try again."),
+    "503": (503, "SlowDown", "Please reduce your request rate."),
+    "403": (403, "AccessDenied", "Access Denied"),
+}
+
+
+class Proxy(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, status, body, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _control(self, body):
+        if self.path == "/__faults" and self.command == "POST":
+            with LOCK:
+                STATE["faults"] = json.loads(body or b"{}")
+                STATE["rng"] = random.Random(STATE["faults"].get("seed", 1))
+            return self._reply(200, b"{}", "application/json")
+        with LOCK:
+            out = json.dumps(STATE["stats"]).encode()
+        return self._reply(200, out, "application/json")
+
+    def _fault(self):
+        """The fault to inject for this request, or None."""
+        target = self.headers.get("X-Amz-Target", "")
+        query = urlsplit(self.path).query
+        is_s3_write = (self.command == "PUT" and urlsplit(self.path).path.count("/") >= 2) or (
+            self.command == "POST" and ("uploads" in query or "uploadId" in query))
+        with LOCK:
+            faults = STATE["faults"]
+            if is_s3_write and STATE["rng"].random() < faults.get("s3_probability", 0):
+                STATE["stats"]["s3_faults"] += 1
+                error = faults.get("s3_error", "503")
+                if error == "mix":
+                    error = STATE["rng"].choice(["500", "503", "reset"])
+                return ("s3", error)
+            if target.endswith("PutParameter") and STATE["rng"].random() < faults.get("ssm_probability", 0):
+                STATE["stats"]["ssm_faults"] += 1
+                return ("ssm", faults.get("ssm_error", "throttle"))
+        return None
+
+    def _handle(self):
+        body = self._body()
+        if self.path.startswith("/__"):
+            return self._control(body)
+        with LOCK:
+            STATE["stats"]["requests"] += 1
+        fault = self._fault()
+        if fault == ("s3", "reset") or fault == ("ssm", "reset"):
+            self.close_connection = True
+            self.connection.close()
+            return
+        if fault and fault[0] == "s3":
+            status, code, message = S3_ERRORS[fault[1]]
+            xml = f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            return self._reply(status, xml.encode(), "application/xml")
+        if fault and fault[0] == "ssm":
+            kind = "ThrottlingException" if fault[1] == "throttle" else "InternalServerError"
+            status = 400 if fault[1] == "throttle" else 500
+            return self._reply(status, json.dumps({"__type": kind, "message": "injected"}).encode(),
+                               "application/x-amz-json-1.1")
+        upstream = urlsplit(UPSTREAM)
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "transfer-encoding")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
+                self.send_header(key, value)
+        length = response.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", length or str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+if __name__ == "__main__":
+    UPSTREAM = sys.argv[2]
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Proxy)
+    server.serve_forever()

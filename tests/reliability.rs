@@ -1,0 +1,425 @@
+//! The reliability suite: crashes at every stage, throttling storms, S3 and SSM failures, odd
+//! findings. Each test prints a `reliability:` line that scripts/reliability.sh collects.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rand::{Rng, SeedableRng};
+use sechub_export::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
+use serde_json::{json, Value};
+
+async fn emulator(config: EmulatorConfig) -> Emulator {
+    Emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("emulator starts")
+}
+
+/// Security Hub and STS on the emulator; S3 and SSM on `aws` (moto or the fault proxy).
+fn split_command(emulator: &Emulator, aws: &str) -> Command {
+    let mut cmd = command(None);
+    cmd.env("AWS_ENDPOINT_URL_SECURITYHUB", emulator.url())
+        .env("AWS_ENDPOINT_URL_STS", emulator.url())
+        .env("AWS_ENDPOINT_URL_S3", aws)
+        .env("AWS_ENDPOINT_URL_SSM", aws);
+    cmd
+}
+
+async fn wait(cmd: Command) -> Run {
+    Run {
+        output: tokio::process::Command::from(cmd)
+            .output()
+            .await
+            .expect("run"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
+    assert!(
+        cfg!(feature = "failpoints"),
+        "run with --features failpoints (scripts/test.sh does)"
+    );
+    const FINDINGS: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(EmulatorConfig {
+        rate: 400.0,
+        burst: 100,
+        ..EmulatorConfig::generated(FINDINGS, 31)
+    })
+    .await;
+    let points = [
+        "part-before-upload",
+        "part-after-upload",
+        "checkpoint-after-commit",
+        "local-write-before-rename",
+    ];
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(31);
+    let (mut aborted, mut killed) = (0, 0);
+    let export = || {
+        let mut cmd = command(Some(&emulator.url()));
+        cmd.args([
+            "export",
+            "--destination",
+            lake.to_str().unwrap(),
+            "--job-id",
+            "crash",
+            "--rate",
+            "400",
+            "--burst",
+            "100",
+            "--part-rows",
+            "500",
+            "-q",
+        ]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd
+    };
+    for round in 0..28 {
+        let mut cmd = export();
+        if round % 4 == 3 {
+            // A SIGKILL at a random moment.
+            let mut child = tokio::process::Command::from(cmd).spawn().unwrap();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(150..900))).await;
+            if child.try_wait().unwrap().is_none() {
+                child.kill().await.unwrap();
+                killed += 1;
+            }
+            let _ = child.wait().await;
+            continue;
+        }
+        let point = points[rng.random_range(0..points.len())];
+        cmd.env(
+            "FAILPOINTS",
+            format!("{point}={}*off->return", rng.random_range(0..3)),
+        );
+        let status = tokio::process::Command::from(cmd).status().await.unwrap();
+        if !status.success() {
+            aborted += 1;
+        }
+    }
+    let mut last = export();
+    last.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = run(last).ok();
+    assert!(out.contains("complete"), "{out}");
+    assert!(
+        aborted + killed >= 20,
+        "crashes: {aborted} aborts, {killed} kills"
+    );
+    let expect = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 31, &expect);
+    let report = lake_tool(&[
+        "check",
+        lake.to_str().unwrap(),
+        "--expect",
+        expect.to_str().unwrap(),
+    ]);
+    assert_exactly_once(&report, FINDINGS);
+    let mut verify = command(None);
+    verify.args([
+        "verify",
+        "--destination",
+        lake.to_str().unwrap(),
+        "--job-id",
+        "crash",
+        "--deep",
+    ]);
+    run(verify).ok();
+    println!("reliability: crash anywhere: {aborted} crash-point aborts + {killed} SIGKILLs survived; {FINDINGS} findings, lost 0, duplicated 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota() {
+    const FINDINGS: u64 = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let faults = Faults {
+        throttle_probability: 0.3,
+        error_probability: 0.05,
+        latency_ms: 40,
+        ..Faults::default()
+    };
+    let emulator = emulator(EmulatorConfig {
+        rate: 20.0,
+        burst: 10,
+        faults,
+        ..EmulatorConfig::generated(FINDINGS, 32)
+    })
+    .await;
+    let mut cmd = command(Some(&emulator.url()));
+    cmd.args([
+        "export",
+        "--destination",
+        lake.to_str().unwrap(),
+        "--job-id",
+        "storm",
+        "--rate",
+        "20",
+        "--burst",
+        "10",
+        "-q",
+    ]);
+    wait(cmd).await.ok();
+    let stats = emulator.stats();
+    assert!(stats.peak_demand <= 10.05, "{stats:?}");
+    let expect = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 32, &expect);
+    assert_exactly_once(
+        &lake_tool(&[
+            "check",
+            lake.to_str().unwrap(),
+            "--expect",
+            expect.to_str().unwrap(),
+        ]),
+        FINDINGS,
+    );
+    println!(
+        "reliability: throttling storm: {} injected 429s + {} injected 500s in {} requests; peak demand {:.2} of burst 10; lost 0, duplicated 0",
+        stats.throttled_injected, stats.internal_errors, stats.requests, stats.peak_demand
+    );
+}
+
+/// A fault proxy in front of moto.
+struct FaultProxy {
+    child: Child,
+    url: String,
+}
+
+impl FaultProxy {
+    fn start(upstream: &str) -> FaultProxy {
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/fault_proxy.py");
+        let child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .arg(upstream)
+            .spawn()
+            .unwrap();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FaultProxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn set(&self, faults: Value) -> Value {
+        let out = Command::new(python())
+            .args(["-c", "import sys,urllib.request as u;u.urlopen(u.Request(sys.argv[1]+'/__faults',data=sys.argv[2].encode(),method='POST'));print(u.urlopen(sys.argv[1]+'/__stats').read().decode())"])
+            .arg(&self.url)
+            .arg(faults.to_string())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s3_lake(moto: &Moto, dir: &Path, name: &str) -> PathBuf {
+    let landed = dir.join(name);
+    lake_tool(&[
+        "download",
+        &moto.url,
+        "lake",
+        "sh/",
+        landed.to_str().unwrap(),
+    ]);
+    landed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
+    const FINDINGS: u64 = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let moto = Moto::start();
+    lake_tool(&["create-bucket", &moto.url, "lake"]);
+    let proxy = FaultProxy::start(&moto.url);
+    let emulator = emulator(EmulatorConfig {
+        rate: 100.0,
+        burst: 50,
+        ..EmulatorConfig::generated(FINDINGS, 33)
+    })
+    .await;
+    let export = |extra: &[&str]| {
+        let mut cmd = split_command(&emulator, &proxy.url);
+        cmd.args([
+            "export",
+            "--destination",
+            "s3://lake/sh",
+            "--job-id",
+            "s3f",
+            "--rate",
+            "100",
+            "--burst",
+            "50",
+            "--part-rows",
+            "300",
+            "-q",
+        ]);
+        cmd.args(extra);
+        cmd
+    };
+    // 1. Transient S3 faults (500, 503 SlowDown, resets on 30% of writes) and a throttled SSM.
+    proxy.set(json!({"s3_probability": 0.3, "s3_error": "mix", "ssm_probability": 0.5, "ssm_error": "throttle", "seed": 3}));
+    let first = wait(export(&["--max-duration", "1s"])).await.ok();
+    assert!(
+        first.contains("resumable") || first.contains("complete"),
+        "{first}"
+    );
+    // 2. A permanent failure: writes denied. The job stops, the checkpoint does not move.
+    let before = std::fs::read(
+        s3_lake(&moto, dir.path(), "before").join("_sechub_export/jobs/s3f/checkpoint.json"),
+    )
+    .unwrap();
+    proxy.set(json!({"s3_probability": 1.0, "s3_error": "403"}));
+    let denied = wait(export(&[])).await;
+    assert_eq!(denied.code(), 3, "{}", denied.stderr());
+    assert!(
+        denied.stderr().contains("access denied"),
+        "{}",
+        denied.stderr()
+    );
+    let after = std::fs::read(
+        s3_lake(&moto, dir.path(), "after").join("_sechub_export/jobs/s3f/checkpoint.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        before, after,
+        "the checkpoint did not advance past unwritten data"
+    );
+    // 3. SSM down for the rest of the run: the export still completes.
+    proxy.set(json!({"s3_probability": 0.2, "s3_error": "mix", "ssm_probability": 1.0, "ssm_error": "500", "seed": 4}));
+    let done = wait(export(&[])).await.ok();
+    assert!(done.contains("complete: job s3f"), "{done}");
+    // 4. Causes removed: the same command is a no-op that sets the SSM count right.
+    let totals = proxy.set(json!({}));
+    assert!(wait(export(&[])).await.ok().contains("already complete"));
+    let parameter = lake_tool(&[
+        "get-parameter",
+        &moto.url,
+        "/sechub-export/s3f/exported-count",
+    ]);
+    assert_eq!(parameter["value"], FINDINGS.to_string());
+    let landed = s3_lake(&moto, dir.path(), "final");
+    let expect = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 33, &expect);
+    assert_exactly_once(
+        &lake_tool(&[
+            "check",
+            landed.to_str().unwrap(),
+            "--expect",
+            expect.to_str().unwrap(),
+        ]),
+        FINDINGS,
+    );
+    println!(
+        "reliability: S3/SSM failures: {} S3 write faults (500, 503 SlowDown, resets, 403 denials) and {} SSM faults injected; the permanent denial stopped the job (exit 3) with the checkpoint unchanged; lost 0, duplicated 0; SSM count converged to {FINDINGS}",
+        totals["s3_faults"], totals["ssm_faults"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_findings_are_exported_and_round_trip_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let mut nested = json!("bottom");
+    for depth in 0..40 {
+        nested = json!({ format!("level{depth}"): [nested] });
+    }
+    let big_details: serde_json::Map<String, Value> = (0..2_300)
+        .map(|i| (format!("aws/evidence/{i}"), Value::from("x".repeat(96))))
+        .collect();
+    let base = |id: &str| json!({"SchemaVersion": "2018-10-08", "Id": id, "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty", "AwsAccountId": "111111111111"});
+    let mut findings = vec![
+        json!({"Id": "minimal", "ProductArn": "arn:aws:securityhub:eu-west-1::product/x/y"}),
+        {
+            let mut f = base("near-240kb");
+            f["ProductFields"] = Value::Object(big_details);
+            f
+        },
+        {
+            let mut f = base("deep");
+            f["Resources"] =
+                json!([{"Type": "Other", "Id": "r", "Details": {"Other": {"k": "v"}}}]);
+            f["FutureField"] = nested;
+            f
+        },
+        {
+            let mut f = base("unicode");
+            f["Title"] = "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 😀 — naïve 漢字 \u{7f} \"quoted\" \\ back".into();
+            f
+        },
+    ];
+    for (n, stamp) in [
+        "2026-11-01T10:00:00Z",
+        "2026-11-01T10:00:00.1Z",
+        "2026-11-01T10:00:00.123456789Z",
+        "2026-11-01T12:00:00.123+02:00",
+        "2026-11-01T05:00:00-05:00",
+        "not a date",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut f = base(&format!("stamp-{n}"));
+        f["UpdatedAt"] = (*stamp).into();
+        f["CreatedAt"] = (*stamp).into();
+        findings.push(f);
+    }
+    let mut texts: Vec<String> = findings.iter().map(Value::to_string).collect();
+    // Escaped forms as a service may send them: \u escapes and a surrogate pair.
+    texts.push(r#"{"Id":"escaped","Title":"caf\u00e9 \ud83d\ude00 tab\t","ProductArn":"arn:aws:securityhub:us-east-1::product/a/b","UpdatedAt":"2026-11-01T10:00:00.000Z","CreatedAt":"2026-11-01T10:00:00.000Z"}"#.to_string());
+    assert!(
+        texts[1].len() > 220_000 && texts[1].len() < 245_760,
+        "{}",
+        texts[1].len()
+    );
+    let expect = dir.path().join("odd.ndjson");
+    std::fs::write(&expect, texts.join("\n")).unwrap();
+    let config = EmulatorConfig {
+        dataset: Dataset::Loaded(Arc::new(texts.clone())),
+        rate: 50.0,
+        burst: 10,
+        ..EmulatorConfig::generated(0, 1)
+    };
+    let emulator = emulator(config).await;
+    let mut cmd = command(Some(&emulator.url()));
+    cmd.args([
+        "export",
+        "--destination",
+        lake.to_str().unwrap(),
+        "--job-id",
+        "odd",
+        "-q",
+    ]);
+    wait(cmd).await.ok();
+    let report = lake_tool(&[
+        "check",
+        lake.to_str().unwrap(),
+        "--expect",
+        expect.to_str().unwrap(),
+        "--exact",
+    ]);
+    assert_eq!(report["rows"], texts.len());
+    assert_eq!(report["missing_count"], 0, "{report}");
+    assert_eq!(report["byte_mismatches"], 0, "{report}");
+    assert_eq!(report["json_mismatches"], 0, "{report}");
+    assert_eq!(
+        report["timestamp_mismatches"], 0,
+        "unparseable stamps are null, the rest exact: {report}"
+    );
+    println!("reliability: odd findings: {} exported (240 KB, 40-deep unknown field, unicode, 6 timestamp forms, escapes), byte mismatches 0", texts.len());
+}
