@@ -280,13 +280,12 @@ async fn commit_part(
         let key = layout::part_key(&checkpoint.export_date, &checkpoint.job_id, number);
         let sha256 = hex(&Sha256::digest(&part.bytes));
         let bytes = part.bytes.len() as u64;
+        crash_point("part-before-upload");
+        let body = Bytes::from(part.bytes);
         store
-            .put(
-                &key,
-                Bytes::from(part.bytes),
-                crate::sink::PARQUET_CONTENT_TYPE,
-            )
+            .put(&key, body, crate::sink::PARQUET_CONTENT_TYPE)
             .await?;
+        crash_point("part-after-upload");
         let record = PartRecord {
             number,
             key,

@@ -17,6 +17,8 @@ use crate::source::SourceStats;
 
 /// Minimum spacing of PutParameter calls (the API's default throughput is low).
 pub const SSM_INTERVAL: Duration = Duration::from_secs(1);
+/// Attempts at the final value (backoff 1 s, 2 s, 4 s); a miss is repaired by the next run.
+const FINAL_ATTEMPTS: u32 = 4;
 
 /// Checks an SSM parameter name before any call.
 pub fn validate_parameter_name(name: &str) -> Result<()> {
@@ -117,7 +119,7 @@ async fn publish(
     }
     let last = *receiver.borrow();
     let mut delay = SSM_INTERVAL;
-    for _ in 0..6 {
+    for _ in 0..FINAL_ATTEMPTS {
         if written == Some(last) {
             return true;
         }
