@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sechub_export::emulator::generate::Generator;
-use sechub_export::encode::{encode_pages, Compression};
+use sechub_export::encode::{encode_pages, page_batch, Compression, PartWriter};
 use sechub_export::page::Page;
 
 /// `count` generated findings as pages of 100, exactly as GetFindings bodies.
@@ -25,6 +25,24 @@ fn pages(count: u64) -> Vec<Page> {
         .collect()
 }
 
+/// The pipeline's layout: one thread turns pages into Arrow batches while another encodes and
+/// compresses them into Parquet (the default on a 2-core machine).
+fn encode_two_threads(pages: &[Page], codec: Compression) -> Vec<u8> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(32);
+        scope.spawn(move || {
+            for page in pages {
+                tx.send(page_batch(page, "bench")).expect("writer alive");
+            }
+        });
+        let mut writer = PartWriter::new(codec).expect("writer");
+        for batch in rx {
+            writer.write(&batch).expect("encodes");
+        }
+        writer.finish().expect("closes")
+    })
+}
+
 fn encode(c: &mut Criterion) {
     let pages = pages(4_000);
     let findings: u64 = pages.iter().map(|p| p.len() as u64).sum();
@@ -32,8 +50,11 @@ fn encode(c: &mut Criterion) {
     group.throughput(Throughput::Elements(findings));
     group.sample_size(10);
     for (name, codec) in [("zstd", Compression::Zstd), ("snappy", Compression::Snappy)] {
-        group.bench_function(name, |b| {
+        group.bench_function(format!("{name}/one-thread"), |b| {
             b.iter(|| encode_pages(&pages, "bench", codec).expect("encodes"))
+        });
+        group.bench_function(format!("{name}/two-threads"), |b| {
+            b.iter(|| encode_two_threads(&pages, codec))
         });
     }
     group.finish();

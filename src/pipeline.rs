@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::layout;
 use crate::page::Page;
 use crate::source::FindingsSource;
+use arrow::record_batch::RecordBatch;
 
 /// Pages buffered between the fetcher and the encoder.
 const PAGE_QUEUE: usize = 32;
@@ -95,9 +96,12 @@ pub async fn run(
         page_tx,
         stop_rx.clone(),
     ));
+    let (batch_tx, batch_rx) = mpsc::channel::<Converted>(PAGE_QUEUE);
     let job_id = checkpoint.job_id.clone();
+    let converter = tokio::task::spawn_blocking(move || convert_pages(page_rx, batch_tx, &job_id));
+    let first_part = checkpoint.next_part;
     let encoder =
-        tokio::task::spawn_blocking(move || encode_parts(page_rx, part_tx, &job_id, &options));
+        tokio::task::spawn_blocking(move || encode_parts(batch_rx, part_tx, first_part, &options));
 
     let mut failure = None;
     while let Some(part) = part_rx.recv().await {
@@ -119,6 +123,7 @@ pub async fn run(
     stopper.abort();
     let fetch_result = fetcher.await.expect("fetcher task");
     let encode_result = encoder.await.expect("encoder task");
+    converter.await.expect("converter task");
     if let Some(err) = failure {
         return Err(err);
     }
@@ -202,59 +207,70 @@ async fn fetch_pages(
     }
 }
 
-/// Groups pages into parts of about `part_rows` rows (whole pages), on a blocking thread.
+/// One page's rows as an Arrow batch, and the token that follows the page.
+struct Converted {
+    batch: RecordBatch,
+    next_token: Option<String>,
+}
+
+/// Turns pages into Arrow batches on its own thread, so JSON parsing runs beside Parquet
+/// encoding and compression.
+fn convert_pages(mut pages: mpsc::Receiver<Page>, batches: mpsc::Sender<Converted>, job_id: &str) {
+    while let Some(page) = pages.blocking_recv() {
+        let converted = Converted {
+            batch: encode::page_batch(&page, job_id),
+            next_token: page.next_token,
+        };
+        if batches.blocking_send(converted).is_err() {
+            return;
+        }
+    }
+}
+
+/// Groups page batches into parts of about `part_rows` rows (whole pages), on a blocking thread.
 fn encode_parts(
-    mut pages: mpsc::Receiver<Page>,
+    mut batches: mpsc::Receiver<Converted>,
     parts: mpsc::Sender<EncodedPart>,
-    job_id: &str,
+    first_part: u64,
     options: &RunOptions,
 ) -> Result<()> {
-    let new_writer = || {
-        PartWriter::new(options.compression).map_err(|e| Error::Encode {
-            part: 0,
+    let mut part = first_part;
+    let failed = |part: u64| {
+        move |e: parquet::errors::ParquetError| Error::Encode {
+            part,
             source: Box::new(e),
-        })
+        }
     };
-    let mut writer = new_writer()?;
+    let mut writer = PartWriter::new(options.compression).map_err(failed(part))?;
     let mut page_count = 0;
     let mut last_token = None;
-    let mut saw_page = false;
     loop {
-        let page = pages.blocking_recv();
-        let done = page.is_none();
-        if let Some(page) = page {
-            saw_page = true;
+        let converted = batches.blocking_recv();
+        let done = converted.is_none();
+        if let Some(converted) = converted {
             page_count += 1;
-            last_token = page.next_token.clone();
-            let end_of_job = last_token.is_none();
-            writer
-                .write(&encode::page_batch(&page, job_id))
-                .map_err(|e| Error::Encode {
-                    part: 0,
-                    source: Box::new(e),
-                })?;
-            if writer.rows() < options.part_rows && !end_of_job {
+            last_token = converted.next_token;
+            writer.write(&converted.batch).map_err(failed(part))?;
+            if writer.rows() < options.part_rows && last_token.is_some() {
                 continue;
             }
         }
-        if saw_page {
-            let full = std::mem::replace(&mut writer, new_writer()?);
+        if page_count > 0 {
+            let next = PartWriter::new(options.compression).map_err(failed(part + 1))?;
+            let full = std::mem::replace(&mut writer, next);
             let rows = full.rows();
-            let bytes = full.finish().map_err(|e| Error::Encode {
-                part: 0,
-                source: Box::new(e),
-            })?;
-            let part = EncodedPart {
+            let bytes = full.finish().map_err(failed(part))?;
+            let encoded = EncodedPart {
                 bytes,
                 rows,
                 pages: page_count,
                 next_token: last_token.take(),
             };
-            if parts.blocking_send(part).is_err() {
+            if parts.blocking_send(encoded).is_err() {
                 return Ok(());
             }
+            part += u64::from(rows > 0);
             page_count = 0;
-            saw_page = false;
         }
         if done {
             return Ok(());
@@ -302,6 +318,7 @@ async fn commit_part(
 }
 
 /// A place the reliability suite can kill the process (`failpoints` feature, `FAILPOINTS` env).
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
 pub fn crash_point(name: &str) {
     fail::fail_point!(name, |_| std::process::abort());
 }

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use common::*;
-use sechub_export::emulator::{generate::Generator, query::Dataset, Emulator, EmulatorConfig};
+use sechub_export::emulator::{generate::Generator, query::Dataset, EmulatorConfig};
 use serde_json::Value;
 
 const FINDINGS: u64 = 600;
@@ -25,24 +24,9 @@ async fn export_dataset(lake: &Path, job: &str, findings: &[Value]) {
         burst: 50,
         ..EmulatorConfig::generated(0, 1)
     };
-    let emulator = Emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let mut cmd = command(Some(&emulator.url()));
-    cmd.args([
-        "export",
-        "--destination",
-        lake.to_str().unwrap(),
-        "--job-id",
-        job,
-        "--rate",
-        "100",
-        "--burst",
-        "50",
-        "--part-rows",
-        "200",
-        "-q",
-    ]);
+    let emulator = start_emulator(config).await;
+    let extra = ["--rate", "100", "--burst", "50", "--part-rows", "200"];
+    let cmd = export_command(&emulator.url(), lake, job, &extra);
     let out = tokio::process::Command::from(cmd).output().await.unwrap();
     assert!(
         out.status.success(),

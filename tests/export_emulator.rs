@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,9 +15,7 @@ async fn emulator(findings: u64, seed: u64, rate: f64, burst: u32) -> Emulator {
         burst,
         ..EmulatorConfig::generated(findings, seed)
     };
-    Emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("emulator starts")
+    start_emulator(config).await
 }
 
 fn export_cmd(
@@ -27,17 +24,7 @@ fn export_cmd(
     job: &str,
     extra: &[&str],
 ) -> tokio::process::Command {
-    let mut cmd = command(Some(&emulator.url()));
-    cmd.args([
-        "export",
-        "--destination",
-        lake.to_str().unwrap(),
-        "--job-id",
-        job,
-        "-q",
-    ]);
-    cmd.args(extra);
-    tokio::process::Command::from(cmd)
+    tokio::process::Command::from(export_command(&emulator.url(), lake, job, extra))
 }
 
 async fn finish(mut cmd: tokio::process::Command) -> Run {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -15,9 +14,7 @@ use sechub_export::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
 use serde_json::{json, Value};
 
 async fn emulator(config: EmulatorConfig) -> Emulator {
-    Emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("emulator starts")
+    start_emulator(config).await
 }
 
 /// Security Hub and STS on the emulator; S3 and SSM on `aws` (moto or the fault proxy).
@@ -41,10 +38,9 @@ async fn wait(cmd: Command) -> Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
-    assert!(
-        cfg!(feature = "failpoints"),
-        "run with --features failpoints (scripts/test.sh does)"
-    );
+    if !cfg!(feature = "failpoints") {
+        panic!("the crash points need --features failpoints (scripts/test.sh passes it)");
+    }
     const FINDINGS: u64 = 30_000;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
@@ -65,24 +61,18 @@ async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
     let moto = Moto::start();
     let parameter = "/sechub-export/crash/exported-count";
     let export = || {
-        let mut cmd = command(Some(&emulator.url()));
-        cmd.env("AWS_ENDPOINT_URL_SSM", &moto.url);
-        cmd.args([
-            "export",
-            "--destination",
-            lake.to_str().unwrap(),
-            "--job-id",
-            "crash",
+        let extra = [
             "--rate",
             "40",
             "--burst",
             "10",
             "--part-rows",
             "200",
-            "-q",
             "--progress-parameter",
             parameter,
-        ]);
+        ];
+        let mut cmd = export_command(&emulator.url(), &lake, "crash", &extra);
+        cmd.env("AWS_ENDPOINT_URL_SSM", &moto.url);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         cmd
     };
@@ -170,20 +160,10 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
         ..EmulatorConfig::generated(FINDINGS, 32)
     })
     .await;
-    let mut cmd = command(Some(&emulator.url()));
-    cmd.args([
-        "export",
-        "--destination",
-        lake.to_str().unwrap(),
-        "--job-id",
-        "storm",
-        "--rate",
-        "20",
-        "--burst",
-        "10",
-        "-q",
-    ]);
-    wait(cmd).await.ok();
+    let extra = ["--rate", "20", "--burst", "10"];
+    wait(export_command(&emulator.url(), &lake, "storm", &extra))
+        .await
+        .ok();
     let stats = emulator.stats();
     assert!(stats.peak_demand <= 10.05, "{stats:?}");
     let expect = dir.path().join("expected.ndjson");
@@ -414,16 +394,9 @@ async fn odd_findings_are_exported_and_round_trip_byte_for_byte() {
         ..EmulatorConfig::generated(0, 1)
     };
     let emulator = emulator(config).await;
-    let mut cmd = command(Some(&emulator.url()));
-    cmd.args([
-        "export",
-        "--destination",
-        lake.to_str().unwrap(),
-        "--job-id",
-        "odd",
-        "-q",
-    ]);
-    wait(cmd).await.ok();
+    wait(export_command(&emulator.url(), &lake, "odd", &[]))
+        .await
+        .ok();
     let report = lake_tool(&[
         "check",
         lake.to_str().unwrap(),

@@ -98,6 +98,16 @@ fn invalid_input(message: &str) -> Response {
     service_error(StatusCode::BAD_REQUEST, "InvalidInputException", message)
 }
 
+/// A 429 as the service sends it, counted.
+fn throttled(counter: &AtomicU64) -> Response {
+    counter.fetch_add(1, Ordering::Relaxed);
+    service_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequestsException",
+        "Rate exceeded",
+    )
+}
+
 /// `POST /findings`.
 pub async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
     let now = Instant::now();
@@ -112,37 +122,20 @@ pub async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) 
             .random_range(0..=faults.latency_ms);
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    let counters = &state.counters;
     if !state.bucket.lock().expect("bucket").try_take(now) {
-        state
-            .counters
-            .throttled_quota
-            .fetch_add(1, Ordering::Relaxed);
-        return service_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequestsException",
-            "Rate exceeded",
-        );
+        return throttled(&counters.throttled_quota);
     }
     if state.chance(faults.throttle_probability) {
-        state
-            .counters
-            .throttled_injected
-            .fetch_add(1, Ordering::Relaxed);
-        return service_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequestsException",
-            "Rate exceeded",
-        );
+        return throttled(&counters.throttled_injected);
     }
     if state.chance(faults.error_probability) {
-        state
-            .counters
-            .internal_errors
-            .fetch_add(1, Ordering::Relaxed);
+        counters.internal_errors.fetch_add(1, Ordering::Relaxed);
+        let message = "Internal service error (injected)";
         return service_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalException",
-            "Internal service error (injected)",
+            message,
         );
     }
     let response = match page(&state, &body, &faults) {

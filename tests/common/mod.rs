@@ -115,6 +115,25 @@ pub fn command(endpoint: Option<&str>) -> Command {
     cmd
 }
 
+/// `export` of one job to a folder, everything on `endpoint` (the emulator).
+pub fn export_command(endpoint: &str, lake: &Path, job: &str, extra: &[&str]) -> Command {
+    let mut cmd = command(Some(endpoint));
+    let lake = lake.to_str().unwrap();
+    cmd.args(["export", "--destination", lake, "--job-id", job, "-q"])
+        .args(extra);
+    cmd
+}
+
+/// The project's emulator on a free loopback port.
+pub async fn start_emulator(
+    config: sechub_export::emulator::EmulatorConfig,
+) -> sechub_export::emulator::Emulator {
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    sechub_export::emulator::Emulator::start(config, loopback)
+        .await
+        .expect("emulator starts")
+}
+
 /// Output of a finished run, with text accessors.
 pub struct Run {
     pub output: Output,
