@@ -47,6 +47,8 @@ pub fn validate_parameter_name(name: &str) -> Result<()> {
 /// Publishes the exported count to one SSM parameter from a background task.
 pub struct SsmCounter {
     sender: watch::Sender<u64>,
+    /// Cuts the spacing wait short when the run ends, so the final value lands at once.
+    finishing: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<bool>,
 }
 
@@ -55,8 +57,13 @@ impl SsmCounter {
     pub fn start(config: &SdkConfig, name: String, initial: u64) -> SsmCounter {
         let client = aws_sdk_ssm::Client::new(config);
         let (sender, receiver) = watch::channel(initial);
-        let task = tokio::spawn(publish(client, name, receiver));
-        SsmCounter { sender, task }
+        let finishing = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(publish(client, name, receiver, finishing.clone()));
+        SsmCounter {
+            sender,
+            finishing,
+            task,
+        }
     }
 
     /// Records the latest absolute count (never read-modify-write).
@@ -70,6 +77,7 @@ impl SsmCounter {
             self.sender.send_replace(count);
         }
         drop(self.sender);
+        self.finishing.notify_one();
         self.task.await.unwrap_or(false)
     }
 }
@@ -93,6 +101,7 @@ async fn publish(
     client: aws_sdk_ssm::Client,
     name: String,
     mut receiver: watch::Receiver<u64>,
+    finishing: Arc<tokio::sync::Notify>,
 ) -> bool {
     let mut written: Option<u64> = None;
     loop {
@@ -106,7 +115,10 @@ async fn publish(
                 ),
             }
         }
-        tokio::time::sleep(SSM_INTERVAL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(SSM_INTERVAL) => {}
+            _ = finishing.notified() => break,
+        }
         // Wait for a new value; after a failed write, retry at the next interval instead.
         let closed = if written == Some(*receiver.borrow()) {
             receiver.changed().await.is_err()
