@@ -413,7 +413,7 @@ pub fn summary_line(summary: &RunSummary) -> String {
     let secs = summary.elapsed.as_secs_f64();
     let rate = summary.rows_this_run as f64 / secs.max(0.001);
     let this_run = format!(
-        "{} findings in {} parts ({} bytes) in {secs:.1}s, {rate:.0} findings/s",
+        "{} findings in {} parts ({} bytes) in {secs:.2}s, {rate:.0} findings/s",
         summary.rows_this_run, summary.parts_this_run, summary.bytes_this_run
     );
     match &summary.end {
