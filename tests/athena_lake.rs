@@ -43,8 +43,7 @@ fn updated_at(finding: &Value) -> DateTime<Utc> {
 
 /// The README's queries, by name, with the example id replaced.
 fn readme_queries(id: &str) -> Value {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
     let start = readme.find("<!-- queries:start -->").unwrap();
     let end = readme.find("<!-- queries:end -->").unwrap();
     let mut queries = serde_json::Map::new();

@@ -192,7 +192,7 @@ struct FaultProxy {
 impl FaultProxy {
     fn start(upstream: &str) -> FaultProxy {
         let port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/fault_proxy.py");
+        let script = repo_file("tests/py/fault_proxy.py");
         let child = Command::new(python())
             .arg(script)
             .arg(port.to_string())

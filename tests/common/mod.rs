@@ -19,8 +19,17 @@ pub fn python() -> PathBuf {
     }
 }
 
+/// A file of this repository, found through the directory cargo runs the test from. Read at run
+/// time, not baked in at compile time: a target directory cached outside the clone may hold
+/// binaries built from another checkout of the same sources.
+pub fn repo_file(relative: &str) -> PathBuf {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .expect("CARGO_MANIFEST_DIR is set by cargo test: run the suite with scripts/test.sh");
+    Path::new(&root).join(relative)
+}
+
 fn tool_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lake_tool.py")
+    repo_file("tests/py/lake_tool.py")
 }
 
 /// Runs tests/py/lake_tool.py and parses its JSON answer.
