@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the fault-injection suite (tests/reliability.rs: crash points + SIGKILLs, throttling storm,
-# S3/SSM failures, odd findings) and prints its figures; RELIABILITY.md records one run.
+# S3/SSM failures, multipart uploads under faults, odd findings) and prints its figures; RELIABILITY.md records one run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sechub-export/target}"

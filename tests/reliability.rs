@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use rand::distr::{Alphanumeric, SampleString};
 use rand::{Rng, SeedableRng};
 use sechub_export::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
 use serde_json::{json, Value};
@@ -183,61 +183,6 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
     );
 }
 
-/// A fault proxy in front of moto.
-struct FaultProxy {
-    child: Child,
-    url: String,
-}
-
-impl FaultProxy {
-    fn start(upstream: &str) -> FaultProxy {
-        let port = free_port();
-        let script = repo_file("tests/py/fault_proxy.py");
-        let child = Command::new(python())
-            .arg(script)
-            .arg(port.to_string())
-            .arg(upstream)
-            .spawn()
-            .unwrap();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        FaultProxy {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn set(&self, faults: Value) -> Value {
-        let out = Command::new(python())
-            .args(["-c", "import sys,urllib.request as u;u.urlopen(u.Request(sys.argv[1]+'/__faults',data=sys.argv[2].encode(),method='POST'));print(u.urlopen(sys.argv[1]+'/__stats').read().decode())"])
-            .arg(&self.url)
-            .arg(faults.to_string())
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn s3_lake(moto: &Moto, dir: &Path, name: &str) -> PathBuf {
-    let landed = dir.join(name);
-    lake_tool(&[
-        "download",
-        &moto.url,
-        "lake",
-        "sh/",
-        landed.to_str().unwrap(),
-    ]);
-    landed
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     const FINDINGS: u64 = 3_000;
@@ -327,6 +272,130 @@ async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
         "reliability: S3/SSM failures: {} S3 write faults (500, 503 SlowDown, resets, 403 denials) and {} SSM faults injected; the permanent denial stopped the job (exit 3) with the checkpoint unchanged; lost 0, duplicated 0; SSM count converged to {FINDINGS}",
         totals["s3_faults"], totals["ssm_faults"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behind() {
+    const FINDINGS: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let moto = Moto::start();
+    lake_tool(&["create-bucket", &moto.url, "lake"]);
+    let proxy = FaultProxy::start(&moto.url);
+    // 96 KB of random text per finding barely compresses, so each part of 300 findings is about
+    // 21 MB of Parquet: above the 16 MiB multipart threshold, three uploaded pieces each.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let texts: Vec<String> = (0..FINDINGS)
+        .map(|i| {
+            let noise = Alphanumeric.sample_string(&mut rng, 96_000);
+            json!({"SchemaVersion": "2018-10-08", "Id": format!("mp-{i}"), "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/inspector", "AwsAccountId": "111111111111", "Evidence": noise}).to_string()
+        })
+        .collect();
+    let expect = dir.path().join("mp.ndjson");
+    std::fs::write(&expect, texts.join("\n")).unwrap();
+    let emulator = emulator(EmulatorConfig {
+        dataset: Dataset::Loaded(Arc::new(texts)),
+        rate: 100.0,
+        burst: 50,
+        ..EmulatorConfig::generated(0, 1)
+    })
+    .await;
+    let export = || {
+        let mut cmd = split_command(&emulator, &proxy.url);
+        cmd.args(["export", "--destination", "s3://lake/sh", "--job-id", "mp"])
+            .args(["--rate", "100", "--burst", "50", "--part-rows", "300", "-q"]);
+        cmd
+    };
+    // 1. Every piece upload denied: the job stops, aborts the upload, and nothing lands.
+    proxy.set(json!({"s3_probability": 1.0, "s3_error": "403", "s3_only": ["upload_part"]}));
+    let denied = wait(export()).await;
+    assert_eq!(denied.code(), 3, "{}", denied.stderr());
+    assert!(
+        denied.stderr().contains("access denied"),
+        "{}",
+        denied.stderr()
+    );
+    let stats = proxy.set(json!({}));
+    assert_eq!(stats["s3_ops"]["create_multipart"], 1, "{stats}");
+    assert_eq!(
+        stats["s3_ops"]["abort"], 1,
+        "the failed upload is aborted: {stats}"
+    );
+    assert_eq!(
+        lake_tool(&["uploads", &moto.url, "lake"])["uploads"],
+        json!([])
+    );
+    let stopped = s3_lake(&moto, dir.path(), "denied");
+    assert!(!stopped.join("findings").exists(), "no part landed");
+    let checkpoint: Value = serde_json::from_slice(
+        &std::fs::read(stopped.join("_sechub_export/jobs/mp/checkpoint.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(checkpoint["exported_count"], 0, "{checkpoint}");
+    // 2. 30% of multipart calls (start, pieces, complete) fail with 500, 503 or a reset: retried.
+    let faults = json!({"s3_probability": 0.3, "s3_error": "mix", "seed": 8,
+        "s3_only": ["create_multipart", "upload_part", "complete"]});
+    proxy.set(faults);
+    let done = wait(export()).await.ok();
+    assert!(
+        done.contains("complete: job mp: 600 findings in 2 parts"),
+        "{done}"
+    );
+    let stats = proxy.set(json!({}));
+    let faulted: u64 = stats["s3_faulted_ops"]
+        .as_object()
+        .map_or(0, |ops| ops.values().filter_map(Value::as_u64).sum());
+    assert!(faulted >= 1, "faults hit the multipart calls: {stats}");
+    assert!(
+        stats["s3_ops"]["upload_part"].as_u64().unwrap() >= 7,
+        "{stats}"
+    );
+    assert_eq!(
+        lake_tool(&["uploads", &moto.url, "lake"])["uploads"],
+        json!([])
+    );
+    let objects = lake_tool(&[
+        "download",
+        &moto.url,
+        "lake",
+        "sh/",
+        dir.path().join("final").to_str().unwrap(),
+    ]);
+    let parts: Vec<&Value> = objects["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["key"].as_str().unwrap().ends_with(".parquet"))
+        .collect();
+    assert_eq!(parts.len(), 2, "{objects}");
+    for part in &parts {
+        assert!(part["size"].as_u64().unwrap() > 16 << 20, "{part}");
+        assert!(
+            part["etag"].as_str().unwrap().ends_with("-3"),
+            "moto saw 3 pieces: {part}"
+        );
+    }
+    let report = lake_tool(&[
+        "check",
+        dir.path().join("final").to_str().unwrap(),
+        "--expect",
+        expect.to_str().unwrap(),
+        "--exact",
+    ]);
+    assert_exactly_once(&report, FINDINGS as u64);
+    assert_eq!(report["byte_mismatches"], 0, "{report}");
+    let mut verify = split_command(&emulator, &moto.url);
+    verify.args([
+        "verify",
+        "--destination",
+        "s3://lake/sh",
+        "--job-id",
+        "mp",
+        "--deep",
+    ]);
+    wait(verify).await.ok();
+    println!("reliability: multipart: 2 parts of {}+ MB in 3 pieces each; a denied piece upload stopped the job (exit 3), aborted the upload, landed nothing; then {faulted} faults on {} multipart calls retried; lost 0, duplicated 0, verify --deep passed",
+        parts.iter().map(|p| p["size"].as_u64().unwrap() >> 20).min().unwrap(),
+        stats["s3_ops"]["create_multipart"].as_u64().unwrap() + stats["s3_ops"]["upload_part"].as_u64().unwrap() + stats["s3_ops"]["complete"].as_u64().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

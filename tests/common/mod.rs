@@ -230,3 +230,60 @@ pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// tests/py/fault_proxy.py in front of moto: injects S3 and SSM faults, counts S3 operations.
+pub struct FaultProxy {
+    child: Child,
+    pub url: String,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str) -> FaultProxy {
+        let port = free_port();
+        let script = repo_file("tests/py/fault_proxy.py");
+        let child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .arg(upstream)
+            .spawn()
+            .unwrap();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FaultProxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Sets the faults (JSON, see fault_proxy.py) and returns the stats so far.
+    pub fn set(&self, faults: Value) -> Value {
+        let out = Command::new(python())
+            .args(["-c", "import sys,urllib.request as u;u.urlopen(u.Request(sys.argv[1]+'/__faults',data=sys.argv[2].encode(),method='POST'));print(u.urlopen(sys.argv[1]+'/__stats').read().decode())"])
+            .arg(&self.url)
+            .arg(faults.to_string())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Downloads everything under `s3://lake/sh/` from moto into `dir/name`.
+pub fn s3_lake(moto: &Moto, dir: &Path, name: &str) -> PathBuf {
+    let landed = dir.join(name);
+    lake_tool(&[
+        "download",
+        &moto.url,
+        "lake",
+        "sh/",
+        landed.to_str().unwrap(),
+    ]);
+    landed
+}

@@ -2,7 +2,9 @@
 
 Usage: fault_proxy.py PORT UPSTREAM_URL. Faults are set with `POST /__faults` (JSON) and counted
 at `GET /__stats`. S3 writes (PUT object, multipart upload calls) and SSM PutParameter can be made
-to fail with a probability, with 500, 503 SlowDown, a dropped connection, or a permanent 403.
+to fail with a probability, with 500, 503 SlowDown, a dropped connection, or a permanent 403;
+`s3_only` (a list of put, create_multipart, upload_part, complete) limits S3 faults to those
+operations. Stats count every S3 operation that reached the proxy, by name, in `s3_ops`.
 Faults are injected before the request reaches moto, so a failed request changed nothing.
 """
 import http.client
@@ -11,9 +13,10 @@ import random
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-STATE = {"faults": {}, "stats": {"requests": 0, "s3_faults": 0, "ssm_faults": 0}, "rng": random.Random(1)}
+STATE = {"faults": {}, "stats": {"requests": 0, "s3_faults": 0, "ssm_faults": 0, "s3_ops": {}},
+         "rng": random.Random(1)}
 LOCK = threading.Lock()
 
 S3_ERRORS = {
@@ -50,16 +53,38 @@ class Proxy(BaseHTTPRequestHandler):
             out = json.dumps(STATE["stats"]).encode()
         return self._reply(200, out, "application/json")
 
+    def _s3_write(self):
+        """The S3 object write this request is (put, create_multipart, upload_part, complete,
+        abort), or None."""
+        url = urlsplit(self.path)
+        if url.path.count("/") < 2 or self.headers.get("X-Amz-Target"):
+            return None
+        params = parse_qs(url.query, keep_blank_values=True)
+        if self.command == "PUT":
+            return "upload_part" if "uploadId" in params else "put"
+        if self.command == "POST" and "uploads" in params:
+            return "create_multipart"
+        if self.command == "POST" and "uploadId" in params:
+            return "complete"
+        if self.command == "DELETE" and "uploadId" in params:
+            return "abort"
+        return None
+
     def _fault(self):
         """The fault to inject for this request, or None."""
         target = self.headers.get("X-Amz-Target", "")
-        query = urlsplit(self.path).query
-        is_s3_write = (self.command == "PUT" and urlsplit(self.path).path.count("/") >= 2) or (
-            self.command == "POST" and ("uploads" in query or "uploadId" in query))
+        operation = self._s3_write()
         with LOCK:
             faults = STATE["faults"]
-            if is_s3_write and STATE["rng"].random() < faults.get("s3_probability", 0):
+            if operation:
+                ops = STATE["stats"]["s3_ops"]
+                ops[operation] = ops.get(operation, 0) + 1
+            allowed = faults.get("s3_only") or [operation]
+            if (operation and operation in allowed and operation != "abort"
+                    and STATE["rng"].random() < faults.get("s3_probability", 0)):
                 STATE["stats"]["s3_faults"] += 1
+                faulted = STATE["stats"].setdefault("s3_faulted_ops", {})
+                faulted[operation] = faulted.get(operation, 0) + 1
                 error = faults.get("s3_error", "503")
                 if error == "mix":
                     error = STATE["rng"].choice(["500", "503", "reset"])

@@ -55,8 +55,15 @@ def cmd_download(args):
             target = os.path.join(args.dir, key[len(args.prefix):].lstrip("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
             s3.download_file(args.bucket, key, target)
-            objects.append({"key": key, "size": item["Size"], "content_type": head.get("ContentType")})
+            objects.append({"key": key, "size": item["Size"], "content_type": head.get("ContentType"),
+                            "etag": item["ETag"].strip('"')})
     print(json.dumps({"objects": objects}))
+
+
+def cmd_uploads(args):
+    """Multipart uploads started and neither completed nor aborted."""
+    uploads = client("s3", args.endpoint).list_multipart_uploads(Bucket=args.bucket).get("Uploads", [])
+    print(json.dumps({"uploads": [u["Key"] for u in uploads]}))
 
 
 def cmd_get_parameter(args):
@@ -216,6 +223,7 @@ def main():
     p = sub.add_parser("create-bucket"); p.add_argument("endpoint"); p.add_argument("bucket"); p.set_defaults(fn=cmd_create_bucket)
     p = sub.add_parser("download"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("prefix"); p.add_argument("dir")
     p.set_defaults(fn=cmd_download)
+    p = sub.add_parser("uploads"); p.add_argument("endpoint"); p.add_argument("bucket"); p.set_defaults(fn=cmd_uploads)
     p = sub.add_parser("get-parameter"); p.add_argument("endpoint"); p.add_argument("name"); p.set_defaults(fn=cmd_get_parameter)
     p = sub.add_parser("check"); p.add_argument("dir"); p.add_argument("--expect"); p.add_argument("--job")
     p.add_argument("--exact", action="store_true"); p.set_defaults(fn=cmd_check)
