@@ -1,5 +1,5 @@
 //! End-to-end exports against the project's emulator: quota, faults, kills, dead cursors,
-//! concurrent runs and filters; every lake read back with DuckDB and pyarrow.
+//! concurrent runs, Ctrl-C and filters; every lake read back with DuckDB and pyarrow.
 
 mod common;
 
@@ -238,4 +238,60 @@ async fn filters_reach_the_service_and_only_matching_findings_are_exported() {
         wanted.len()
     );
     assert_exactly_once(&report, wanted.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_flushes_what_was_fetched_checkpoints_and_the_same_command_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(3_000, 15, 10.0, 2).await;
+    let args = ["--rate", "10", "--burst", "2", "--part-rows", "1000"];
+    let mut cmd = export_cmd(&emulator, &lake, "sigint", &args);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = lake.join("_sechub_export/jobs/sigint/checkpoint.json");
+    while !checkpoint.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // About 12 pages in: one full part of 1,000 and a partial one still in memory.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let pid = child.id().expect("still running") as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let stopped = Run {
+        output: child.wait_with_output().await.unwrap(),
+    };
+    assert!(
+        stopped
+            .ok()
+            .contains("resumable: job sigint stopped (interrupted)"),
+        "{}",
+        stopped.stderr()
+    );
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&checkpoint).unwrap()).unwrap();
+    let count = saved["exported_count"].as_u64().unwrap();
+    assert!(
+        count > 1_000 && count < 3_000 && count % 1_000 != 0,
+        "the partial part was flushed, not dropped: {saved}"
+    );
+    let part_files = tree(&lake)
+        .iter()
+        .filter(|(name, _)| name.ends_with(".parquet"))
+        .count();
+    assert_eq!(part_files, saved["parts"].as_array().unwrap().len());
+
+    let out = finish(export_cmd(&emulator, &lake, "sigint", &args))
+        .await
+        .ok();
+    assert!(out.contains("complete: job sigint"), "{out}");
+    let report = lake_tool(&[
+        "check",
+        lake.to_str().unwrap(),
+        "--expect",
+        &expected(dir.path(), 3_000, 15),
+    ]);
+    assert_exactly_once(&report, 3_000);
 }
