@@ -94,39 +94,59 @@ mod tests {
 
     #[test]
     fn throttling_faults_and_lost_connections_are_retried_input_and_access_errors_are_not() {
-        assert_eq!(
-            classify(&failure(Some(429), Some("TooManyRequestsException"), false)),
-            Verdict::Throttled
-        );
-        assert_eq!(
-            classify(&failure(Some(400), Some("LimitExceededException"), false)),
-            Verdict::Throttled
-        );
-        assert_eq!(
-            classify(&failure(Some(400), Some("ThrottlingException"), false)),
-            Verdict::Throttled
-        );
-        assert_eq!(
-            classify(&failure(Some(500), Some("InternalException"), false)),
-            Verdict::Transient
-        );
-        assert_eq!(
-            classify(&failure(Some(503), None, false)),
-            Verdict::Transient
-        );
-        assert_eq!(classify(&failure(None, None, true)), Verdict::Transient);
-        assert_eq!(
-            classify(&failure(Some(400), Some("InvalidInputException"), false)),
-            Verdict::Fatal
-        );
-        assert_eq!(
-            classify(&failure(Some(401), Some("InvalidAccessException"), false)),
-            Verdict::Fatal
-        );
-        assert_eq!(
-            classify(&failure(Some(403), Some("AccessDeniedException"), false)),
-            Verdict::Fatal
-        );
+        let cases = [
+            (
+                Some(429),
+                Some("TooManyRequestsException"),
+                false,
+                Verdict::Throttled,
+            ),
+            (
+                Some(400),
+                Some("LimitExceededException"),
+                false,
+                Verdict::Throttled,
+            ),
+            (
+                Some(400),
+                Some("ThrottlingException"),
+                false,
+                Verdict::Throttled,
+            ),
+            (
+                Some(500),
+                Some("InternalException"),
+                false,
+                Verdict::Transient,
+            ),
+            (Some(503), None, false, Verdict::Transient),
+            (None, None, true, Verdict::Transient),
+            (
+                Some(400),
+                Some("InvalidInputException"),
+                false,
+                Verdict::Fatal,
+            ),
+            (
+                Some(401),
+                Some("InvalidAccessException"),
+                false,
+                Verdict::Fatal,
+            ),
+            (
+                Some(403),
+                Some("AccessDeniedException"),
+                false,
+                Verdict::Fatal,
+            ),
+        ];
+        for (status, code, transport, verdict) in cases {
+            assert_eq!(
+                classify(&failure(status, code, transport)),
+                verdict,
+                "{status:?} {code:?} transport={transport}"
+            );
+        }
     }
 
     #[test]

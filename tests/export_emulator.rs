@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
@@ -33,10 +33,29 @@ async fn finish(mut cmd: tokio::process::Command) -> Run {
     }
 }
 
-fn expected(dir: &Path, count: u64, seed: u64) -> String {
+/// Starts an export in the background and returns once it has created its checkpoint (the job
+/// is running); `lake` and `job` locate the checkpoint.
+async fn start_running(
+    mut cmd: tokio::process::Command,
+    lake: &Path,
+    job: &str,
+) -> tokio::process::Child {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = lake.join(format!("_sechub_export/jobs/{job}/checkpoint.json"));
+    while !checkpoint.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+fn expected(dir: &Path, count: u64, seed: u64) -> PathBuf {
     let path = dir.join("expected.ndjson");
     generate(count, seed, &path);
-    path.to_str().unwrap().to_string()
+    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,12 +86,7 @@ async fn faults_and_a_tight_quota_still_export_every_finding_once_within_the_quo
         "the client stayed within rate 10 burst 5: {stats:?}"
     );
     assert_eq!(stats.throttled_quota, 0, "{stats:?}");
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        &expected(dir.path(), 3_000, 11),
-    ]);
+    let report = check_lake(&lake, &expected(dir.path(), 3_000, 11), false);
     assert_exactly_once(&report, 3_000);
 }
 
@@ -101,12 +115,7 @@ async fn an_export_killed_again_and_again_resumes_and_exports_each_finding_once(
         .await
         .ok();
     assert!(out.contains("complete: job kills"), "{out}");
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        &expected(dir.path(), 4_000, 12),
-    ]);
+    let report = check_lake(&lake, &expected(dir.path(), 4_000, 12), false);
     assert_exactly_once(&report, 4_000);
 }
 
@@ -154,12 +163,7 @@ async fn a_rejected_cursor_stops_with_advice_and_restart_recovers_without_duplic
     .await
     .ok();
     assert!(restarted.contains("complete: job cursor"), "{restarted}");
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        &expected(dir.path(), 2_000, 13),
-    ]);
+    let report = check_lake(&lake, &expected(dir.path(), 2_000, 13), false);
     assert_exactly_once(&report, 2_000);
 }
 
@@ -169,16 +173,7 @@ async fn a_second_run_of_a_running_job_is_refused_while_the_first_completes() {
     let lake = dir.path().join("lake");
     let emulator = emulator(1_500, 14, 6.0, 1).await;
     let args = ["--rate", "6", "--burst", "1", "--part-rows", "100"];
-    let mut first = export_cmd(&emulator, &lake, "twice", &args);
-    let first = first
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let checkpoint = lake.join("_sechub_export/jobs/twice/checkpoint.json");
-    while !checkpoint.exists() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let first = start_running(export_cmd(&emulator, &lake, "twice", &args), &lake, "twice").await;
     let second = finish(export_cmd(&emulator, &lake, "twice", &args)).await;
     assert_eq!(second.code(), 5, "{}", second.stderr());
     assert!(
@@ -192,12 +187,7 @@ async fn a_second_run_of_a_running_job_is_refused_while_the_first_completes() {
         output: first.wait_with_output().await.unwrap(),
     };
     assert!(first.ok().contains("complete: job twice"));
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        &expected(dir.path(), 1_500, 14),
-    ]);
+    let report = check_lake(&lake, &expected(dir.path(), 1_500, 14), false);
     assert_exactly_once(&report, 1_500);
 }
 
@@ -226,12 +216,7 @@ async fn filters_reach_the_service_and_only_matching_findings_are_exported() {
     finish(export_cmd(&emulator, &lake, "filtered", &args))
         .await
         .ok();
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        expect.to_str().unwrap(),
-    ]);
+    let report = check_lake(&lake, &expect, false);
     assert!(
         wanted.len() > 100 && wanted.len() < 1_000,
         "{}",
@@ -246,16 +231,13 @@ async fn ctrl_c_flushes_what_was_fetched_checkpoints_and_the_same_command_finish
     let lake = dir.path().join("lake");
     let emulator = emulator(3_000, 15, 10.0, 2).await;
     let args = ["--rate", "10", "--burst", "2", "--part-rows", "1000"];
-    let mut cmd = export_cmd(&emulator, &lake, "sigint", &args);
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_running(
+        export_cmd(&emulator, &lake, "sigint", &args),
+        &lake,
+        "sigint",
+    )
+    .await;
     let checkpoint = lake.join("_sechub_export/jobs/sigint/checkpoint.json");
-    while !checkpoint.exists() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // About 12 pages in: one full part of 1,000 and a partial one still in memory.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let pid = child.id().expect("still running") as i32;
@@ -287,11 +269,6 @@ async fn ctrl_c_flushes_what_was_fetched_checkpoints_and_the_same_command_finish
         .await
         .ok();
     assert!(out.contains("complete: job sigint"), "{out}");
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        &expected(dir.path(), 3_000, 15),
-    ]);
+    let report = check_lake(&lake, &expected(dir.path(), 3_000, 15), false);
     assert_exactly_once(&report, 3_000);
 }

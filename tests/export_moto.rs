@@ -74,12 +74,7 @@ fn export_to_moto_s3_lands_every_seeded_finding_once_with_the_ssm_count() {
             "{part}"
         );
     }
-    let report = lake_tool(&[
-        "check",
-        landed.to_str().unwrap(),
-        "--expect",
-        ndjson.to_str().unwrap(),
-    ]);
+    let report = check_lake(&landed, &ndjson, false);
     assert_exactly_once(&report, SEEDED);
     assert_eq!(report["codec"], "ZSTD");
     assert_eq!(
@@ -150,12 +145,7 @@ fn export_to_a_local_folder_matches_the_seed_and_needs_no_ssm() {
         stdout.contains("complete: job 123456789012-us-east-1-"),
         "default job id names account and Region: {stdout}"
     );
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        ndjson.to_str().unwrap(),
-    ]);
+    let report = check_lake(&lake, &ndjson, false);
     assert_exactly_once(&report, SEEDED);
     assert_eq!(report["codec"], "SNAPPY");
     let parameter = lake_tool(&[
@@ -210,12 +200,7 @@ fn resume_after_max_duration_exports_each_finding_once() {
         slices >= 2,
         "the job should need several time-boxed slices, took {slices}"
     );
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        ndjson.to_str().unwrap(),
-    ]);
+    let report = check_lake(&lake, &ndjson, false);
     assert_exactly_once(&report, SEEDED);
 }
 

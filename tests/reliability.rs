@@ -109,12 +109,7 @@ async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
     );
     let expect = dir.path().join("expected.ndjson");
     generate(FINDINGS, 31, &expect);
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        expect.to_str().unwrap(),
-    ]);
+    let report = check_lake(&lake, &expect, false);
     assert_exactly_once(&report, FINDINGS);
     let count = lake_tool(&["get-parameter", &moto.url, parameter]);
     assert_eq!(
@@ -168,15 +163,7 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
     assert!(stats.peak_demand <= 10.05, "{stats:?}");
     let expect = dir.path().join("expected.ndjson");
     generate(FINDINGS, 32, &expect);
-    assert_exactly_once(
-        &lake_tool(&[
-            "check",
-            lake.to_str().unwrap(),
-            "--expect",
-            expect.to_str().unwrap(),
-        ]),
-        FINDINGS,
-    );
+    assert_exactly_once(&check_lake(&lake, &expect, false), FINDINGS);
     println!(
         "reliability: throttling storm: {} injected 429s + {} injected 500s in {} requests; peak demand {:.2} of burst 10; lost 0, duplicated 0",
         stats.throttled_injected, stats.internal_errors, stats.requests, stats.peak_demand
@@ -259,15 +246,7 @@ async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     let landed = s3_lake(&moto, dir.path(), "final");
     let expect = dir.path().join("expected.ndjson");
     generate(FINDINGS, 33, &expect);
-    assert_exactly_once(
-        &lake_tool(&[
-            "check",
-            landed.to_str().unwrap(),
-            "--expect",
-            expect.to_str().unwrap(),
-        ]),
-        FINDINGS,
-    );
+    assert_exactly_once(&check_lake(&landed, &expect, false), FINDINGS);
     println!(
         "reliability: S3/SSM failures: {} S3 write faults (500, 503 SlowDown, resets, 403 denials) and {} SSM faults injected; the permanent denial stopped the job (exit 3) with the checkpoint unchanged; lost 0, duplicated 0; SSM count converged to {FINDINGS}",
         totals["s3_faults"], totals["ssm_faults"]
@@ -374,13 +353,7 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
             "moto saw 3 pieces: {part}"
         );
     }
-    let report = lake_tool(&[
-        "check",
-        dir.path().join("final").to_str().unwrap(),
-        "--expect",
-        expect.to_str().unwrap(),
-        "--exact",
-    ]);
+    let report = check_lake(&dir.path().join("final"), &expect, true);
     assert_exactly_once(&report, FINDINGS as u64);
     assert_eq!(report["byte_mismatches"], 0, "{report}");
     let mut verify = split_command(&emulator, &moto.url);
@@ -466,13 +439,7 @@ async fn odd_findings_are_exported_and_round_trip_byte_for_byte() {
     wait(export_command(&emulator.url(), &lake, "odd", &[]))
         .await
         .ok();
-    let report = lake_tool(&[
-        "check",
-        lake.to_str().unwrap(),
-        "--expect",
-        expect.to_str().unwrap(),
-        "--exact",
-    ]);
+    let report = check_lake(&lake, &expect, true);
     assert_eq!(report["rows"], texts.len());
     assert_eq!(report["missing_count"], 0, "{report}");
     assert_eq!(report["byte_mismatches"], 0, "{report}");

@@ -179,6 +179,21 @@ pub fn run(mut cmd: Command) -> Run {
     }
 }
 
+/// Reads the lake under `dir` back with DuckDB and pyarrow and compares it with the NDJSON
+/// findings in `expect`; `exact` also compares every `finding_json` byte for byte.
+pub fn check_lake(dir: &Path, expect: &Path, exact: bool) -> Value {
+    let mut args = vec![
+        "check",
+        dir.to_str().unwrap(),
+        "--expect",
+        expect.to_str().unwrap(),
+    ];
+    if exact {
+        args.push("--exact");
+    }
+    lake_tool(&args)
+}
+
 /// Writes `count` generated findings of `seed` as NDJSON (the same the emulator serves).
 pub fn generate(count: u64, seed: u64, path: &Path) {
     let out = Command::new(BIN)
