@@ -11,13 +11,13 @@ use aws_sdk_securityhub::config::retry::RetryConfig;
 use aws_sdk_securityhub::config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
 use aws_smithy_types::config_bag::ConfigBag;
-use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::aws::Failure;
@@ -29,6 +29,10 @@ use crate::retry::{classify, RetryPolicy, Verdict};
 /// The limiter paces this much under `--rate`, so timer and network jitter never land a request
 /// just ahead of the service's own token bucket (which would answer 429).
 pub const PACING_MARGIN: f64 = 0.005;
+
+/// How long reading a page's body may take once its headers arrived (the SDK's attempt timeout
+/// ends when the response starts, since the body is read outside its deserializer).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Builds the limiter that gates every GetFindings attempt.
 pub fn rate_limiter(rate: f64, burst: u32) -> Result<DefaultDirectRateLimiter> {
@@ -57,9 +61,11 @@ pub struct SourceStats {
     pub pages: AtomicU64,
 }
 
-/// Captures the response body bytes after deserialization.
+/// Takes a successful response's body before the SDK deserializes it, leaving `{}` in its place:
+/// the findings are parsed once, by `Page::parse`, instead of also into the SDK's typed structs.
+/// Error responses keep their body, so the SDK still reads their error code.
 #[derive(Debug, Clone, Default)]
-struct CaptureBody(Arc<Mutex<Option<Bytes>>>);
+struct CaptureBody(Arc<Mutex<Option<SdkBody>>>);
 
 /// Puts the job's frozen filters into the request body, exactly as the user wrote them.
 #[derive(Debug, Clone)]
@@ -70,18 +76,17 @@ impl Intercept for CaptureBody {
         "CaptureBody"
     }
 
-    fn read_after_deserialization(
+    fn modify_before_deserialization(
         &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let bytes = context
-            .response()
-            .body()
-            .bytes()
-            .map(Bytes::copy_from_slice);
-        *self.0.lock().expect("capture lock") = bytes;
+        let response = context.response_mut();
+        if response.status().is_success() {
+            let body = std::mem::replace(response.body_mut(), SdkBody::from("{}"));
+            *self.0.lock().expect("capture lock") = Some(body);
+        }
         Ok(())
     }
 }
@@ -210,13 +215,15 @@ impl FindingsSource {
         let fetched_at_ms = chrono::Utc::now().timestamp_millis();
         match result {
             Ok(_) => {
-                let body = capture
-                    .0
-                    .lock()
-                    .expect("capture lock")
-                    .take()
-                    .unwrap_or_default();
-                let text = String::from_utf8(body.to_vec())
+                let body = capture.0.lock().expect("capture lock").take();
+                let body = body.ok_or_else(|| truncated("no response body"))?;
+                let read = ByteStream::new(body).collect();
+                let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+                    Ok(Ok(bytes)) => bytes.into_bytes(),
+                    Ok(Err(err)) => return Err(truncated(&format!("body cut off: {err}"))),
+                    Err(_) => return Err(truncated("body stalled")),
+                };
+                let text = String::from_utf8(Vec::from(bytes))
                     .map_err(|_| truncated("response body is not UTF-8"))?;
                 Page::parse(number, text, fetched_at_ms).map_err(|e| truncated(&e.to_string()))
             }
