@@ -3,8 +3,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sechub_export::emulator::generate::Generator;
-use sechub_export::encode::{encode_pages, page_batch, Compression, PartWriter};
-use sechub_export::page::Page;
+use sechub_export::encode::asff::ASFF;
+use sechub_export::encode::{encode_pages, page_batch, Compression, Format, PartWriter};
+use sechub_export::source::Page;
 
 /// `count` generated findings as pages of 100, exactly as GetFindings bodies.
 fn pages(count: u64) -> Vec<Page> {
@@ -32,10 +33,11 @@ fn encode_two_threads(pages: &[Page], codec: Compression) -> Vec<u8> {
         let (tx, rx) = std::sync::mpsc::sync_channel(32);
         scope.spawn(move || {
             for page in pages {
-                tx.send(page_batch(page, "bench")).expect("writer alive");
+                tx.send(page_batch(&ASFF, page, "bench"))
+                    .expect("writer alive");
             }
         });
-        let mut writer = PartWriter::new(codec).expect("writer");
+        let mut writer = PartWriter::new(ASFF.table(), codec).expect("writer");
         for batch in rx {
             writer.write(&batch).expect("encodes");
         }
@@ -51,7 +53,7 @@ fn encode(c: &mut Criterion) {
     group.sample_size(10);
     for (name, codec) in [("zstd", Compression::Zstd), ("snappy", Compression::Snappy)] {
         group.bench_function(format!("{name}/one-thread"), |b| {
-            b.iter(|| encode_pages(&pages, "bench", codec).expect("encodes"))
+            b.iter(|| encode_pages(&ASFF, &pages, "bench", codec).expect("encodes"))
         });
         group.bench_function(format!("{name}/two-threads"), |b| {
             b.iter(|| encode_two_threads(&pages, codec))

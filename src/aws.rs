@@ -6,15 +6,30 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 
 /// How to reach AWS: everything optional falls back to the standard chain and environment.
-#[derive(Debug, Clone, Default)]
+/// The same fields are command-line flags and event fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
 pub struct AwsSettings {
+    /// AWS Region (default: the standard chain, e.g. AWS_REGION or the profile).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Named profile from ~/.aws/config.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Send every AWS call to this endpoint (an emulator); S3 then uses path-style addressing.
+    /// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> work as in every AWS SDK.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
     /// Fixed dummy credentials (the demo's in-process emulator needs no real ones).
+    #[arg(skip)]
+    #[serde(skip)]
     pub demo_credentials: bool,
 }
 
@@ -86,6 +101,7 @@ pub struct Failure {
     pub status: Option<u16>,
     /// Service error code (`TooManyRequestsException`, `NoSuchBucket`...).
     pub code: Option<String>,
+    /// The service's message, or the transport error.
     pub message: String,
     /// No response at all: timeout, connection refused or reset.
     pub transport: bool,

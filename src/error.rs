@@ -25,15 +25,20 @@ pub enum ExitCode {
 }
 
 /// Every way the library can fail. Each message says what went wrong and what to do.
+/// (Fields are named for what they hold; `source` keeps the underlying error.)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[allow(missing_docs)]
 pub enum Error {
+    /// A bad flag, event field, destination, job id or duration.
     #[error("{0}")]
     Usage(String),
 
+    /// Filters that break the API's rules.
     #[error("invalid filters: {0}")]
     Filters(String),
 
+    /// Credentials missing or rejected, or access denied.
     #[error("{message}")]
     Auth {
         message: String,
@@ -41,6 +46,7 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The destination is missing or failed.
     #[error("destination {location}: {message}")]
     Destination {
         location: String,
@@ -49,9 +55,11 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// Another run holds the job, or the job was created with another request.
     #[error("job {job_id}: {message}")]
     JobConflict { job_id: String, message: String },
 
+    /// The job's state is corrupt, foreign or from a newer build.
     #[error("job {job_id}: the checkpoint at {location} cannot be used: {message}")]
     CorruptState {
         job_id: String,
@@ -59,6 +67,16 @@ pub enum Error {
         message: String,
     },
 
+    /// One attempt failed in a way a later attempt may not: throttled, a server fault, a lost
+    /// connection or a cut-off body. The source's retry loop retries these.
+    #[error("{}{message}", if *throttled { "throttled: " } else { "" })]
+    Transient { throttled: bool, message: String },
+
+    /// The service refused the request itself (not retried; the message says what to change).
+    #[error("GetFindings page {page}: {message}")]
+    Rejected { page: u64, message: String },
+
+    /// The source gave up on a page after its retries; the last failure is the source.
     #[error("GetFindings page {page}: {message}")]
     Source {
         page: u64,
@@ -67,6 +85,7 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The service rejected the saved NextToken on resume.
     #[error("GetFindings page {page}: the saved NextToken was rejected ({message}); {advice}")]
     CursorDead {
         page: u64,
@@ -74,15 +93,18 @@ pub enum Error {
         advice: String,
     },
 
+    /// A service could not be reached at all.
     #[error("cannot reach {service}: {message}")]
     Unreachable { service: String, message: String },
 
+    /// `verify` found discrepancies.
     #[error("job {job_id}: verify found {} discrepancies: {}", problems.len(), problems.join("; "))]
     Verify {
         job_id: String,
         problems: Vec<String>,
     },
 
+    /// Parquet encoding failed.
     #[error("encoding part {part}: {source}")]
     Encode {
         part: u64,
@@ -90,6 +112,7 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A bug or an impossible state.
     #[error("{0}")]
     Internal(String),
 }
@@ -102,12 +125,24 @@ impl Error {
             Error::Auth { .. } => ExitCode::Auth,
             Error::Destination { .. } => ExitCode::Destination,
             Error::JobConflict { .. } | Error::CorruptState { .. } => ExitCode::JobConflict,
-            Error::Source { .. } | Error::CursorDead { .. } | Error::Unreachable { .. } => {
-                ExitCode::Source
-            }
+            Error::Source { .. }
+            | Error::Rejected { .. }
+            | Error::Transient { .. }
+            | Error::CursorDead { .. }
+            | Error::Unreachable { .. } => ExitCode::Source,
             Error::Verify { .. } => ExitCode::Verify,
             Error::Encode { .. } | Error::Internal(_) => ExitCode::Internal,
         }
+    }
+
+    /// True when trying the same thing again later may succeed with nothing changed: a throttled
+    /// or faulty attempt, a source that gave up after its retries, an unreachable service. The
+    /// retry loop retries these attempts; a runner (a Lambda slice) may re-run the job after them.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Transient { .. } | Error::Source { .. } | Error::Unreachable { .. }
+        )
     }
 
     /// A destination error with a source.

@@ -1,24 +1,48 @@
 //! sechub-export: bulk-export AWS Security Hub findings into an Athena-ready Parquet lake, at the
 //! GetFindings quota, resumably, without losing or duplicating a finding.
+//!
+//! # Module map
+//!
+//! Data flows one way through stages with narrow seams:
+//!
+//! ```text
+//! plan (ExportPlan: every offline check)
+//!   -> job (identity, checkpoint, lock, observers, cancel)
+//!        -> pipeline: source (PageSource + the one limiter/retry loop)
+//!                     -> encode (Format -> Arrow batch -> Parquet part)
+//!                     -> sink (ObjectStore: S3, local, memory) -> checkpoint commit
+//! commands (export, status, verify, athena-ddl, demo, emulator, generate): thin, over the stages
+//! ```
+//!
+//! - [`plan`] is the validated, serializable export plan, from flags or an event.
+//! - [`job`] is one job's run: checkpoint, lock, manifest, pipeline, observers, cancellation.
+//! - [`source`] has [`source::PageSource`] (one attempt at one page of one API, GetFindings
+//!   today) and [`source::PacedSource`], the one rate-limited retry loop.
+//! - [`encode`] has [`encode::Format`] (ASFF today), the column-driven batch builder and
+//!   Parquet parts.
+//! - [`sink`] has [`sink::ObjectStore`] with S3, local and in-memory stores, the key layout,
+//!   and [`sink::open_store`], the one place that decides what a destination is.
+//! - [`request`] holds the API, its filters, the frozen request and the job identity.
+//! - [`athena`] generates the DDL from a format's table.
+//! - [`aws`], [`error`] and [`crash`] hold AWS configuration and SDK failures, the one error
+//!   enum with its exit codes, and crash points for the reliability suite.
+//! - [`commands`] and [`cli`] are what the binary runs; the default `emulator` feature adds
+//!   the local Security Hub emulator, the demo and the generator.
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod athena;
 pub mod aws;
-pub mod checkpoint;
 pub mod cli;
-pub mod demo;
+pub mod commands;
+pub mod crash;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod encode;
 pub mod error;
-pub mod export;
-pub mod layout;
-pub mod page;
-pub mod pipeline;
-pub mod progress;
+pub mod job;
+pub mod plan;
 pub mod request;
-pub mod retry;
 pub mod sink;
 pub mod source;
-pub mod status;
-pub mod verify;
 
 pub use error::{Error, ExitCode, Result};

@@ -1,6 +1,7 @@
 //! Keeps README.md true: its schema table is the encoder's column list.
 
-use sechub_export::encode::schema::{COLUMNS, PARTITION_COLUMN};
+use sechub_export::encode::{asff::ASFF, Format};
+use sechub_export::sink::layout::PARTITION_COLUMN;
 
 #[test]
 fn the_readme_schema_table_lists_every_column_with_its_athena_type() {
@@ -17,7 +18,9 @@ fn the_readme_schema_table_lists_every_column_with_its_athena_type() {
         .lines()
         .filter(|l| l.starts_with("| `"))
         .collect();
-    let mut expected: Vec<String> = COLUMNS
+    let mut expected: Vec<String> = ASFF
+        .table()
+        .columns
         .iter()
         .map(|c| format!("| `{}` | `{}` | {} |", c.name, c.kind.hive(), c.doc))
         .collect();

@@ -28,7 +28,9 @@ const SEVERITIES: &[(&str, u32, u32, u32)] = &[
 /// A generated data set: `count` findings from `seed`, timestamps before `base_time`.
 #[derive(Debug, Clone)]
 pub struct Generator {
+    /// Same seed, same findings.
     pub seed: u64,
+    /// Timestamps are spread before this moment.
     pub base_time: DateTime<Utc>,
 }
 

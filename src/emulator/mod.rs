@@ -45,28 +45,43 @@ pub struct Faults {
 /// What the emulator saw (served at `GET /stats`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
+    /// Requests received.
     pub requests: u64,
+    /// Requests answered with a page.
     pub accepted: u64,
+    /// Requests over the quota, answered 429.
     pub throttled_quota: u64,
+    /// Injected 429s.
     pub throttled_injected: u64,
+    /// Injected 500s.
     pub internal_errors: u64,
+    /// Connections dropped mid-body.
     pub dropped: u64,
+    /// NextTokens rejected.
     pub invalid_tokens: u64,
+    /// Pages served.
     pub pages: u64,
+    /// Findings served.
     pub findings: u64,
     /// Burst the client's arrivals needed at the quota rate; at most `burst` for a client that
     /// stayed within the quota.
     pub peak_demand: f64,
+    /// Quota rate.
     pub rate: f64,
+    /// Quota burst.
     pub burst: u32,
 }
 
 /// How to run an emulator.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
+    /// The findings served.
     pub dataset: Dataset,
+    /// Quota rate.
     pub rate: f64,
+    /// Quota burst.
     pub burst: u32,
+    /// Faults injected.
     pub faults: Faults,
     /// Seed of the fault dice.
     pub fault_seed: u64,
@@ -93,6 +108,7 @@ impl EmulatorConfig {
 
 /// A running emulator; stops when dropped or on `stop`.
 pub struct Emulator {
+    /// Where it listens.
     pub addr: SocketAddr,
     state: Arc<EmulatorState>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -144,10 +160,12 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
+    /// What it saw so far.
     pub fn stats(&self) -> Stats {
         self.state.stats()
     }
 
+    /// Changes the faults while it runs.
     pub fn set_faults(&self, faults: Faults) {
         *self.state.faults.lock().expect("faults") = faults;
     }

@@ -14,12 +14,14 @@ use crate::encode::timestamp::parse_iso8601;
 #[derive(Debug, Clone)]
 pub enum Dataset {
     /// `count` findings made on demand.
+    #[allow(missing_docs)]
     Generated { generator: Generator, count: u64 },
     /// Findings loaded from a file, as JSON texts.
     Loaded(Arc<Vec<String>>),
 }
 
 impl Dataset {
+    /// Number of findings.
     pub fn len(&self) -> u64 {
         match self {
             Dataset::Generated { count, .. } => *count,
@@ -27,6 +29,7 @@ impl Dataset {
         }
     }
 
+    /// True when there are none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -200,8 +203,11 @@ pub fn make_token(epoch: u64, hash: u64, offset: u64) -> String {
 /// Why a token was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenError {
+    /// Not a token this emulator issued.
     Malformed,
+    /// Issued for another query.
     QueryChanged,
+    /// Issued before the tokens were invalidated.
     Expired,
 }
 

@@ -48,6 +48,7 @@ pub struct DemandMeter {
 }
 
 impl DemandMeter {
+    /// A meter at the quota `rate`.
     pub fn new(rate: f64) -> Self {
         DemandMeter {
             rate,

@@ -20,7 +20,7 @@ use super::quota::{DemandMeter, TokenBucket};
 use super::{Faults, Stats};
 
 /// Shared state of a running emulator.
-pub struct EmulatorState {
+pub(super) struct EmulatorState {
     pub dataset: Dataset,
     pub account_id: String,
     pub rate: f64,
@@ -38,7 +38,7 @@ pub struct EmulatorState {
 
 /// What the emulator has seen.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(super) struct Counters {
     pub requests: AtomicU64,
     pub accepted: AtomicU64,
     pub throttled_quota: AtomicU64,
@@ -51,7 +51,7 @@ pub struct Counters {
 }
 
 impl EmulatorState {
-    pub fn stats(&self) -> Stats {
+    pub(super) fn stats(&self) -> Stats {
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
@@ -109,7 +109,7 @@ fn throttled(counter: &AtomicU64) -> Response {
 }
 
 /// `POST /findings`.
-pub async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
+pub(super) async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
     let now = Instant::now();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     state.meter.lock().expect("meter").record(now);
@@ -264,7 +264,7 @@ fn matching(state: &EmulatorState, filters: &Value, hash: u64) -> Option<Arc<Vec
 }
 
 /// `POST /`: STS (query protocol). Only GetCallerIdentity is served.
-pub async fn sts(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
+pub(super) async fn sts(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
     if !text.contains("Action=GetCallerIdentity") {
         return (
@@ -283,17 +283,17 @@ pub async fn sts(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Respon
 }
 
 /// `GET /stats`.
-pub async fn stats(State(state): State<Arc<EmulatorState>>) -> Json<Stats> {
+pub(super) async fn stats(State(state): State<Arc<EmulatorState>>) -> Json<Stats> {
     Json(state.stats())
 }
 
 /// `GET /faults`.
-pub async fn get_faults(State(state): State<Arc<EmulatorState>>) -> Json<Faults> {
+pub(super) async fn get_faults(State(state): State<Arc<EmulatorState>>) -> Json<Faults> {
     Json(state.faults.lock().expect("faults").clone())
 }
 
 /// `PUT /faults`: replaces the fault settings.
-pub async fn put_faults(
+pub(super) async fn put_faults(
     State(state): State<Arc<EmulatorState>>,
     Json(faults): Json<Faults>,
 ) -> Json<Faults> {

@@ -3,7 +3,7 @@
 use super::filters::FilterKind;
 
 /// `(attribute name, filter kind)`, sorted by name for binary search.
-pub const FILTER_FIELDS: &[(&str, FilterKind)] = &[
+pub(super) const FILTER_FIELDS: &[(&str, FilterKind)] = &[
     ("AwsAccountId", FilterKind::String),
     ("AwsAccountName", FilterKind::String),
     ("CompanyName", FilterKind::String),

@@ -10,17 +10,25 @@ use crate::error::{Error, Result};
 /// The shape of filter an attribute takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterKind {
+    /// `StringFilter`: Value + Comparison.
     String,
+    /// `DateFilter`: Start + End, or DateRange.
     Date,
+    /// `NumberFilter`: Gte / Lte / Eq / Gt / Lt.
     Number,
+    /// `MapFilter`: Key + Value + Comparison.
     Map,
+    /// `BooleanFilter`: Value.
     Boolean,
+    /// `IpFilter`: Cidr.
     Ip,
+    /// `KeywordFilter`: Value.
     Keyword,
 }
 
-/// The service's limits on a filter set.
+/// The service's limit on attributes in one filter set.
 pub const MAX_ATTRIBUTES: usize = 10;
+/// The service's limit on conditions for one attribute.
 pub const MAX_VALUES: usize = 20;
 
 const STRING_COMPARISONS: &[&str] = &[
@@ -33,11 +41,9 @@ const STRING_COMPARISONS: &[&str] = &[
 ];
 const MAP_COMPARISONS: &[&str] = &["EQUALS", "NOT_EQUALS", "CONTAINS", "NOT_CONTAINS"];
 
-/// Reads filters from `--filters`: inline JSON, or `file://path` as the AWS CLI accepts.
-pub fn load(arg: Option<&str>) -> Result<Value> {
-    let Some(arg) = arg else {
-        return Ok(Value::Object(Map::new()));
-    };
+/// Reads the JSON of `--filters`: inline, or `file://path` as the AWS CLI accepts (validated
+/// later, with the rest of the plan).
+pub fn read_arg(arg: &str) -> Result<Value> {
     let text = match arg.strip_prefix("file://") {
         Some(path) => std::fs::read_to_string(path).map_err(|e| {
             Error::Filters(format!(
@@ -46,13 +52,11 @@ pub fn load(arg: Option<&str>) -> Result<Value> {
         })?,
         None => arg.to_string(),
     };
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
+    serde_json::from_str(&text).map_err(|e| {
         Error::Filters(format!(
             "not valid JSON ({e}); pass the same JSON as `aws securityhub get-findings --filters`"
         ))
-    })?;
-    validate(&value)?;
-    Ok(value)
+    })
 }
 
 /// Checks a filter object against the service's rules without any network call.
@@ -268,4 +272,121 @@ pub fn freeze(filters: &Value, now: DateTime<Utc>) -> Value {
 /// Millisecond ISO-8601 UTC form used for frozen timestamps.
 pub fn iso(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rejected(filters: Value) -> String {
+        match validate(&filters) {
+            Err(Error::Filters(message)) => message,
+            other => panic!("{filters} should be rejected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn filters_in_the_cli_format_of_every_kind_are_accepted() {
+        let filters = json!({
+            "RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}, {"Value": "ARCHIVED", "Comparison": "EQUALS"}],
+            "UpdatedAt": [{"DateRange": {"Value": 7, "Unit": "DAYS"}}],
+            "CreatedAt": [{"Start": "2026-01-01T00:00:00Z", "End": "2026-02-01T00:00:00.123+02:00"}],
+            "SeverityNormalized": [{"Gte": 40}],
+            "ProductFields": [{"Key": "a/b", "Value": "x", "Comparison": "EQUALS"}],
+            "Sample": [{"Value": true}],
+            "NetworkSourceIpV4": [{"Cidr": "10.0.0.0/8"}],
+            "Title": [{"Value": "S3", "Comparison": "NOT_CONTAINS"}, {"Value": "x", "Comparison": "PREFIX_NOT_EQUALS"}]
+        });
+        validate(&filters).unwrap();
+    }
+
+    #[test]
+    fn broken_filters_are_rejected_with_a_message_naming_the_fix() {
+        let cases = [
+            (json!([1]), "expected a JSON object"),
+            (json!({"recordstate": []}), "did you mean RecordState"),
+            (
+                json!({"RecordState": {"Value": "ACTIVE"}}),
+                "expected a list",
+            ),
+            (
+                json!({"RecordState": [{"Value": "ACTIVE"}]}),
+                "Comparison is required",
+            ),
+            (
+                json!({"RecordState": [{"Value": "ACTIVE", "Comparison": "LIKE"}]}),
+                "unknown Comparison LIKE",
+            ),
+            (
+                json!({"UpdatedAt": [{"Start": "2026-01-01T00:00:00Z"}]}),
+                "Start without End",
+            ),
+            (
+                json!({"UpdatedAt": [{"Start": "yesterday", "End": "2026-01-01T00:00:00Z"}]}),
+                "ISO-8601",
+            ),
+            (
+                json!({"UpdatedAt": [{"DateRange": {"Value": 0, "Unit": "DAYS"}}]}),
+                "positive Value",
+            ),
+            (json!({"SeverityNormalized": [{"Gte": "40"}]}), "numeric"),
+            (json!({"Sample": [{"Value": "true"}]}), "true or false"),
+            (
+                json!({"Title": [{"Value": "a", "Comparison": "EQUALS"}, {"Value": "b", "Comparison": "NOT_EQUALS"}]}),
+                "cannot be mixed",
+            ),
+            (
+                json!({"Title": [{"Value": "a", "Comparison": "EQUALS", "Extra": 1}]}),
+                "unexpected key Extra",
+            ),
+        ];
+        for (filters, needle) in cases {
+            let message = rejected(filters.clone());
+            assert!(message.contains(needle), "{filters}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_service_limits_on_attributes_and_values_are_enforced() {
+        let names = [
+            "Id",
+            "Title",
+            "Description",
+            "GeneratorId",
+            "ProductName",
+            "CompanyName",
+            "AwsAccountId",
+            "Region",
+            "RecordState",
+            "SeverityLabel",
+            "WorkflowStatus",
+        ];
+        let eleven: Map<String, Value> = names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    json!([{"Value": "x", "Comparison": "EQUALS"}]),
+                )
+            })
+            .collect();
+        assert!(rejected(Value::Object(eleven)).contains("at most 10"));
+        let many: Vec<Value> = (0..21)
+            .map(|i| json!({"Value": i.to_string(), "Comparison": "EQUALS"}))
+            .collect();
+        assert!(rejected(json!({"Id": many})).contains("at most 20"));
+    }
+
+    #[test]
+    fn file_arguments_are_read_and_missing_files_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        std::fs::write(&path, r#"{"Id":[{"Value":"a","Comparison":"EQUALS"}]}"#).unwrap();
+        let value = read_arg(&format!("file://{}", path.display())).unwrap();
+        assert_eq!(value["Id"][0]["Value"], "a");
+        let err = read_arg("file:///no/such/filters.json").unwrap_err();
+        assert!(err.to_string().contains("/no/such/filters.json"), "{err}");
+        assert!(matches!(read_arg("{not json"), Err(Error::Filters(_))));
+    }
 }

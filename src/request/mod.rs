@@ -1,4 +1,5 @@
-//! The frozen GetFindings request a job is bound to, and the job identity derived from it.
+//! The frozen request a job is bound to, the job identity derived from it, and the API it is
+//! sent to (which fixes the filter dialect and the table format).
 
 mod filter_fields;
 pub mod filters;
@@ -8,20 +9,57 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::encode::asff::ASFF;
+use crate::encode::Format;
 use crate::error::{Error, Result};
 
 /// Findings per GetFindings page: the service maximum, so the quota buys the most findings.
 pub const PAGE_SIZE: u32 = 100;
 
+/// The Security Hub API a job reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Api {
+    /// `GetFindings`: ASFF findings (Security Hub CSPM).
+    #[default]
+    GetFindings,
+}
+
+impl Api {
+    /// The table format of this API's findings.
+    pub fn format(self) -> &'static dyn Format {
+        match self {
+            Api::GetFindings => &ASFF,
+        }
+    }
+
+    /// Checks filters in this API's dialect, before any network call.
+    pub fn validate_filters(self, filters: &Value) -> Result<()> {
+        match self {
+            Api::GetFindings => filters::validate(filters),
+        }
+    }
+}
+
+impl std::fmt::Display for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Api::GetFindings => f.write_str("GetFindings"),
+        }
+    }
+}
+
 /// What identifies a job: the same identity resumes the same job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobIdentity {
-    /// Source API, `GetFindings`.
-    pub api: String,
+    /// Source API.
+    pub api: Api,
+    /// AWS Region the findings are read in.
     pub region: String,
+    /// Account whose credentials read them.
     pub account_id: String,
     /// Filters exactly as the user gave them (relative date ranges unresolved).
     pub filters_as_given: Value,
+    /// Findings per page.
     pub page_size: u32,
     /// Destination URL, normalised.
     pub destination: String,
@@ -30,10 +68,12 @@ pub struct JobIdentity {
 /// The request sent on every page of a job, fixed at job creation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FrozenRequest {
+    /// What identifies the job.
     #[serde(flatten)]
     pub identity: JobIdentity,
     /// Filters with relative date ranges resolved to absolute timestamps at `frozen_at`.
     pub filters: Value,
+    /// When the request was frozen: the moment the export reflects.
     pub frozen_at: DateTime<Utc>,
 }
 
@@ -41,8 +81,7 @@ impl JobIdentity {
     /// The default job id: account, Region and a short hash of the rest of the identity.
     pub fn default_job_id(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("identity serialises");
-        let digest = Sha256::digest(&canonical);
-        let hash: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+        let hash = hex::encode(&Sha256::digest(&canonical)[..5]);
         format!("{}-{}-{hash}", self.account_id, self.region)
     }
 
@@ -54,6 +93,19 @@ impl JobIdentity {
             filters,
             frozen_at: now,
         }
+    }
+}
+
+/// An identity for unit tests: one account and Region, these filters, a local destination.
+#[cfg(test)]
+pub(crate) fn test_identity(filters: Value) -> JobIdentity {
+    JobIdentity {
+        api: Api::GetFindings,
+        region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        filters_as_given: filters,
+        page_size: PAGE_SIZE,
+        destination: "file:///tmp/lake".into(),
     }
 }
 
@@ -79,16 +131,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn identity(filters: Value) -> JobIdentity {
-        JobIdentity {
-            api: "GetFindings".into(),
-            region: "us-east-1".into(),
-            account_id: "123456789012".into(),
-            filters_as_given: filters,
-            page_size: PAGE_SIZE,
-            destination: "s3://b/lake".into(),
-        }
-    }
+    use super::test_identity as identity;
 
     #[test]
     fn same_command_gives_same_job_id_and_different_filters_do_not() {

@@ -16,6 +16,7 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
+    /// A store of the files below `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalStore { root: root.into() }
     }
@@ -48,7 +49,7 @@ fn write_atomic(path: &Path, body: &[u8], exclusive: bool) -> std::io::Result<bo
         file.write_all(body)?;
         file.sync_all()?;
     }
-    crate::pipeline::crash_point("local-write-before-rename");
+    crate::crash::crash_point("local-write-before-rename");
     let placed = if exclusive {
         let linked = std::fs::hard_link(&temp, path);
         std::fs::remove_file(&temp)?;
@@ -99,6 +100,10 @@ fn list_into(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> std::io::Res
 impl ObjectStore for LocalStore {
     fn location(&self, key: &str) -> String {
         format!("file://{}", self.path(key).display())
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     async fn check(&self) -> Result<()> {

@@ -1,13 +1,21 @@
-//! Sink stage: a minimal object-store seam with S3 and local-folder implementations.
+//! Sink stage: a minimal object-store seam with S3, local-folder and in-memory implementations,
+//! the key layout, and `open_store`, the one place that decides what a destination is.
 
+pub mod layout;
 pub mod local;
+pub mod memory;
+pub mod parts;
 pub mod s3;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
 use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::aws::{self, AwsSettings};
 use crate::error::{Error, Result};
 
 /// Content type of Parquet objects.
@@ -16,8 +24,18 @@ pub const PARQUET_CONTENT_TYPE: &str = "application/vnd.apache.parquet";
 /// Where a job writes, parsed from `--destination`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    S3 { bucket: String, prefix: String },
-    Local { root: PathBuf },
+    /// `s3://bucket/prefix`.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix without leading or trailing `/` (may be empty).
+        prefix: String,
+    },
+    /// A folder on this machine.
+    Local {
+        /// Absolute path of the folder.
+        root: PathBuf,
+    },
 }
 
 impl Destination {
@@ -65,15 +83,65 @@ impl Destination {
         }
     }
 
+    /// True for S3 destinations (they need AWS credentials, a lease, and SSM by default).
     pub fn is_s3(&self) -> bool {
         matches!(self, Destination::S3 { .. })
     }
 }
 
+impl Serialize for Destination {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.url())
+    }
+}
+
+impl<'de> Deserialize<'de> for Destination {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Destination::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Opens the object store of a destination; S3 needs the loaded AWS config.
+pub fn open_store(
+    destination: &Destination,
+    config: Option<&SdkConfig>,
+) -> Result<Arc<dyn ObjectStore>> {
+    match (destination, config) {
+        (Destination::Local { root }, _) => Ok(Arc::new(local::LocalStore::new(root.clone()))),
+        (Destination::S3 { bucket, prefix }, Some(config)) => Ok(Arc::new(s3::S3Store::new(
+            aws::s3_client(config),
+            bucket.clone(),
+            prefix.clone(),
+        ))),
+        (Destination::S3 { .. }, None) => Err(Error::Internal(
+            "an S3 destination was opened without AWS configuration".into(),
+        )),
+    }
+}
+
+/// Opens a destination that must already exist, for reading job state (`status`, `verify`):
+/// AWS configuration is loaded only for S3.
+pub async fn open_existing(
+    destination: &Destination,
+    settings: &AwsSettings,
+) -> Result<Arc<dyn ObjectStore>> {
+    let config = match destination {
+        Destination::S3 { .. } => Some(aws::load(settings).await?),
+        Destination::Local { .. } => None,
+    };
+    let store = open_store(destination, config.as_ref())?;
+    if destination.is_s3() {
+        store.check().await?;
+    }
+    Ok(store)
+}
 /// An object's key (relative to the destination) and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
+    /// Key relative to the destination.
     pub key: String,
+    /// Size in bytes.
     pub size: u64,
 }
 
@@ -100,6 +168,11 @@ pub enum CondPut {
 pub trait ObjectStore: Send + Sync {
     /// Full location of a key, for messages.
     fn location(&self, key: &str) -> String;
+    /// The folder of a store on this machine's file system (a job there is locked with an OS
+    /// file lock); `None` for remote stores (locked with a lease object).
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
     /// Fails with a clear error when the destination does not exist or cannot be reached.
     async fn check(&self) -> Result<()>;
     /// Writes an object durably (multipart for large bodies on S3).
@@ -119,8 +192,7 @@ pub trait ObjectStore: Send + Sync {
 /// The ETag of bytes as the local store computes it (a content hash).
 pub fn content_etag(body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(body);
-    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&Sha256::digest(body)[..12])
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// A store of the objects under `s3://bucket/prefix/`.
     pub fn new(client: aws_sdk_s3::Client, bucket: String, prefix: String) -> Self {
         S3Store {
             client,

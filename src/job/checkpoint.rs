@@ -1,9 +1,6 @@
 //! Job checkpoint: what has durably landed and where to continue, committed only after each part
 //! is written, with conditional writes so a second writer fails instead of corrupting it.
 
-pub mod lock;
-pub mod manifest;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layout;
 use crate::request::FrozenRequest;
+use crate::sink::layout;
 use crate::sink::{CondPut, ObjectStore, Precondition};
 
 /// Version of the checkpoint format this build writes and reads.
@@ -22,16 +19,22 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Findings remain to be fetched.
     Running,
+    /// Every finding of the frozen request is in a durable part.
     Complete,
 }
 
 /// One durable part of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartRecord {
+    /// Part number, from 1.
     pub number: u64,
+    /// Object key below the destination.
     pub key: String,
+    /// Findings in the part.
     pub rows: u64,
+    /// Size of the object.
     pub bytes: u64,
     /// SHA-256 of the object's bytes, hex.
     pub sha256: String,
@@ -40,9 +43,13 @@ pub struct PartRecord {
 /// The state of a job after its last durable part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// [`FORMAT_VERSION`] of the build that wrote it.
     pub format_version: u32,
+    /// The job.
     pub job_id: String,
+    /// Whether findings remain.
     pub state: JobState,
+    /// The request every page is fetched with.
     pub request: FrozenRequest,
     /// Partition date of every part of this job (the job's start date, UTC).
     pub export_date: String,
@@ -50,11 +57,17 @@ pub struct Checkpoint {
     pub next_token: Option<String>,
     /// Number of the next part to write.
     pub next_part: u64,
+    /// Findings in durable parts.
     pub exported_count: u64,
+    /// Bytes of durable parts.
     pub bytes_written: u64,
+    /// Pages fetched into durable parts.
     pub pages_fetched: u64,
+    /// Every durable part, in order.
     pub parts: Vec<PartRecord>,
+    /// When the job was created.
     pub created_at: DateTime<Utc>,
+    /// When this checkpoint was committed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -112,6 +125,7 @@ pub struct CheckpointStore {
 }
 
 impl CheckpointStore {
+    /// The checkpoint of `job_id` in `store` (nothing read yet).
     pub fn new(store: Arc<dyn ObjectStore>, job_id: &str) -> Self {
         CheckpointStore {
             store,
@@ -122,6 +136,11 @@ impl CheckpointStore {
 
     fn key(&self) -> String {
         layout::checkpoint_key(&self.job_id)
+    }
+
+    /// Where the checkpoint lives, for messages.
+    pub fn location(&self) -> String {
+        self.store.location(&self.key())
     }
 
     /// Loads the checkpoint, remembering its ETag for the next commit.
@@ -223,25 +242,18 @@ pub fn parse(body: &[u8], job_id: &str, location: &str) -> Result<Checkpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{JobIdentity, PAGE_SIZE};
+    use crate::request::test_identity;
     use crate::sink::local::LocalStore;
 
-    pub(crate) fn sample(job_id: &str) -> Checkpoint {
-        let identity = JobIdentity {
-            api: "GetFindings".into(),
-            region: "us-east-1".into(),
-            account_id: "123456789012".into(),
-            filters_as_given: serde_json::json!({}),
-            page_size: PAGE_SIZE,
-            destination: "file:///tmp/x".into(),
-        };
+    fn sample(job_id: &str) -> Checkpoint {
+        let identity = test_identity(serde_json::json!({}));
         Checkpoint::new(job_id.into(), identity.freeze(Utc::now()), Utc::now())
     }
 
     fn part(number: u64, rows: u64) -> PartRecord {
         PartRecord {
             number,
-            key: layout::part_key("2026-11-22", "j", number),
+            key: layout::part_key("findings", "2026-11-22", "j", number),
             rows,
             bytes: 10,
             sha256: "00".into(),

@@ -1,25 +1,24 @@
-//! Deterministic object keys below a destination: Hive-style parts and per-job state files.
+//! Deterministic object keys below a destination: Hive-style parts in a format's table folder,
+//! and per-job state files outside every table.
 
-/// Folder of the findings table (the Athena table's LOCATION).
-pub const TABLE_DIR: &str = "findings";
-/// Folder of job state (checkpoints, manifests, locks), outside the table.
+/// Folder of job state (checkpoints, manifests, locks), outside the tables.
 pub const STATE_DIR: &str = "_sechub_export/jobs";
 
-/// `findings/export_date=2026-11-22/<job>-part-000001.parquet`.
-pub fn part_key(export_date: &str, job_id: &str, part: u64) -> String {
+/// The partition column encoded in every part's key (`export_date=YYYY-MM-DD`), not in the file.
+pub const PARTITION_COLUMN: &str = "export_date";
+
+/// `<table>/export_date=2026-11-22/<job>-part-000001.parquet`.
+pub fn part_key(table_dir: &str, export_date: &str, job_id: &str, part: u64) -> String {
     format!(
         "{}{}",
-        partition_prefix(export_date),
+        partition_prefix(table_dir, export_date),
         part_file_name(job_id, part)
     )
 }
 
-/// `findings/export_date=2026-11-22/`.
-pub fn partition_prefix(export_date: &str) -> String {
-    format!(
-        "{TABLE_DIR}/{}={export_date}/",
-        crate::encode::schema::PARTITION_COLUMN
-    )
+/// `<table>/export_date=2026-11-22/`.
+pub fn partition_prefix(table_dir: &str, export_date: &str) -> String {
+    format!("{table_dir}/{PARTITION_COLUMN}={export_date}/")
 }
 
 /// `<job>-part-000001.parquet`: six digits keep keys sorted up to a million parts.
@@ -42,14 +41,17 @@ fn job_dir(job_id: &str) -> String {
     format!("{STATE_DIR}/{job_id}")
 }
 
+/// `_sechub_export/jobs/<job>/checkpoint.json`.
 pub fn checkpoint_key(job_id: &str) -> String {
     format!("{}/checkpoint.json", job_dir(job_id))
 }
 
+/// `_sechub_export/jobs/<job>/manifest.json`.
 pub fn manifest_key(job_id: &str) -> String {
     format!("{}/manifest.json", job_dir(job_id))
 }
 
+/// `_sechub_export/jobs/<job>/lock.json`.
 pub fn lock_key(job_id: &str) -> String {
     format!("{}/lock.json", job_dir(job_id))
 }
@@ -60,18 +62,18 @@ mod tests {
 
     #[test]
     fn part_keys_are_hive_partitioned_sorted_and_parse_back() {
-        let key = part_key("2026-11-22", "acct-us-east-1-ab12", 7);
+        let key = part_key("findings", "2026-11-22", "acct-us-east-1-ab12", 7);
         assert_eq!(
             key,
             "findings/export_date=2026-11-22/acct-us-east-1-ab12-part-000007.parquet"
         );
         assert_eq!(part_number(&key, "acct-us-east-1-ab12"), Some(7));
-        assert!(part_key("d", "j", 9) < part_key("d", "j", 10));
+        assert!(part_key("t", "d", "j", 9) < part_key("t", "d", "j", 10));
     }
 
     #[test]
     fn part_numbers_of_other_jobs_sharing_a_prefix_are_not_claimed() {
-        let other = part_key("2026-11-22", "job-a-part-x", 1);
+        let other = part_key("findings", "2026-11-22", "job-a-part-x", 1);
         assert_eq!(part_number(&other, "job-a"), None);
         assert_eq!(
             part_number(

@@ -1,35 +1,14 @@
-//! The `status` command: a job's checkpoint in words, or every job under a destination.
+//! `status`: a job's checkpoint in words, or every job under a destination.
 
 use std::sync::Arc;
 
-use crate::aws::{self, AwsSettings};
-use crate::checkpoint::{self, Checkpoint, JobState};
+use crate::aws::AwsSettings;
 use crate::error::Result;
-use crate::export::open_store;
-use crate::layout;
-use crate::sink::{Destination, ObjectStore};
+use crate::job::checkpoint::{Checkpoint, CheckpointStore, JobState};
+use crate::sink::{self, layout, Destination, ObjectStore};
 
-/// Opens a destination for reading state; loads AWS config only for S3.
-pub async fn open(destination: &str, settings: &AwsSettings) -> Result<Arc<dyn ObjectStore>> {
-    let destination = Destination::parse(destination)?;
-    let config = match &destination {
-        Destination::S3 { .. } => Some(aws::load(settings).await?),
-        Destination::Local { .. } => None,
-    };
-    let store = open_store(&destination, config.as_ref());
-    if destination.is_s3() {
-        store.check().await?;
-    }
-    Ok(store)
-}
-
-/// Loads one job's checkpoint.
-pub async fn load(store: &dyn ObjectStore, job_id: &str) -> Result<Option<Checkpoint>> {
-    let key = layout::checkpoint_key(job_id);
-    match store.get(&key).await? {
-        Some((body, _)) => checkpoint::parse(&body, job_id, &store.location(&key)).map(Some),
-        None => Ok(None),
-    }
+async fn load(store: &Arc<dyn ObjectStore>, job_id: &str) -> Result<Option<Checkpoint>> {
+    CheckpointStore::new(store.clone(), job_id).load().await
 }
 
 /// Describes one job, or lists the jobs at the destination when `job_id` is `None`.
@@ -38,17 +17,17 @@ pub async fn status(
     settings: &AwsSettings,
     job_id: Option<&str>,
 ) -> Result<String> {
-    let store = open(destination, settings).await?;
+    let store = sink::open_existing(&Destination::parse(destination)?, settings).await?;
     match job_id {
-        Some(job_id) => Ok(match load(store.as_ref(), job_id).await? {
+        Some(job_id) => Ok(match load(&store, job_id).await? {
             Some(checkpoint) => describe(&checkpoint),
             None => format!("no job {job_id} at {destination} (run `sechub-export status --destination {destination}` to list jobs)"),
         }),
-        None => list(store.as_ref(), destination).await,
+        None => list(&store, destination).await,
     }
 }
 
-async fn list(store: &dyn ObjectStore, destination: &str) -> Result<String> {
+async fn list(store: &Arc<dyn ObjectStore>, destination: &str) -> Result<String> {
     let mut lines = Vec::new();
     for object in store.list(&format!("{}/", layout::STATE_DIR)).await? {
         let Some(job_id) = object

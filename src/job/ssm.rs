@@ -1,48 +1,23 @@
-//! Progress: the exported count in SSM Parameter Store (absolute values from the checkpoint, at
-//! most one write a second), and a live view on the terminal or plain log lines otherwise.
+//! The exported count in SSM Parameter Store, as an observer: absolute values from the
+//! checkpoint (never read-modify-write), at most one PutParameter a second, the final value
+//! retried a few times. A failing SSM never fails or corrupts the export.
 
-use std::io::IsTerminal;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_ssm::types::ParameterType;
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
+use super::checkpoint::Checkpoint;
+use super::observer::{Committed, Observer};
 use crate::aws::Failure;
-use crate::error::{Error, Result};
-use crate::source::SourceStats;
 
 /// Minimum spacing of PutParameter calls (the API's default throughput is low).
 pub const SSM_INTERVAL: Duration = Duration::from_secs(1);
 /// Attempts at the final value (backoff 1 s, 2 s, 4 s); a miss is repaired by the next run.
 const FINAL_ATTEMPTS: u32 = 4;
-
-/// Checks an SSM parameter name before any call.
-pub fn validate_parameter_name(name: &str) -> Result<()> {
-    let ok = name.len() <= 1011
-        && !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
-        && !name
-            .to_ascii_lowercase()
-            .trim_start_matches('/')
-            .starts_with("aws")
-        && !name
-            .to_ascii_lowercase()
-            .trim_start_matches('/')
-            .starts_with("ssm");
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "invalid --progress-parameter {name:?}: use letters, digits and / _ . - (not starting with aws or ssm)"
-        )))
-    }
-}
 
 /// Publishes the exported count to one SSM parameter from a background task.
 pub struct SsmCounter {
@@ -72,7 +47,7 @@ impl SsmCounter {
     }
 
     /// Writes the final value (or the last one set); returns whether SSM holds it.
-    pub async fn finish(self, count: Option<u64>) -> bool {
+    pub async fn close(self, count: Option<u64>) -> bool {
         if let Some(count) = count {
             self.sender.send_replace(count);
         }
@@ -150,58 +125,16 @@ async fn publish(
     written == Some(last)
 }
 
-/// The live view of a run: a progress bar on a terminal, a log line every 10 s otherwise.
-pub struct Display {
-    bar: Option<ProgressBar>,
-    stats: Arc<SourceStats>,
-    started: Instant,
-    last_line: Instant,
-    base_rows: u64,
-}
-
-impl Display {
-    pub fn new(stats: Arc<SourceStats>, base_rows: u64, quiet: bool) -> Display {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-                    .expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Display {
-            bar,
-            stats,
-            started: Instant::now(),
-            last_line: Instant::now(),
-            base_rows,
-        }
+#[async_trait]
+impl Observer for SsmCounter {
+    fn committed(&mut self, event: &Committed<'_>) {
+        self.set(event.checkpoint.exported_count);
     }
 
-    /// Shows the state after `rows` findings are durable.
-    pub fn update(&mut self, rows: u64, parts: u64) {
-        let this_run = rows - self.base_rows;
-        let rate = this_run as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        let line = format!(
-            "{rows} findings ({rate:.0}/s), {parts} parts, {} pages, {} throttled, {} faults retried",
-            self.stats.pages.load(Ordering::Relaxed),
-            self.stats.throttled.load(Ordering::Relaxed),
-            self.stats.faults.load(Ordering::Relaxed),
-        );
-        match &self.bar {
-            Some(bar) => bar.set_message(line),
-            None if self.last_line.elapsed() >= Duration::from_secs(10) => {
-                self.last_line = Instant::now();
-                tracing::info!("{line}");
-            }
-            None => {}
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+    async fn finish(self: Box<Self>, done: Option<&Checkpoint>) {
+        // On failure the publisher already holds the last committed count.
+        if !(*self).close(done.map(|c| c.exported_count)).await {
+            tracing::warn!("the SSM progress parameter could not be updated; it is set again from the checkpoint on the next run");
         }
     }
 }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layout;
-use crate::sink::{CondPut, Destination, ObjectStore, Precondition};
+use crate::sink::layout;
+use crate::sink::{CondPut, ObjectStore, Precondition};
 
 /// How long an S3 lease lives without a heartbeat before another run may take it over.
 pub const LEASE: Duration = Duration::from_secs(60);
@@ -70,15 +70,12 @@ fn busy(job_id: &str, detail: String) -> Error {
 }
 
 impl JobLock {
-    /// Takes the job's lock or fails with a clear error, before anything is written.
-    pub async fn acquire(
-        store: Arc<dyn ObjectStore>,
-        destination: &Destination,
-        job_id: &str,
-    ) -> Result<JobLock> {
-        match destination {
-            Destination::Local { root } => Self::acquire_file(root, job_id),
-            Destination::S3 { .. } => Self::acquire_lease(store, job_id).await,
+    /// Takes the job's lock or fails with a clear error, before anything is written: a file
+    /// lock in a store on this machine, a lease object in any other.
+    pub async fn acquire(store: Arc<dyn ObjectStore>, job_id: &str) -> Result<JobLock> {
+        match store.local_root() {
+            Some(root) => Self::acquire_file(root, job_id),
+            None => Self::acquire_lease(store, job_id).await,
         }
     }
 
@@ -237,19 +234,14 @@ mod tests {
     async fn a_second_local_run_of_a_job_is_refused_until_the_first_releases() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
-        let destination = Destination::Local {
-            root: dir.path().into(),
-        };
-        let first = JobLock::acquire(store.clone(), &destination, "j")
-            .await
-            .unwrap();
-        let err = JobLock::acquire(store.clone(), &destination, "j")
+        let first = JobLock::acquire(store.clone(), "j").await.unwrap();
+        let err = JobLock::acquire(store.clone(), "j")
             .await
             .err()
             .expect("second run refused");
         assert!(matches!(err, Error::JobConflict { .. }), "{err}");
         first.release().await;
-        assert!(JobLock::acquire(store, &destination, "j").await.is_ok());
+        assert!(JobLock::acquire(store, "j").await.is_ok());
     }
 
     #[tokio::test]

@@ -1,16 +1,18 @@
-//! The `verify` command: reconciles a job's manifest and checkpoint with the objects actually
-//! present (Parquet footers read with ranged GETs), and with the SSM progress count.
+//! `verify`: reconciles a job's manifest and checkpoint with the objects actually present
+//! (Parquet footers read with ranged GETs), and with the SSM progress count.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use sha2::{Digest, Sha256};
 
 use crate::aws::{self, AwsSettings, Failure};
-use crate::checkpoint::{manifest, JobState, PartRecord};
 use crate::error::{Error, Result};
-use crate::layout;
-use crate::pipeline::hex;
-use crate::sink::ObjectStore;
+use crate::job::checkpoint::{Checkpoint, CheckpointStore, JobState, PartRecord};
+use crate::job::manifest;
+use crate::plan::default_progress_parameter;
+use crate::sink::{self, layout, Destination, ObjectMeta, ObjectStore};
 
 /// Bytes fetched from the end of a part to read its footer (more if the footer is larger).
 const FOOTER_GUESS: u64 = 64 * 1024;
@@ -18,8 +20,11 @@ const FOOTER_GUESS: u64 = 64 * 1024;
 /// Settings of a verification.
 #[derive(Debug, Clone)]
 pub struct VerifyArgs {
+    /// The export destination.
     pub destination: String,
+    /// The job to verify.
     pub job_id: String,
+    /// How to reach AWS.
     pub aws: AwsSettings,
     /// SSM parameter to compare; `None`: the export default for S3, none for local; `none`: skip.
     pub progress_parameter: Option<String>,
@@ -29,17 +34,72 @@ pub struct VerifyArgs {
 
 /// Verifies a job; `Ok` holds the one-line summary, `Err` lists every discrepancy.
 pub async fn verify(args: &VerifyArgs) -> Result<String> {
-    let store = crate::status::open(&args.destination, &args.aws).await?;
+    let destination = Destination::parse(&args.destination)?;
+    let store = sink::open_existing(&destination, &args.aws).await?;
     let job_id = &args.job_id;
-    let Some(checkpoint) = crate::status::load(store.as_ref(), job_id).await? else {
+    let Some(checkpoint) = CheckpointStore::new(store.clone(), job_id).load().await? else {
         return Err(Error::Usage(format!(
             "no job {job_id} at {}; check --destination and --job-id",
             args.destination
         )));
     };
     let mut problems = Vec::new();
-    let manifest = manifest::load(store.as_ref(), job_id).await?;
-    let parts = match (&manifest, checkpoint.state) {
+    let parts = parts_to_check(&store, &checkpoint, &mut problems).await?;
+    let table_dir = checkpoint.request.identity.api.format().table().dir;
+    let present = store
+        .list(&layout::partition_prefix(
+            table_dir,
+            &checkpoint.export_date,
+        ))
+        .await?;
+    for object in &present {
+        let known = parts.iter().any(|p| p.key == object.key);
+        if !known && layout::part_number(&object.key, job_id).is_some() {
+            problems.push(format!(
+                "extra part {} is not in the manifest",
+                store.location(&object.key)
+            ));
+        }
+    }
+    let footer_rows = check_parts(store.as_ref(), &parts, &present, args.deep, &mut problems).await;
+    let listed: u64 = parts.iter().map(|p| p.rows).sum();
+    if listed != checkpoint.exported_count {
+        problems.push(format!(
+            "parts hold {listed} rows but the checkpoint counts {}",
+            checkpoint.exported_count
+        ));
+    }
+    let parameter = match args.progress_parameter.as_deref() {
+        Some("none") => None,
+        Some(name) => Some(name.to_string()),
+        None => default_progress_parameter(&destination, job_id),
+    };
+    if let Some(name) = parameter {
+        check_ssm(&args.aws, &name, checkpoint.exported_count, &mut problems).await?;
+    }
+    if !problems.is_empty() {
+        return Err(Error::Verify {
+            job_id: job_id.clone(),
+            problems,
+        });
+    }
+    let depth = if args.deep {
+        "sizes, footers and SHA-256"
+    } else {
+        "sizes and footers"
+    };
+    Ok(format!("verified: job {job_id}: {footer_rows} findings in {} parts, all present, no extra parts, {depth} agree with the manifest and counts", parts.len()))
+}
+
+/// The parts the manifest lists (or the checkpoint, when there is no manifest), noting why the
+/// job is not provably complete.
+async fn parts_to_check(
+    store: &Arc<dyn ObjectStore>,
+    checkpoint: &Checkpoint,
+    problems: &mut Vec<String>,
+) -> Result<Vec<PartRecord>> {
+    let manifest = manifest::load(store.as_ref(), &checkpoint.job_id).await?;
+    Ok(match (&manifest, checkpoint.state) {
         (Some(m), _) => {
             if m.rows != checkpoint.exported_count || m.parts != checkpoint.parts {
                 problems.push(format!("manifest ({} rows, {} parts) disagrees with the checkpoint ({} rows, {} parts)", m.rows, m.parts.len(), checkpoint.exported_count, checkpoint.parts.len()));
@@ -57,21 +117,19 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
             problems.push(format!("the job is not complete ({} findings so far); re-run the export command to finish it", checkpoint.exported_count));
             checkpoint.parts.clone()
         }
-    };
-    let present = store
-        .list(&layout::partition_prefix(&checkpoint.export_date))
-        .await?;
-    for object in &present {
-        let known = parts.iter().any(|p| p.key == object.key);
-        if !known && layout::part_number(&object.key, job_id).is_some() {
-            problems.push(format!(
-                "extra part {} is not in the manifest",
-                store.location(&object.key)
-            ));
-        }
-    }
+    })
+}
+
+/// Checks every listed part against the objects present; returns the rows their footers hold.
+async fn check_parts(
+    store: &dyn ObjectStore,
+    parts: &[PartRecord],
+    present: &[ObjectMeta],
+    deep: bool,
+    problems: &mut Vec<String>,
+) -> u64 {
     let mut footer_rows = 0;
-    for part in &parts {
+    for part in parts {
         match present.iter().find(|o| o.key == part.key) {
             None => problems.push(format!(
                 "missing part {} ({} rows)",
@@ -84,50 +142,13 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
                 object.size,
                 part.bytes
             )),
-            Some(_) => match check_part(store.as_ref(), part, args.deep).await {
+            Some(_) => match check_part(store, part, deep).await {
                 Ok(rows) => footer_rows += rows,
                 Err(problem) => problems.push(problem),
             },
         }
     }
-    let listed: u64 = parts.iter().map(|p| p.rows).sum();
-    if listed != checkpoint.exported_count {
-        problems.push(format!(
-            "parts hold {listed} rows but the checkpoint counts {}",
-            checkpoint.exported_count
-        ));
-    }
-    let parameter = match args.progress_parameter.as_deref() {
-        Some("none") => None,
-        Some(name) => Some(name.to_string()),
-        None if args.destination.starts_with("s3://") => {
-            Some(format!("/sechub-export/{job_id}/exported-count"))
-        }
-        None => None,
-    };
-    if let Some(name) = parameter {
-        match ssm_count(&args.aws, &name).await? {
-            Some(value) if value == checkpoint.exported_count.to_string() => {}
-            Some(value) => problems.push(format!(
-                "SSM {name} holds {value}, the checkpoint counts {}",
-                checkpoint.exported_count
-            )),
-            None => problems.push(format!("SSM parameter {name} does not exist")),
-        }
-    }
-    if problems.is_empty() {
-        let depth = if args.deep {
-            "sizes, footers and SHA-256"
-        } else {
-            "sizes and footers"
-        };
-        Ok(format!("verified: job {job_id}: {footer_rows} findings in {} parts, all present, no extra parts, {depth} agree with the manifest and counts", parts.len()))
-    } else {
-        Err(Error::Verify {
-            job_id: job_id.clone(),
-            problems,
-        })
-    }
+    footer_rows
 }
 
 /// Checks one present part: its footer row count (and its SHA-256 when `deep`).
@@ -149,7 +170,7 @@ async fn check_part(store: &dyn ObjectStore, part: &PartRecord, deep: bool) -> R
             .map_err(|e| e.to_string())?
             .map(|(b, _)| b)
             .unwrap_or_default();
-        let sha = hex(&Sha256::digest(&body));
+        let sha = hex::encode(Sha256::digest(&body));
         if sha != part.sha256 {
             return Err(format!(
                 "part {location} has SHA-256 {sha}, the manifest says {}",
@@ -189,25 +210,38 @@ async fn footer_rows(
     Ok(metadata.file_metadata().num_rows().max(0) as u64)
 }
 
-async fn ssm_count(settings: &AwsSettings, name: &str) -> Result<Option<String>> {
+/// Compares the SSM count with the checkpoint's.
+async fn check_ssm(
+    settings: &AwsSettings,
+    name: &str,
+    expected: u64,
+    problems: &mut Vec<String>,
+) -> Result<()> {
     let config = aws::load(settings).await?;
-    match aws_sdk_ssm::Client::new(&config)
+    let read = aws_sdk_ssm::Client::new(&config)
         .get_parameter()
         .name(name)
         .send()
-        .await
-    {
-        Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
+        .await;
+    let value = match read {
+        Ok(out) => out.parameter().and_then(|p| p.value()).map(str::to_string),
         Err(err) => {
             let failure = Failure::of(&err);
-            if failure.code.as_deref() == Some("ParameterNotFound") {
-                Ok(None)
-            } else {
-                Err(Error::auth(
+            if failure.code.as_deref() != Some("ParameterNotFound") {
+                return Err(Error::auth(
                     format!("cannot read SSM parameter {name}: {}", failure.summary()),
                     None,
-                ))
+                ));
             }
+            None
         }
+    };
+    match value {
+        Some(value) if value == expected.to_string() => {}
+        Some(value) => problems.push(format!(
+            "SSM {name} holds {value}, the checkpoint counts {expected}"
+        )),
+        None => problems.push(format!("SSM parameter {name} does not exist")),
     }
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! The `demo` command: an in-process emulator feeds the real export into a local lake, then
-//! the lake is read back and summarised.
+//! `demo`: an in-process emulator feeds the real export job into a local lake, then the lake is
+//! read back and summarised.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,11 +12,13 @@ use parquet::arrow::ProjectionMask;
 
 use crate::aws::AwsSettings;
 use crate::emulator::{Emulator, EmulatorConfig};
-use crate::encode::Compression;
+use crate::encode::asff::ASFF;
+use crate::encode::{Compression, Format};
 use crate::error::{Error, Result};
-use crate::export::{self, ExportArgs};
-use crate::layout;
-use crate::pipeline::RunSummary;
+use crate::job::observer::{Observers, TerminalProgress};
+use crate::job::{self, Cancel, RunSummary};
+use crate::plan::{ExportPlan, ExportRequest};
+use crate::sink::layout;
 use crate::sink::local::LocalStore;
 use crate::sink::ObjectStore;
 
@@ -26,11 +28,17 @@ pub const DEMO_JOB: &str = "demo";
 /// Demo settings.
 #[derive(Debug, Clone)]
 pub struct DemoArgs {
+    /// Findings the emulator holds.
     pub findings: u64,
+    /// Quota of the emulator and rate of the export.
     pub rate: f64,
+    /// Burst of both.
     pub burst: u32,
+    /// Folder of the demo lake.
     pub destination: std::path::PathBuf,
+    /// Seed of the generated findings.
     pub seed: u64,
+    /// No progress bar.
     pub quiet: bool,
 }
 
@@ -47,7 +55,7 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
     let root = std::path::absolute(&args.destination)
         .map_err(|e| Error::Usage(format!("invalid demo folder: {e}")))?;
     reset_demo_job(&root).await?;
-    let export_args = ExportArgs {
+    let request = ExportRequest {
         destination: root.display().to_string(),
         aws: AwsSettings {
             region: Some("us-east-1".into()),
@@ -64,8 +72,9 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
         compression: Compression::Zstd,
         max_duration: None,
         restart: false,
-        quiet: args.quiet,
     };
+    let mut plan = ExportPlan::new(&request)?;
+    plan.aws.demo_credentials = true;
     eprintln!(
         "demo: emulator at {} serving {} findings at {} requests/s (burst {}); exporting to {}",
         emulator.url(),
@@ -74,7 +83,13 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
         args.burst,
         root.display()
     );
-    let summary = export::export(export_args, crate::cli::ctrl_c()).await?;
+    let cancel = Cancel::new();
+    let ctrl_c = super::cancel_on_ctrl_c(&cancel);
+    let mut observers = Observers::new();
+    observers.push(TerminalProgress::new(args.quiet));
+    let summary = job::run(&plan, observers, &cancel).await;
+    ctrl_c.abort();
+    let summary = summary?;
     let stats = emulator.stats();
     emulator.stop().await;
     let lake = read_lake(&root)?;
@@ -90,7 +105,7 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
 /// Removes the previous demo job's parts and state, and nothing else.
 async fn reset_demo_job(root: &Path) -> Result<()> {
     let store = LocalStore::new(root);
-    for object in store.list(&format!("{}/", layout::TABLE_DIR)).await? {
+    for object in store.list(&format!("{}/", table_dir())).await? {
         if layout::part_number(&object.key, DEMO_JOB).is_some() {
             store.delete(&object.key).await?;
         }
@@ -99,14 +114,24 @@ async fn reset_demo_job(root: &Path) -> Result<()> {
     store.delete(&layout::manifest_key(DEMO_JOB)).await
 }
 
+fn table_dir() -> &'static str {
+    ASFF.table().dir
+}
+
 /// What the demo lake holds, read back from the Parquet files.
 #[derive(Debug, Default)]
 pub struct LakeSummary {
+    /// Rows in every part.
     pub rows: u64,
+    /// Part files.
     pub files: u64,
+    /// Their bytes.
     pub parquet_bytes: u64,
+    /// Bytes of the raw finding JSON they hold.
     pub json_bytes: u64,
+    /// Rows per severity label.
     pub by_severity: BTreeMap<String, u64>,
+    /// Rows per product name.
     pub by_product: BTreeMap<String, u64>,
 }
 
@@ -114,7 +139,7 @@ pub struct LakeSummary {
 pub fn read_lake(root: &Path) -> Result<LakeSummary> {
     let mut summary = LakeSummary::default();
     let mut files = Vec::new();
-    collect_parts(&root.join(layout::TABLE_DIR), &mut files).map_err(|e| {
+    collect_parts(&root.join(table_dir()), &mut files).map_err(|e| {
         Error::destination(
             root.display(),
             "cannot read the lake back",
@@ -133,7 +158,8 @@ pub fn read_lake(root: &Path) -> Result<LakeSummary> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(read_error)?;
         let wanted = ["severity_label", "product_name", "finding_json"];
         let indexes = wanted.map(|name| {
-            crate::encode::COLUMNS
+            ASFF.table()
+                .columns
                 .iter()
                 .position(|c| c.name == name)
                 .expect("known column")
@@ -198,12 +224,8 @@ fn report(
 ) -> String {
     let mut text = String::new();
     let ratio = 100.0 * lake.parquet_bytes as f64 / lake.json_bytes.max(1) as f64;
-    let _ = writeln!(text, "\n{}", crate::cli::summary_line(run));
-    let _ = writeln!(
-        text,
-        "\nLanded in {}:",
-        root.join(layout::TABLE_DIR).display()
-    );
+    let _ = writeln!(text, "\n{}", run.line());
+    let _ = writeln!(text, "\nLanded in {}:", root.join(table_dir()).display());
     let _ = writeln!(text, "  rows            {}", lake.rows);
     let _ = writeln!(text, "  parts           {}", lake.files);
     let _ = writeln!(
@@ -223,7 +245,7 @@ fn report(
     for (name, count) in &lake.by_product {
         let _ = writeln!(text, "  {name:<20} {count}");
     }
-    let glob = root.join(layout::TABLE_DIR).join("*/*.parquet");
+    let glob = root.join(table_dir()).join("*/*.parquet");
     let _ = writeln!(text, "\nQuery it with DuckDB:");
     let _ = writeln!(
         text,

@@ -1,31 +1,37 @@
 //! A completed job's manifest: written once, next to the checkpoint, when the job completes; its
 //! presence means "complete", and it lists every part with rows, bytes and SHA-256.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Checkpoint, JobState, PartRecord, FORMAT_VERSION};
+use super::checkpoint::{Checkpoint, JobState, PartRecord, FORMAT_VERSION};
 use crate::error::{Error, Result};
-use crate::layout;
 use crate::request::FrozenRequest;
+use crate::sink::layout;
 use crate::sink::{CondPut, ObjectStore, Precondition};
 
 /// What a completed job exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Format version of the build that wrote it.
     pub format_version: u32,
+    /// The job.
     pub job_id: String,
     /// The frozen request: filters (with any time range resolved) and `frozen_at`, the moment
     /// the export reflects.
     pub request: FrozenRequest,
+    /// The partition every part is in.
     pub export_date: String,
+    /// When the job was created.
     pub started_at: DateTime<Utc>,
+    /// When its last part was committed.
     pub completed_at: DateTime<Utc>,
+    /// Findings in all parts.
     pub rows: u64,
+    /// Bytes of all parts.
     pub bytes: u64,
+    /// Every part.
     pub parts: Vec<PartRecord>,
 }
 
@@ -48,7 +54,7 @@ impl Manifest {
 
 /// Writes the manifest of a complete job unless it is already there (a run that died between
 /// the final checkpoint and the manifest leaves it to the next run).
-pub async fn ensure(store: &Arc<dyn ObjectStore>, checkpoint: &Checkpoint) -> Result<()> {
+pub async fn ensure(store: &dyn ObjectStore, checkpoint: &Checkpoint) -> Result<()> {
     if checkpoint.state != JobState::Complete {
         return Ok(());
     }

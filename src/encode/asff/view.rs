@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 /// A value that deserialises to `None` instead of failing when its JSON has the wrong shape.
 #[derive(Debug, Default)]
-pub struct Lenient<T>(pub Option<T>);
+pub(crate) struct Lenient<T>(pub(crate) Option<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -22,97 +22,97 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
 }
 
 impl<T> Lenient<T> {
-    pub fn get(&self) -> Option<&T> {
+    pub(crate) fn get(&self) -> Option<&T> {
         self.0.as_ref()
     }
 }
 
 /// A borrowed string (owned only when the JSON has escapes).
-pub type Text<'a> = Cow<'a, str>;
+pub(crate) type Text<'a> = Cow<'a, str>;
 
 /// The ASFF fields the typed columns are made of.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct FindingView<'a> {
+pub(crate) struct FindingView<'a> {
     #[serde(borrow)]
-    pub id: Lenient<Text<'a>>,
+    pub(crate) id: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub product_arn: Lenient<Text<'a>>,
+    pub(crate) product_arn: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub product_name: Lenient<Text<'a>>,
+    pub(crate) product_name: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub company_name: Lenient<Text<'a>>,
+    pub(crate) company_name: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub generator_id: Lenient<Text<'a>>,
+    pub(crate) generator_id: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub aws_account_id: Lenient<Text<'a>>,
+    pub(crate) aws_account_id: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub region: Lenient<Text<'a>>,
+    pub(crate) region: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub types: Lenient<Vec<Text<'a>>>,
+    pub(crate) types: Lenient<Vec<Text<'a>>>,
     #[serde(borrow)]
-    pub title: Lenient<Text<'a>>,
+    pub(crate) title: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub description: Lenient<Text<'a>>,
+    pub(crate) description: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub severity: Lenient<Severity<'a>>,
+    pub(crate) severity: Lenient<Severity<'a>>,
     #[serde(borrow)]
-    pub compliance: Lenient<StatusOnly<'a>>,
+    pub(crate) compliance: Lenient<StatusOnly<'a>>,
     #[serde(borrow)]
-    pub workflow: Lenient<StatusOnly<'a>>,
+    pub(crate) workflow: Lenient<StatusOnly<'a>>,
     #[serde(borrow)]
-    pub record_state: Lenient<Text<'a>>,
+    pub(crate) record_state: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub created_at: Lenient<Text<'a>>,
+    pub(crate) created_at: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub updated_at: Lenient<Text<'a>>,
+    pub(crate) updated_at: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub first_observed_at: Lenient<Text<'a>>,
+    pub(crate) first_observed_at: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub last_observed_at: Lenient<Text<'a>>,
+    pub(crate) last_observed_at: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub resources: Lenient<Vec<ResourceView<'a>>>,
+    pub(crate) resources: Lenient<Vec<ResourceView<'a>>>,
     #[serde(borrow)]
-    pub product_fields: Lenient<BTreeMap<Text<'a>, Text<'a>>>,
+    pub(crate) product_fields: Lenient<BTreeMap<Text<'a>, Text<'a>>>,
     #[serde(borrow)]
-    pub user_defined_fields: Lenient<BTreeMap<Text<'a>, Text<'a>>>,
+    pub(crate) user_defined_fields: Lenient<BTreeMap<Text<'a>, Text<'a>>>,
 }
 
 /// `Severity`: the label and the 0-100 normalized score.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct Severity<'a> {
+pub(crate) struct Severity<'a> {
     #[serde(borrow)]
-    pub label: Lenient<Text<'a>>,
-    pub normalized: Lenient<f64>,
+    pub(crate) label: Lenient<Text<'a>>,
+    pub(crate) normalized: Lenient<f64>,
 }
 
 /// `Compliance` / `Workflow`: only the status is a column.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct StatusOnly<'a> {
+pub(crate) struct StatusOnly<'a> {
     #[serde(borrow)]
-    pub status: Lenient<Text<'a>>,
+    pub(crate) status: Lenient<Text<'a>>,
 }
 
 /// One `Resources[]` entry: type and id (details stay in `finding_json`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct ResourceView<'a> {
+pub(crate) struct ResourceView<'a> {
     #[serde(borrow)]
-    pub r#type: Lenient<Text<'a>>,
+    pub(crate) r#type: Lenient<Text<'a>>,
     #[serde(borrow)]
-    pub id: Lenient<Text<'a>>,
+    pub(crate) id: Lenient<Text<'a>>,
 }
 
 impl<'a> FindingView<'a> {
     /// Parses one finding's JSON text; a document that is not an object gives an empty view.
-    pub fn parse(text: &'a str) -> Self {
+    pub(crate) fn parse(text: &'a str) -> Self {
         serde_json::from_str(text).unwrap_or_default()
     }
 
     /// The Region: the `Region` field, else the Region in the product ARN.
-    pub fn region(&self) -> Option<&str> {
+    pub(crate) fn region(&self) -> Option<&str> {
         if let Some(region) = self.region.get() {
             return Some(region);
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use crate::aws::Failure;
+use crate::error::Error;
 
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +49,29 @@ pub fn classify(failure: &Failure) -> Verdict {
     Verdict::Fatal
 }
 
+/// The error a failed attempt becomes when it is worth retrying; `None` when it is not.
+pub fn retryable_error(failure: &Failure) -> Option<Error> {
+    let throttled = match classify(failure) {
+        Verdict::Throttled => true,
+        Verdict::Transient => false,
+        Verdict::Fatal => return None,
+    };
+    Some(Error::Transient {
+        throttled,
+        message: failure.summary(),
+    })
+}
+
 /// Bounds and pacing of retries for one page.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// Attempts at one page before giving up.
     pub max_attempts: u32,
     /// Give up on a page when its retries have taken this long.
     pub max_elapsed: Duration,
+    /// The shortest backoff, and the first one's upper bound.
     pub base_delay: Duration,
+    /// The longest backoff.
     pub max_delay: Duration,
 }
 
@@ -71,10 +88,10 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The next delay after `previous`: uniform in [base, 3 * previous], capped (decorrelated jitter).
-    pub fn next_delay(&self, previous: Duration) -> Duration {
+    pub fn next_delay(&self, previous: Duration, rng: &mut impl Rng) -> Duration {
         let low = self.base_delay.as_secs_f64();
         let high = (previous.as_secs_f64() * 3.0).max(low);
-        let chosen = rand::rng().random_range(low..=high);
+        let chosen = rng.random_range(low..=high);
         Duration::from_secs_f64(chosen).min(self.max_delay)
     }
 }
@@ -153,8 +170,9 @@ mod tests {
     fn backoff_grows_with_jitter_and_stays_within_bounds() {
         let policy = RetryPolicy::default();
         let mut delay = policy.base_delay;
+        let mut rng = rand::rng();
         for _ in 0..50 {
-            let next = policy.next_delay(delay);
+            let next = policy.next_delay(delay, &mut rng);
             assert!(
                 next >= policy.base_delay && next <= policy.max_delay,
                 "{next:?}"

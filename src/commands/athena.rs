@@ -1,0 +1,26 @@
+//! `athena-ddl`: print (or write) the DDL of the findings table and its `latest` view.
+
+use std::path::Path;
+
+use crate::athena::{ddl, TableSpec};
+use crate::error::{Error, Result};
+use crate::request::Api;
+use crate::sink::Destination;
+
+/// Writes the DDL for `destination` to `output`, or returns it to print.
+pub fn athena_ddl(
+    destination: &str,
+    database: &str,
+    table: &str,
+    output: Option<&Path>,
+) -> Result<Option<String>> {
+    let destination = Destination::parse(destination)?;
+    let spec = TableSpec::new(database, table, &destination, Api::GetFindings.format())?;
+    let text = ddl(&spec);
+    match output {
+        Some(path) => std::fs::write(path, text)
+            .map(|_| None)
+            .map_err(|e| Error::Usage(format!("cannot write {}: {e}", path.display()))),
+        None => Ok(Some(text)),
+    }
+}

@@ -1,0 +1,81 @@
+//! `emulator` and `generate`: serve the local Security Hub emulator until Ctrl-C, or print its
+//! generated findings as NDJSON.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::emulator::generate::Generator;
+use crate::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
+use crate::error::{Error, Result};
+
+/// How to serve the emulator.
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Generated findings (unless `load` is given).
+    pub findings: u64,
+    /// Seed of the findings and the fault dice.
+    pub seed: u64,
+    /// NDJSON or `get-findings` output to serve instead.
+    pub load: Option<PathBuf>,
+    /// Quota rate.
+    pub rate: f64,
+    /// Quota burst.
+    pub burst: u32,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+/// Serves until Ctrl-C, then prints what the emulator saw.
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let faults = &args.faults;
+    let probabilities = [
+        faults.throttle_probability,
+        faults.error_probability,
+        faults.drop_probability,
+    ];
+    if probabilities.iter().any(|p| !(0.0..=1.0).contains(p)) {
+        return Err(Error::Usage(
+            "fault probabilities must be between 0 and 1".into(),
+        ));
+    }
+    let mut config = EmulatorConfig {
+        rate: args.rate,
+        burst: args.burst,
+        faults: args.faults.clone(),
+        ..EmulatorConfig::generated(args.findings, args.seed)
+    };
+    if let Some(path) = &args.load {
+        config.dataset = Dataset::load(path).map_err(Error::Usage)?;
+    }
+    let count = config.dataset.len();
+    let emulator = Emulator::start(config, args.listen).await.map_err(|e| {
+        Error::Usage(format!(
+            "cannot listen on {}: {e}; pick another --listen address",
+            args.listen
+        ))
+    })?;
+    let url = emulator.url();
+    println!("listening on {url} with {count} findings (stats: GET {url}/stats, faults: PUT {url}/faults)");
+    let _ = tokio::signal::ctrl_c().await;
+    let stats = emulator.stats();
+    emulator.stop().await;
+    println!("{}", serde_json::to_string(&stats).unwrap_or_default());
+    Ok(())
+}
+
+/// Prints `count` generated findings of `seed`, one JSON document a line.
+pub fn generate(count: u64, seed: u64) -> Result<()> {
+    let generator = Generator {
+        seed,
+        ..Default::default()
+    };
+    let failed = |e: std::io::Error| Error::Internal(format!("cannot write: {e}"));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for index in 0..count {
+        writeln!(out, "{}", generator.finding(index)).map_err(failed)?;
+    }
+    out.flush().map_err(failed)
+}

@@ -1,0 +1,19 @@
+//! `export`: validate the request into a plan, run the job with a terminal progress view, and
+//! return its summary line.
+
+use crate::error::Result;
+use crate::job::observer::{Observers, TerminalProgress};
+use crate::job::{self, Cancel};
+use crate::plan::{ExportPlan, ExportRequest};
+
+/// Runs an export to its end (complete, time-boxed, interrupted) and returns the summary line.
+pub async fn export(request: &ExportRequest, quiet: bool) -> Result<String> {
+    let plan = ExportPlan::new(request)?;
+    let cancel = Cancel::new();
+    let ctrl_c = super::cancel_on_ctrl_c(&cancel);
+    let mut observers = Observers::new();
+    observers.push(TerminalProgress::new(quiet));
+    let result = job::run(&plan, observers, &cancel).await;
+    ctrl_c.abort();
+    Ok(result?.line())
+}

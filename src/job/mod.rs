@@ -1,0 +1,208 @@
+//! A job: resolve its identity and checkpoint, take its lock, run its pipeline, write its
+//! manifest. Whatever watches the run (terminal, SSM, a Lambda's log) is an observer passed in,
+//! and a cloneable [`Cancel`] stops it at the next part boundary.
+
+pub mod cancel;
+pub mod checkpoint;
+pub mod lock;
+pub mod manifest;
+pub mod observer;
+pub mod pipeline;
+pub mod ssm;
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use chrono::Utc;
+
+use crate::aws;
+use crate::error::{Error, Result};
+use crate::plan::ExportPlan;
+use crate::request::{JobIdentity, PAGE_SIZE};
+use crate::sink::parts::JobParts;
+use crate::sink::{self, ObjectStore};
+use crate::source::get_findings::GetFindings;
+use crate::source::retry::RetryPolicy;
+use crate::source::PacedSource;
+pub use cancel::Cancel;
+use checkpoint::{Checkpoint, CheckpointStore, JobState};
+use lock::JobLock;
+use observer::Observers;
+pub use pipeline::{RunEnd, RunSummary};
+use ssm::SsmCounter;
+
+/// Runs one export plan until complete, cancelled, time-boxed or failed.
+pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Result<RunSummary> {
+    let config = aws::load(&plan.aws).await?;
+    let identity = JobIdentity {
+        api: plan.api,
+        region: config.region().map(|r| r.to_string()).unwrap_or_default(),
+        account_id: aws::account_id(&config).await?,
+        filters_as_given: plan.filters.clone(),
+        page_size: PAGE_SIZE,
+        destination: plan.destination.url(),
+    };
+    let job_id = plan
+        .job_id
+        .clone()
+        .unwrap_or_else(|| identity.default_job_id());
+    let store = sink::open_store(&plan.destination, Some(&config))?;
+    store.check().await?;
+    let lock = JobLock::acquire(store.clone(), &job_id).await?;
+    let _time_box = plan
+        .max_duration
+        .map(|limit| cancel.cancel_after(limit, "--max-duration reached"));
+    let job = Job {
+        plan,
+        config: &config,
+        store,
+        job_id: &job_id,
+    };
+    let result = job.run_locked(identity, &lock, observers, cancel).await;
+    lock.release().await;
+    result
+}
+
+/// A job whose lock is held.
+struct Job<'a> {
+    plan: &'a ExportPlan,
+    config: &'a SdkConfig,
+    store: Arc<dyn ObjectStore>,
+    job_id: &'a str,
+}
+
+impl Job<'_> {
+    async fn run_locked(
+        &self,
+        identity: JobIdentity,
+        lock: &JobLock,
+        mut observers: Observers,
+        cancel: &Cancel,
+    ) -> Result<RunSummary> {
+        let mut checkpoints = CheckpointStore::new(self.store.clone(), self.job_id);
+        let checkpoint = self.resolve_checkpoint(&mut checkpoints, identity).await?;
+        if let Some(name) = self.plan.progress_parameter(self.job_id) {
+            observers.push(SsmCounter::start(
+                self.config,
+                name,
+                checkpoint.exported_count,
+            ));
+        }
+        observers.started(&checkpoint);
+        let format = self.plan.api.format();
+        let source = PacedSource::new(
+            Arc::new(GetFindings::new(self.config, &checkpoint.request)),
+            self.plan.pace.limiter(),
+            RetryPolicy::default(),
+        );
+        let target = pipeline::Target {
+            parts: JobParts::new(
+                self.store.clone(),
+                format.table().dir,
+                &checkpoint.export_date,
+                self.job_id,
+            ),
+            checkpoints,
+            lock,
+        };
+        let options = pipeline::PartOptions {
+            part_rows: self.plan.part_rows,
+            compression: self.plan.compression,
+        };
+        let mut result = pipeline::run(
+            source,
+            format,
+            target,
+            checkpoint,
+            options,
+            cancel,
+            &mut observers,
+        )
+        .await;
+        if let Ok(summary) = &result {
+            if let Err(err) = manifest::ensure(self.store.as_ref(), &summary.checkpoint).await {
+                result = Err(err);
+            }
+        }
+        observers
+            .finish(result.as_ref().ok().map(|s| &s.checkpoint))
+            .await;
+        result
+    }
+
+    /// Loads the job's checkpoint and checks it matches this request, or creates it.
+    async fn resolve_checkpoint(
+        &self,
+        checkpoints: &mut CheckpointStore,
+        identity: JobIdentity,
+    ) -> Result<Checkpoint> {
+        let now = Utc::now();
+        let job_id = self.job_id.to_string();
+        let Some(checkpoint) = checkpoints.load().await? else {
+            let checkpoint = Checkpoint::new(job_id, identity.freeze(now), now);
+            checkpoints.commit(&checkpoint).await?;
+            return Ok(checkpoint);
+        };
+        if checkpoint.request.identity != identity {
+            return Err(Error::JobConflict {
+                job_id,
+                message: format!(
+                    "it was created with a different request ({}); re-run with the original flags to resume it, or pick a new --job-id",
+                    describe_difference(&checkpoint.request.identity, &identity)
+                ),
+            });
+        }
+        if !(self.plan.restart && checkpoint.state == JobState::Running) {
+            return Ok(checkpoint);
+        }
+        let restarted = Checkpoint {
+            created_at: checkpoint.created_at,
+            export_date: checkpoint.export_date.clone(),
+            ..Checkpoint::new(job_id, checkpoint.request.clone(), now)
+        };
+        tracing::warn!(
+            "--restart: exporting job {} again from the first page; its {} parts are replaced",
+            self.job_id,
+            checkpoint.parts.len()
+        );
+        checkpoints.commit(&restarted).await?;
+        Ok(restarted)
+    }
+}
+
+fn describe_difference(old: &JobIdentity, new: &JobIdentity) -> String {
+    let checks = [
+        (old.filters_as_given != new.filters_as_given, "filters"),
+        (old.region != new.region, "Region"),
+        (old.account_id != new.account_id, "account"),
+        (old.destination != new.destination, "destination"),
+        (old.api != new.api || old.page_size != new.page_size, "API"),
+    ];
+    let fields: Vec<&str> = checks
+        .iter()
+        .filter(|(differs, _)| *differs)
+        .map(|(_, name)| *name)
+        .collect();
+    format!("{} differ", fields.join(", "))
+}
+
+impl RunSummary {
+    /// The one line a run ends with.
+    pub fn line(&self) -> String {
+        let cp = &self.checkpoint;
+        let secs = self.elapsed.as_secs_f64();
+        let rate = self.rows_this_run as f64 / secs.max(0.001);
+        let this_run = format!(
+            "{} findings in {} parts ({} bytes) in {secs:.2}s, {rate:.0} findings/s",
+            self.rows_this_run, self.parts_this_run, self.bytes_this_run
+        );
+        match &self.end {
+            RunEnd::Complete => format!("complete: job {}: {this_run}; job total {} findings in {} parts", cp.job_id, cp.exported_count, cp.parts.len()),
+            RunEnd::AlreadyComplete => format!("already complete: job {} holds {} findings in {} parts; nothing to do", cp.job_id, cp.exported_count, cp.parts.len()),
+            RunEnd::Stopped(reason) => format!(
+                "resumable: job {} stopped ({reason}) at a part boundary: {this_run}; job total {} findings; re-run the same command to continue",
+                cp.job_id, cp.exported_count
+            ),
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The export pipeline of one stream: fetch -> convert -> encode -> upload + checkpoint, each
+//! stage its own task joined by bounded channels, so the fetcher keeps the rate limiter busy
+//! while parts are written. A failure never advances the checkpoint past unwritten data.
+
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::cancel::Cancel;
+use super::checkpoint::{Checkpoint, CheckpointStore, JobState, PartRecord};
+use super::lock::JobLock;
+use super::observer::{Committed, Observers};
+use crate::crash::crash_point;
+use crate::encode::{self, Compression, Format, PartWriter};
+use crate::error::{Error, Result};
+use crate::sink::parts::JobParts;
+use crate::source::{PacedSource, Page, SourceCounts};
+
+/// Pages buffered between the fetcher and the encoder.
+const PAGE_QUEUE: usize = 32;
+
+/// Why a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every finding of the job is exported.
+    Complete,
+    /// The job was already complete before this run; nothing was fetched.
+    AlreadyComplete,
+    /// Stopped at a part boundary (time box, Ctrl-C, deadline); the same command resumes.
+    Stopped(String),
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Why it ended.
+    pub end: RunEnd,
+    /// The last committed checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Findings written by this run.
+    pub rows_this_run: u64,
+    /// Parts written by this run.
+    pub parts_this_run: u64,
+    /// Bytes written by this run.
+    pub bytes_this_run: u64,
+    /// What the source sent and saw.
+    pub source: SourceCounts,
+    /// From the pipeline's start to its last checkpoint.
+    pub elapsed: Duration,
+}
+
+/// How pages become parts.
+#[derive(Debug, Clone, Copy)]
+pub struct PartOptions {
+    /// Findings per part (whole pages).
+    pub part_rows: u64,
+    /// Parquet codec.
+    pub compression: Compression,
+}
+
+/// Where a stream's parts and checkpoint are written, under the job's lock.
+pub struct Target<'a> {
+    /// The job's parts.
+    pub parts: JobParts,
+    /// The job's checkpoint.
+    pub checkpoints: CheckpointStore,
+    /// Held for the whole run; checked before every write.
+    pub lock: &'a JobLock,
+}
+
+/// A part ready to upload, with the pages it covers.
+struct EncodedPart {
+    bytes: Vec<u8>,
+    rows: u64,
+    pages: u64,
+    next_token: Option<String>,
+}
+
+/// One page's rows as an Arrow batch, and the token that follows the page.
+struct Converted {
+    batch: RecordBatch,
+    next_token: Option<String>,
+}
+
+/// Runs one stream from its checkpoint until complete, cancelled, or failed. Pages fetched
+/// before a failure are still written and checkpointed before the error is returned.
+pub async fn run(
+    source: PacedSource,
+    format: &'static dyn Format,
+    mut target: Target<'_>,
+    mut checkpoint: Checkpoint,
+    options: PartOptions,
+    cancel: &Cancel,
+    observers: &mut Observers,
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    let base = checkpoint.clone();
+    let stats = source.stats();
+    if checkpoint.state == JobState::Complete {
+        return Ok(summary(
+            RunEnd::AlreadyComplete,
+            checkpoint,
+            &base,
+            stats.snapshot(),
+            started,
+        ));
+    }
+    target.parts.remove_from(checkpoint.next_part).await?;
+
+    let (page_tx, page_rx) = mpsc::channel::<Page>(PAGE_QUEUE);
+    let (batch_tx, batch_rx) = mpsc::channel::<Converted>(PAGE_QUEUE);
+    let (part_tx, mut part_rx) = mpsc::channel::<EncodedPart>(1);
+    let token = checkpoint.next_token.clone();
+    let fetcher = tokio::spawn(fetch_pages(source, token, page_tx, cancel.clone()));
+    let job_id = checkpoint.job_id.clone();
+    let converter =
+        tokio::task::spawn_blocking(move || convert_pages(format, page_rx, batch_tx, &job_id));
+    let first_part = checkpoint.next_part;
+    let encoder = tokio::task::spawn_blocking(move || {
+        encode_parts(format, batch_rx, part_tx, first_part, options)
+    });
+
+    let mut failure = None;
+    while let Some(part) = part_rx.recv().await {
+        if let Err(err) = commit_part(&mut target, &mut checkpoint, part).await {
+            failure = Some(err);
+            break;
+        }
+        observers.committed(&Committed {
+            checkpoint: &checkpoint,
+            source: stats.snapshot(),
+        });
+    }
+    drop(part_rx);
+    let fetch_result = joined(fetcher.await, "fetch")?;
+    let encode_result = joined(encoder.await, "encode")?;
+    joined(converter.await, "convert")?;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    encode_result?;
+    fetch_result?;
+
+    let end = match (checkpoint.state, cancel.reason()) {
+        (JobState::Complete, _) => RunEnd::Complete,
+        (JobState::Running, Some(reason)) => RunEnd::Stopped(reason),
+        (JobState::Running, None) => {
+            return Err(Error::Internal(
+                "the fetcher ended before the last page".into(),
+            ))
+        }
+    };
+    Ok(summary(end, checkpoint, &base, stats.snapshot(), started))
+}
+
+/// A stage's task result; a panicking stage becomes an error instead of taking the process down.
+fn joined<T>(result: std::result::Result<T, tokio::task::JoinError>, stage: &str) -> Result<T> {
+    result.map_err(|e| Error::Internal(format!("the {stage} stage failed: {e}")))
+}
+
+fn summary(
+    end: RunEnd,
+    checkpoint: Checkpoint,
+    base: &Checkpoint,
+    source: SourceCounts,
+    started: Instant,
+) -> RunSummary {
+    RunSummary {
+        rows_this_run: checkpoint.exported_count - base.exported_count,
+        parts_this_run: (checkpoint.parts.len() - base.parts.len()) as u64,
+        bytes_this_run: checkpoint.bytes_written - base.bytes_written,
+        end,
+        checkpoint,
+        source,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Fetches pages from `token` until the last page, cancellation, or an error.
+async fn fetch_pages(
+    source: PacedSource,
+    mut token: Option<String>,
+    pages: mpsc::Sender<Page>,
+    cancel: Cancel,
+) -> Result<()> {
+    let mut number = 0;
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        number += 1;
+        let page = tokio::select! {
+            page = source.fetch(token.as_deref(), number) => page?,
+            _ = cancel.cancelled() => return Ok(()),
+        };
+        token = page.next_token.clone();
+        if pages.send(page).await.is_err() || token.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Turns pages into Arrow batches on its own thread, so JSON parsing runs beside Parquet
+/// encoding and compression.
+fn convert_pages(
+    format: &dyn Format,
+    mut pages: mpsc::Receiver<Page>,
+    batches: mpsc::Sender<Converted>,
+    job_id: &str,
+) {
+    while let Some(page) = pages.blocking_recv() {
+        let converted = Converted {
+            batch: encode::page_batch(format, &page, job_id),
+            next_token: page.next_token,
+        };
+        if batches.blocking_send(converted).is_err() {
+            return;
+        }
+    }
+}
+
+/// Groups page batches into parts of about `part_rows` rows (whole pages), on a blocking thread.
+fn encode_parts(
+    format: &dyn Format,
+    mut batches: mpsc::Receiver<Converted>,
+    parts: mpsc::Sender<EncodedPart>,
+    first_part: u64,
+    options: PartOptions,
+) -> Result<()> {
+    let table = format.table();
+    let mut part = first_part;
+    let failed = |part: u64| {
+        move |e: parquet::errors::ParquetError| Error::Encode {
+            part,
+            source: Box::new(e),
+        }
+    };
+    let mut writer = PartWriter::new(table, options.compression).map_err(failed(part))?;
+    let mut page_count = 0;
+    let mut last_token = None;
+    loop {
+        let converted = batches.blocking_recv();
+        let done = converted.is_none();
+        if let Some(converted) = converted {
+            page_count += 1;
+            last_token = converted.next_token;
+            writer.write(&converted.batch).map_err(failed(part))?;
+            if writer.rows() < options.part_rows && last_token.is_some() {
+                continue;
+            }
+        }
+        if page_count > 0 {
+            let next = PartWriter::new(table, options.compression).map_err(failed(part + 1))?;
+            let full = std::mem::replace(&mut writer, next);
+            let rows = full.rows();
+            let encoded = EncodedPart {
+                bytes: full.finish().map_err(failed(part))?,
+                rows,
+                pages: page_count,
+                next_token: last_token.take(),
+            };
+            if parts.blocking_send(encoded).is_err() {
+                return Ok(());
+            }
+            part += u64::from(rows > 0);
+            page_count = 0;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes a part under its deterministic key, then commits the checkpoint that covers it.
+async fn commit_part(
+    target: &mut Target<'_>,
+    checkpoint: &mut Checkpoint,
+    part: EncodedPart,
+) -> Result<()> {
+    target.lock.ensure_held(&checkpoint.job_id)?;
+    let now = Utc::now();
+    if part.rows == 0 {
+        checkpoint.pages_fetched += part.pages;
+        checkpoint.finish_pages(part.next_token, now);
+    } else {
+        let number = checkpoint.next_part;
+        crash_point("part-before-upload");
+        let written = target.parts.write(number, part.bytes).await?;
+        crash_point("part-after-upload");
+        let record = PartRecord {
+            number,
+            key: written.key,
+            rows: part.rows,
+            bytes: written.bytes,
+            sha256: written.sha256,
+        };
+        checkpoint.advance(record, part.pages, part.next_token, now);
+    }
+    target.lock.ensure_held(&checkpoint.job_id)?;
+    target.checkpoints.commit(checkpoint).await?;
+    crash_point("checkpoint-after-commit");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

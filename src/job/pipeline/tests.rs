@@ -1,0 +1,273 @@
+//! The pipeline against the in-memory store and a scripted page source: parts then checkpoint,
+//! a crash between them, a stop at a part boundary, a source failure mid-part; every finding
+//! exactly once after the resume.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::*;
+use crate::encode::asff::ASFF;
+use crate::error::Error;
+use crate::request::test_identity;
+use crate::sink::memory::MemoryStore;
+use crate::sink::ObjectStore;
+use crate::source::retry::RetryPolicy;
+use crate::source::{Pace, PageSource};
+
+const JOB: &str = "job";
+const PAGES: usize = 10;
+const PER_PAGE: usize = 10;
+
+/// Serves `PAGES` pages of `PER_PAGE` findings, chained by `t<n>` tokens; can fail or cancel
+/// once when asked for a given page index.
+#[derive(Default)]
+struct Script {
+    fail_at: Mutex<Option<usize>>,
+    cancel_at: Mutex<Option<(usize, Cancel)>>,
+}
+
+#[async_trait::async_trait]
+impl PageSource for Script {
+    async fn attempt(&self, token: Option<&str>, number: u64) -> crate::Result<Page> {
+        let index: usize = token.map_or(0, |t| t[1..].parse().unwrap());
+        if self
+            .fail_at
+            .lock()
+            .unwrap()
+            .take_if(|at| *at == index)
+            .is_some()
+        {
+            return Err(Error::Rejected {
+                page: number,
+                message: "scripted failure".into(),
+            });
+        }
+        if let Some((_, cancel)) = self
+            .cancel_at
+            .lock()
+            .unwrap()
+            .take_if(|(at, _)| *at == index)
+        {
+            cancel.cancel("scripted stop");
+        }
+        let findings: Vec<String> = (0..PER_PAGE)
+            .map(|j| format!(r#"{{"Id":"f{index}-{j}","UpdatedAt":"2026-01-01T00:00:00Z"}}"#))
+            .collect();
+        let next = if index + 1 < PAGES {
+            format!(r#","NextToken":"t{}""#, index + 1)
+        } else {
+            String::new()
+        };
+        let body = format!(r#"{{"Findings":[{}]{next}}}"#, findings.join(","));
+        Ok(Page::parse(number, body, 0).unwrap())
+    }
+}
+
+struct Fixture {
+    store: Arc<MemoryStore>,
+    script: Arc<Script>,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let store = Arc::new(MemoryStore::new());
+        let identity = test_identity(serde_json::json!({}));
+        let now = chrono::Utc::now();
+        let checkpoint = Checkpoint::new(JOB.into(), identity.freeze(now), now);
+        let dyn_store: Arc<dyn ObjectStore> = store.clone();
+        CheckpointStore::new(dyn_store, JOB)
+            .commit(&checkpoint)
+            .await
+            .unwrap();
+        Fixture {
+            store,
+            script: Arc::default(),
+        }
+    }
+
+    /// One run from the stored checkpoint, parts of `part_rows`.
+    async fn run(&self, part_rows: u64, cancel: &Cancel) -> crate::Result<RunSummary> {
+        let store: Arc<dyn ObjectStore> = self.store.clone();
+        let mut checkpoints = CheckpointStore::new(store.clone(), JOB);
+        let checkpoint = checkpoints.load().await?.expect("checkpoint exists");
+        let lock = JobLock::acquire(store.clone(), JOB).await?;
+        let source = PacedSource::new(
+            self.script.clone(),
+            Pace::new(1e6, 1000).unwrap().limiter(),
+            RetryPolicy::default(),
+        );
+        let target = Target {
+            parts: JobParts::new(store, "findings", &checkpoint.export_date, JOB),
+            checkpoints,
+            lock: &lock,
+        };
+        let options = PartOptions {
+            part_rows,
+            compression: Compression::Zstd,
+        };
+        let mut observers = Observers::new();
+        let result = run(
+            source,
+            &ASFF,
+            target,
+            checkpoint,
+            options,
+            cancel,
+            &mut observers,
+        )
+        .await;
+        lock.release().await;
+        result
+    }
+
+    async fn checkpoint(&self) -> Checkpoint {
+        let store: Arc<dyn ObjectStore> = self.store.clone();
+        CheckpointStore::new(store, JOB)
+            .load()
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Finding id -> how many rows hold it, over every part in the store.
+    async fn ids_in_parts(&self) -> BTreeMap<String, usize> {
+        let mut ids = BTreeMap::new();
+        for key in self
+            .store
+            .keys()
+            .into_iter()
+            .filter(|k| k.ends_with(".parquet"))
+        {
+            let (body, _): (Bytes, String) = self.store.get(&key).await.unwrap().unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(body)
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let column = batch.column_by_name("id").unwrap();
+                let column = column
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                for id in column.iter().flatten() {
+                    *ids.entry(id.to_string()).or_default() += 1;
+                }
+            }
+        }
+        ids
+    }
+
+    async fn assert_each_finding_exactly_once(&self) {
+        let ids = self.ids_in_parts().await;
+        assert_eq!(ids.len(), PAGES * PER_PAGE, "missing findings");
+        assert!(ids.values().all(|n| *n == 1), "duplicated: {ids:?}");
+        let checkpoint = self.checkpoint().await;
+        assert_eq!(checkpoint.state, JobState::Complete);
+        assert_eq!(checkpoint.exported_count, (PAGES * PER_PAGE) as u64);
+    }
+}
+
+#[tokio::test]
+async fn pages_become_parts_of_whole_pages_each_followed_by_its_checkpoint() {
+    let fixture = Fixture::new().await;
+    let summary = fixture.run(30, &Cancel::new()).await.unwrap();
+    assert_eq!(summary.end, RunEnd::Complete);
+    assert_eq!((summary.rows_this_run, summary.parts_this_run), (100, 4));
+    fixture.assert_each_finding_exactly_once().await;
+    let writes: Vec<String> = fixture
+        .store
+        .writes()
+        .into_iter()
+        .filter(|k| !k.ends_with("lock.json"))
+        .collect();
+    let kinds: Vec<&str> = writes
+        .iter()
+        .map(|k| {
+            if k.ends_with(".parquet") {
+                "part"
+            } else {
+                "checkpoint"
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "checkpoint",
+            "part",
+            "checkpoint",
+            "part",
+            "checkpoint",
+            "part",
+            "checkpoint",
+            "part",
+            "checkpoint"
+        ]
+    );
+    let again = fixture.run(30, &Cancel::new()).await.unwrap();
+    assert_eq!(again.end, RunEnd::AlreadyComplete);
+}
+
+#[tokio::test]
+async fn a_crash_between_part_and_checkpoint_refetches_the_pages_and_overwrites_the_part() {
+    let fixture = Fixture::new().await;
+    // The first part's commit lands (the creation commit came before); the second one fails.
+    fixture.store.fail_write("checkpoint.json", 1);
+    let err = fixture.run(30, &Cancel::new()).await.unwrap_err();
+    assert!(matches!(err, Error::Destination { .. }), "{err}");
+    let checkpoint = fixture.checkpoint().await;
+    assert_eq!((checkpoint.exported_count, checkpoint.next_part), (30, 2));
+    assert_eq!(checkpoint.next_token.as_deref(), Some("t3"));
+    let stray = fixture
+        .store
+        .keys()
+        .iter()
+        .filter(|k| k.ends_with("part-000002.parquet"))
+        .count();
+    assert_eq!(
+        stray, 1,
+        "the part written before the failed commit is there"
+    );
+    let summary = fixture.run(30, &Cancel::new()).await.unwrap();
+    assert_eq!((summary.end, summary.rows_this_run), (RunEnd::Complete, 70));
+    fixture.assert_each_finding_exactly_once().await;
+}
+
+#[tokio::test]
+async fn a_cancel_stops_at_a_part_boundary_and_the_next_run_completes() {
+    let fixture = Fixture::new().await;
+    let cancel = Cancel::new();
+    *fixture.script.cancel_at.lock().unwrap() = Some((4, cancel.clone()));
+    let summary = fixture.run(30, &cancel).await.unwrap();
+    assert_eq!(summary.end, RunEnd::Stopped("scripted stop".into()));
+    let checkpoint = fixture.checkpoint().await;
+    assert_eq!(checkpoint.state, JobState::Running);
+    assert_eq!(
+        checkpoint.exported_count % PER_PAGE as u64,
+        0,
+        "whole pages only"
+    );
+    assert!(checkpoint.exported_count >= 30 && checkpoint.exported_count <= 50);
+    let resumed = fixture.run(30, &Cancel::new()).await.unwrap();
+    assert_eq!(resumed.end, RunEnd::Complete);
+    fixture.assert_each_finding_exactly_once().await;
+}
+
+#[tokio::test]
+async fn a_source_failure_mid_part_commits_the_pages_before_it_then_reports_the_error() {
+    let fixture = Fixture::new().await;
+    *fixture.script.fail_at.lock().unwrap() = Some(4);
+    let err = fixture.run(30, &Cancel::new()).await.unwrap_err();
+    assert!(matches!(err, Error::Rejected { .. }), "{err}");
+    let checkpoint = fixture.checkpoint().await;
+    assert_eq!(checkpoint.exported_count, 40, "pages 0-3 are durable");
+    assert_eq!(checkpoint.parts.len(), 2, "a full part and the partial one");
+    assert_eq!(checkpoint.next_token.as_deref(), Some("t4"));
+    let resumed = fixture.run(30, &Cancel::new()).await.unwrap();
+    assert_eq!(resumed.rows_this_run, 60);
+    fixture.assert_each_finding_exactly_once().await;
+}

@@ -1,0 +1,407 @@
+//! The export plan: every offline check done once, before any network call, whether the request
+//! comes from command-line flags, a Lambda event or a feed run. A plan serializes as the request
+//! it was made from and deserializes only through the same checks.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::aws::AwsSettings;
+use crate::encode::Compression;
+use crate::error::{Error, Result};
+use crate::request::{self, filters, Api};
+use crate::sink::Destination;
+use crate::source::Pace;
+
+/// Largest `part_rows` accepted (a part is built in memory before upload).
+pub const MAX_PART_ROWS: u64 = 1_000_000;
+const DEFAULT_RATE: f64 = 3.0;
+const DEFAULT_BURST: u32 = 6;
+const DEFAULT_PART_ROWS: u64 = 50_000;
+
+/// An export as asked for: the `export` flags, or the same names in snake_case in an event.
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// s3://bucket/prefix, file:///path or a folder path.
+    #[arg(long)]
+    pub destination: String,
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub aws: AwsSettings,
+    /// Filters as JSON or file://path, in the `aws securityhub get-findings --filters` format.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<FiltersArg>,
+    /// Name of the job (default: account, Region and a hash of the request and destination).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// GetFindings requests per second (the service quota is 3).
+    #[arg(long, default_value_t = DEFAULT_RATE)]
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    /// Requests allowed at once before the rate applies (the service allows 6).
+    #[arg(long, default_value_t = DEFAULT_BURST)]
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// SSM parameter holding the exported count; `none` disables it.
+    /// Default: /sechub-export/<job-id>/exported-count for S3 destinations, none for local ones.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_parameter: Option<String>,
+    /// Findings per Parquet part (whole pages of 100; a checkpoint follows each part).
+    #[arg(long, default_value_t = DEFAULT_PART_ROWS)]
+    #[serde(default = "default_part_rows")]
+    pub part_rows: u64,
+    /// Parquet codec: zstd or snappy.
+    #[arg(long, default_value = "zstd")]
+    #[serde(default)]
+    pub compression: Compression,
+    /// Stop at the next part boundary after this long (e.g. 10m, 1h30m) and exit 0, resumable.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_duration: Option<Duration>,
+    /// Export the job's frozen query again from the first page, replacing its parts (after the
+    /// service rejected the saved NextToken).
+    #[arg(long)]
+    #[serde(default)]
+    pub restart: bool,
+}
+
+fn default_rate() -> f64 {
+    DEFAULT_RATE
+}
+fn default_burst() -> u32 {
+    DEFAULT_BURST
+}
+fn default_part_rows() -> u64 {
+    DEFAULT_PART_ROWS
+}
+
+/// `--filters`: JSON text or `file://path` on the command line; in an event, the JSON itself
+/// (or such a string).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FiltersArg {
+    /// JSON text, or `file://path`.
+    Text(String),
+    /// The filter JSON itself.
+    Json(Value),
+}
+
+impl FromStr for FiltersArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(FiltersArg::Text(s.to_string()))
+    }
+}
+
+impl Serialize for FiltersArg {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            FiltersArg::Text(text) => serializer.serialize_str(text),
+            FiltersArg::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FiltersArg {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::String(text) => FiltersArg::Text(text),
+            other => FiltersArg::Json(other),
+        })
+    }
+}
+
+impl FiltersArg {
+    /// The filter JSON (read from the file for `file://`).
+    fn resolve(&self) -> Result<Value> {
+        match self {
+            FiltersArg::Text(text) => filters::read_arg(text),
+            FiltersArg::Json(value) => Ok(value.clone()),
+        }
+    }
+}
+
+/// Where a job's exported count is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// S3 destinations: `/sechub-export/<job-id>/exported-count`; local ones: nowhere.
+    Default,
+    /// Nowhere (`none`).
+    Off,
+    /// This SSM parameter.
+    Parameter(String),
+}
+
+/// A validated export: nothing in it can fail an offline check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ExportRequest", into = "ExportRequest")]
+pub struct ExportPlan {
+    /// Where parts and state go.
+    pub destination: Destination,
+    /// How to reach AWS.
+    pub aws: AwsSettings,
+    /// The API read.
+    pub api: Api,
+    /// Filters as given (validated; relative dates are resolved when the job is created).
+    pub filters: Value,
+    /// The job id asked for, if any (otherwise derived from the identity).
+    pub job_id: Option<String>,
+    /// Pace of every attempt.
+    pub pace: Pace,
+    /// Where the count is published.
+    pub progress: Progress,
+    /// Findings per part.
+    pub part_rows: u64,
+    /// Parquet codec.
+    pub compression: Compression,
+    /// Time box of one run.
+    pub max_duration: Option<Duration>,
+    /// Export the frozen query again from page 1.
+    pub restart: bool,
+}
+
+impl ExportPlan {
+    /// Checks everything that can be checked without the network.
+    pub fn new(request: &ExportRequest) -> Result<ExportPlan> {
+        let destination = Destination::parse(&request.destination)?;
+        let api = Api::GetFindings;
+        let filters = match &request.filters {
+            Some(arg) => arg.resolve()?,
+            None => Value::Object(Default::default()),
+        };
+        api.validate_filters(&filters)?;
+        if let Some(job_id) = &request.job_id {
+            request::validate_job_id(job_id)?;
+        }
+        if !(1..=MAX_PART_ROWS).contains(&request.part_rows) {
+            return Err(Error::Usage(format!(
+                "invalid --part-rows {}: use 1..={MAX_PART_ROWS}",
+                request.part_rows
+            )));
+        }
+        let progress = match request.progress_parameter.as_deref() {
+            None => Progress::Default,
+            Some("none") => Progress::Off,
+            Some(name) => {
+                validate_parameter_name(name)?;
+                Progress::Parameter(name.to_string())
+            }
+        };
+        if request.max_duration == Some(Duration::ZERO) {
+            return Err(Error::Usage(
+                "invalid --max-duration 0: give a positive duration such as 10m".into(),
+            ));
+        }
+        Ok(ExportPlan {
+            destination,
+            aws: request.aws.clone(),
+            api,
+            filters,
+            job_id: request.job_id.clone(),
+            pace: Pace::new(request.rate, request.burst)?,
+            progress,
+            part_rows: request.part_rows,
+            compression: request.compression,
+            max_duration: request.max_duration,
+            restart: request.restart,
+        })
+    }
+
+    /// The SSM parameter this plan publishes the count of job `job_id` to, if any.
+    pub fn progress_parameter(&self, job_id: &str) -> Option<String> {
+        match &self.progress {
+            Progress::Default => default_progress_parameter(&self.destination, job_id),
+            Progress::Off => None,
+            Progress::Parameter(name) => Some(name.clone()),
+        }
+    }
+}
+
+impl TryFrom<ExportRequest> for ExportPlan {
+    type Error = Error;
+    fn try_from(request: ExportRequest) -> Result<ExportPlan> {
+        ExportPlan::new(&request)
+    }
+}
+
+impl From<ExportPlan> for ExportRequest {
+    fn from(plan: ExportPlan) -> ExportRequest {
+        ExportRequest {
+            destination: plan.destination.url(),
+            aws: plan.aws,
+            filters: Some(FiltersArg::Json(plan.filters)),
+            job_id: plan.job_id,
+            rate: plan.pace.rate,
+            burst: plan.pace.burst,
+            progress_parameter: match plan.progress {
+                Progress::Default => None,
+                Progress::Off => Some("none".into()),
+                Progress::Parameter(name) => Some(name),
+            },
+            part_rows: plan.part_rows,
+            compression: plan.compression,
+            max_duration: plan.max_duration,
+            restart: plan.restart,
+        }
+    }
+}
+
+/// The SSM parameter a job publishes to when none is named: S3 destinations only.
+pub fn default_progress_parameter(destination: &Destination, job_id: &str) -> Option<String> {
+    destination
+        .is_s3()
+        .then(|| format!("/sechub-export/{job_id}/exported-count"))
+}
+
+/// Checks an SSM parameter name before any call.
+pub fn validate_parameter_name(name: &str) -> Result<()> {
+    let lower = name.to_ascii_lowercase();
+    let bare = lower.trim_start_matches('/');
+    let ok = name.len() <= 1011
+        && !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+        && !bare.starts_with("aws")
+        && !bare.starts_with("ssm");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "invalid --progress-parameter {name:?}: use letters, digits and / _ . - (not starting with aws or ssm)"
+        )))
+    }
+}
+
+/// Serde for an optional duration written as humantime text (`10m`, `1h 30m`).
+mod human_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => serializer.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| {
+                humantime::parse_duration(&text).map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "invalid max_duration {text:?} ({e}); give a duration such as 10m"
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan_of(event: Value) -> std::result::Result<ExportPlan, String> {
+        serde_json::from_value(event).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_event_with_cli_names_makes_the_same_plan_as_the_flags() {
+        let from_event = plan_of(json!({
+            "destination": "s3://lake/sh",
+            "region": "eu-west-1",
+            "filters": {"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]},
+            "job_id": "nightly",
+            "max_duration": "13m"
+        }))
+        .unwrap();
+        let flags = ExportRequest {
+            destination: "s3://lake/sh".into(),
+            aws: AwsSettings {
+                region: Some("eu-west-1".into()),
+                ..AwsSettings::default()
+            },
+            filters: Some(FiltersArg::Text(
+                r#"{"RecordState":[{"Value":"ACTIVE","Comparison":"EQUALS"}]}"#.into(),
+            )),
+            job_id: Some("nightly".into()),
+            rate: 3.0,
+            burst: 6,
+            progress_parameter: None,
+            part_rows: 50_000,
+            compression: Compression::Zstd,
+            max_duration: Some(Duration::from_secs(13 * 60)),
+            restart: false,
+        };
+        assert_eq!(from_event, ExportPlan::new(&flags).unwrap());
+        assert_eq!(
+            from_event.progress_parameter("nightly").as_deref(),
+            Some("/sechub-export/nightly/exported-count")
+        );
+    }
+
+    #[test]
+    fn a_plan_round_trips_through_json() {
+        let plan = plan_of(json!({"destination": "/tmp/lake", "progress_parameter": "none", "rate": 10, "burst": 20})).unwrap();
+        let text = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<ExportPlan>(&text).unwrap(), plan);
+        assert_eq!(plan.progress_parameter("j"), None);
+    }
+
+    #[test]
+    fn an_event_that_fails_an_offline_check_makes_no_plan() {
+        for (event, needle) in [
+            (json!({"region": "us-east-1"}), "destination"),
+            (json!({"destination": "gs://x"}), "invalid --destination"),
+            (
+                json!({"destination": "/tmp/l", "filters": {"Bogus": []}}),
+                "unknown filter attribute",
+            ),
+            (
+                json!({"destination": "/tmp/l", "job_id": "a/b"}),
+                "invalid --job-id",
+            ),
+            (
+                json!({"destination": "/tmp/l", "part_rows": 0}),
+                "invalid --part-rows",
+            ),
+            (
+                json!({"destination": "/tmp/l", "rate": 0}),
+                "invalid --rate",
+            ),
+            (
+                json!({"destination": "/tmp/l", "progress_parameter": "/aws/x"}),
+                "invalid --progress-parameter",
+            ),
+            (
+                json!({"destination": "/tmp/l", "max_duration": "0s"}),
+                "invalid --max-duration",
+            ),
+            (
+                json!({"destination": "/tmp/l", "max_duration": "soon"}),
+                "soon",
+            ),
+        ] {
+            let err = plan_of(event.clone()).unwrap_err();
+            assert!(err.contains(needle), "{event}: {err}");
+        }
+    }
+}
