@@ -11,5 +11,6 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n==> %s\n' "$*" >&2; }
 step "cargo fmt --check";                    cargo fmt --all -- --check
 step "cargo clippy -D warnings";             cargo clippy --all-targets --features failpoints --quiet -- -D warnings
+step "cargo clippy, no default features";    cargo clippy --no-default-features --lib --bins --quiet -- -D warnings
 step "cargo bench --no-run (benches build)"; cargo bench --no-run --quiet
 step "cargo test (with crash points)";       cargo test --features failpoints --quiet -- --test-threads "${SECHUB_TEST_THREADS:-2}"

@@ -29,17 +29,17 @@ pub enum Command {
     Status(StatusFlags),
     /// Try the whole export offline: a local emulator feeds a real export into a local lake.
     #[cfg(feature = "emulator")]
-    Demo(DemoFlags),
+    Demo(commands::demo::DemoArgs),
     /// Serve a local Security Hub GetFindings emulator (quota, faults) until Ctrl-C.
     #[cfg(feature = "emulator")]
-    Emulator(EmulatorFlags),
+    Emulator(commands::emulator::ServeArgs),
     /// Print the emulator's generated findings as NDJSON (sample data, test and bench input).
     #[cfg(feature = "emulator")]
     Generate(GenerateFlags),
     /// Print the Athena DDL (table with partition projection, and a `latest` view) for a destination.
     AthenaDdl(AthenaDdlFlags),
     /// Prove a job's export is complete: manifest, objects, footer row counts and SSM count agree.
-    Verify(VerifyFlags),
+    Verify(commands::verify::VerifyArgs),
 }
 
 /// Flags of one subcommand.
@@ -63,26 +63,6 @@ pub struct AthenaDdlFlags {
 /// Flags of one subcommand.
 #[derive(Debug, Args)]
 #[allow(missing_docs)]
-pub struct VerifyFlags {
-    /// s3://bucket/prefix, file:///path or a folder path.
-    #[arg(long)]
-    pub destination: String,
-    /// The job to verify.
-    #[arg(long)]
-    pub job_id: String,
-    /// SSM parameter to compare with the rows; `none` skips it (default: as `export`).
-    #[arg(long)]
-    pub progress_parameter: Option<String>,
-    /// Also download every part and check its SHA-256.
-    #[arg(long)]
-    pub deep: bool,
-    #[command(flatten)]
-    pub aws: AwsSettings,
-}
-
-/// Flags of one subcommand.
-#[derive(Debug, Args)]
-#[allow(missing_docs)]
 pub struct GenerateFlags {
     /// How many findings.
     #[arg(long, default_value_t = 1000)]
@@ -90,69 +70,6 @@ pub struct GenerateFlags {
     /// Seed (the same seed gives the same findings).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-}
-
-/// Flags of one subcommand.
-#[derive(Debug, Args)]
-#[allow(missing_docs)]
-pub struct DemoFlags {
-    /// Findings the emulator holds.
-    #[arg(long, default_value_t = 20_000)]
-    pub findings: u64,
-    /// Quota of the emulator and rate of the export (use 3 to watch the real pace).
-    #[arg(long, default_value_t = 50.0)]
-    pub rate: f64,
-    /// Burst of the emulator's quota and of the export (the service allows 6).
-    #[arg(long, default_value_t = 100)]
-    pub burst: u32,
-    /// Folder of the demo lake.
-    #[arg(long, default_value = "sechub-demo-lake")]
-    pub destination: std::path::PathBuf,
-    /// Seed of the generated findings.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-/// Flags of one subcommand.
-#[derive(Debug, Args)]
-#[allow(missing_docs)]
-pub struct EmulatorFlags {
-    /// Address to listen on (loopback by default).
-    #[arg(long, default_value = "127.0.0.1:4599")]
-    pub listen: std::net::SocketAddr,
-    /// Generated findings to serve.
-    #[arg(long, default_value_t = 10_000)]
-    pub findings: u64,
-    /// Seed of the generated findings and of the fault dice.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Serve findings from a file instead: NDJSON or `aws securityhub get-findings` output.
-    #[arg(long)]
-    pub load: Option<std::path::PathBuf>,
-    /// Quota: requests per second.
-    #[arg(long, default_value_t = 3.0)]
-    pub rate: f64,
-    /// Quota: burst.
-    #[arg(long, default_value_t = 6)]
-    pub burst: u32,
-    /// Share of in-quota requests answered 429 anyway.
-    #[arg(long, default_value_t = 0.0)]
-    pub throttle_probability: f64,
-    /// Share answered 500 InternalException.
-    #[arg(long, default_value_t = 0.0)]
-    pub error_probability: f64,
-    /// Added latency per request, uniform in 0..=N ms.
-    #[arg(long, default_value_t = 0)]
-    pub latency_ms: u64,
-    /// Share of responses whose connection drops halfway.
-    #[arg(long, default_value_t = 0.0)]
-    pub drop_probability: f64,
-    /// After N pages, reject every NextToken issued so far (once).
-    #[arg(long)]
-    pub invalid_token_after_pages: Option<u64>,
 }
 
 /// `export`: the request (shared with events) and the terminal's own flag.
@@ -233,16 +150,7 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
                 .await
                 .map(Some)
         }
-        Command::Verify(flags) => {
-            let args = commands::verify::VerifyArgs {
-                destination: flags.destination,
-                job_id: flags.job_id,
-                aws: flags.aws,
-                progress_parameter: flags.progress_parameter,
-                deep: flags.deep,
-            };
-            commands::verify::verify(&args).await.map(Some)
-        }
+        Command::Verify(args) => commands::verify::verify(&args).await.map(Some),
         Command::AthenaDdl(flags) => commands::athena::athena_ddl(
             &flags.destination,
             &flags.database,
@@ -250,43 +158,12 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
             flags.output.as_deref(),
         ),
         #[cfg(feature = "emulator")]
-        Command::Demo(flags) => {
-            let args = commands::demo::DemoArgs {
-                findings: flags.findings,
-                rate: flags.rate,
-                burst: flags.burst,
-                destination: flags.destination,
-                seed: flags.seed,
-                quiet: flags.quiet,
-            };
-            commands::demo::demo(args).await.map(Some)
-        }
+        Command::Demo(args) => commands::demo::demo(args).await.map(Some),
         #[cfg(feature = "emulator")]
-        Command::Emulator(flags) => commands::emulator::serve(flags.into()).await.map(|_| None),
+        Command::Emulator(args) => commands::emulator::serve(args).await.map(|_| None),
         #[cfg(feature = "emulator")]
         Command::Generate(flags) => {
             commands::emulator::generate(flags.findings, flags.seed).map(|_| None)
-        }
-    }
-}
-
-#[cfg(feature = "emulator")]
-impl From<EmulatorFlags> for commands::emulator::ServeArgs {
-    fn from(flags: EmulatorFlags) -> Self {
-        commands::emulator::ServeArgs {
-            listen: flags.listen,
-            findings: flags.findings,
-            seed: flags.seed,
-            load: flags.load,
-            rate: flags.rate,
-            burst: flags.burst,
-            faults: crate::emulator::Faults {
-                throttle_probability: flags.throttle_probability,
-                error_probability: flags.error_probability,
-                latency_ms: flags.latency_ms,
-                drop_probability: flags.drop_probability,
-                invalid_token_after_pages: flags.invalid_token_after_pages,
-            },
         }
     }
 }

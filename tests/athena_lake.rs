@@ -182,10 +182,9 @@ async fn verify_passes_a_clean_job_and_names_a_deleted_a_stray_and_a_tampered_pa
         clean.contains("verified: job v: 600 findings in 3 parts"),
         "{clean}"
     );
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(lake.join("_sechub_export/jobs/v/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(state_file(&lake, "v", "manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["rows"], FINDINGS);
     assert_eq!(manifest["parts"].as_array().unwrap().len(), 3);
 
@@ -193,30 +192,17 @@ async fn verify_passes_a_clean_job_and_names_a_deleted_a_stray_and_a_tampered_pa
     let stray = part(1).with_file_name("v-part-000009.parquet");
     std::fs::copy(part(1), &stray).unwrap();
     let extra = verify(&lake, &[]);
-    assert_eq!(extra.code(), 7, "{}", extra.stderr());
-    assert!(
-        extra.stderr().contains("extra part") && extra.stderr().contains("v-part-000009.parquet"),
-        "{}",
-        extra.stderr()
-    );
+    extra.fails(7, &["extra part", "v-part-000009.parquet"]);
     std::fs::remove_file(&stray).unwrap();
 
     let saved = std::fs::read(part(2)).unwrap();
     std::fs::remove_file(part(2)).unwrap();
     let missing = verify(&lake, &[]);
-    assert_eq!(missing.code(), 7);
-    assert!(
-        missing.stderr().contains("missing part")
-            && missing
-                .stderr()
-                .contains("v-part-000002.parquet (200 rows)"),
-        "{}",
-        missing.stderr()
-    );
+    missing.fails(7, &["missing part", "v-part-000002.parquet (200 rows)"]);
     std::fs::write(part(2), &saved).unwrap();
 
     // A hand-edited count in the checkpoint is refused as corrupt state.
-    let checkpoint_path = lake.join("_sechub_export/jobs/v/checkpoint.json");
+    let checkpoint_path = state_file(&lake, "v", "checkpoint.json");
     let mut checkpoint: Value =
         serde_json::from_slice(&std::fs::read(&checkpoint_path).unwrap()).unwrap();
     checkpoint["exported_count"] = (FINDINGS + 5).into();
@@ -245,6 +231,5 @@ async fn verify_passes_a_clean_job_and_names_a_deleted_a_stray_and_a_tampered_pa
         "a flipped byte mid-file keeps footer and size"
     );
     let deep = verify(&lake, &["--deep"]);
-    assert_eq!(deep.code(), 7);
-    assert!(deep.stderr().contains("SHA-256"), "{}", deep.stderr());
+    deep.fails(7, &["SHA-256"]);
 }

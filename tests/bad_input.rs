@@ -236,13 +236,9 @@ fn bad_destinations_are_refused_before_any_aws_call() {
 #[test]
 fn status_of_a_corrupt_checkpoint_is_a_clear_job_error() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("_sechub_export/jobs/broken");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(
-        state.join("checkpoint.json"),
-        b"{\"format_version\": 1, \"job_id\": \"bro",
-    )
-    .unwrap();
+    let checkpoint = state_file(dir.path(), "broken", "checkpoint.json");
+    std::fs::create_dir_all(checkpoint.parent().unwrap()).unwrap();
+    std::fs::write(&checkpoint, b"{\"format_version\": 1, \"job_id\": \"bro").unwrap();
     let mut cmd = command(None);
     cmd.args([
         "status",
@@ -252,14 +248,9 @@ fn status_of_a_corrupt_checkpoint_is_a_clear_job_error() {
         "broken",
     ]);
     let out = run(cmd);
-    assert_eq!(out.code(), 5, "{}", out.stderr());
-    assert!(
-        out.stderr().contains("cannot be used: not valid JSON"),
-        "{}",
-        out.stderr()
-    );
+    out.fails(5, &["cannot be used: not valid JSON"]);
     assert_eq!(
-        std::fs::read(state.join("checkpoint.json")).unwrap(),
+        std::fs::read(&checkpoint).unwrap(),
         b"{\"format_version\": 1, \"job_id\": \"bro"
     );
 }

@@ -27,12 +27,6 @@ fn export_cmd(
     tokio::process::Command::from(export_command(&emulator.url(), lake, job, extra))
 }
 
-async fn finish(mut cmd: tokio::process::Command) -> Run {
-    Run {
-        output: cmd.output().await.expect("run sechub-export"),
-    }
-}
-
 /// Starts an export in the background and returns once it has created its checkpoint (the job
 /// is running); `lake` and `job` locate the checkpoint.
 async fn start_running(
@@ -45,7 +39,7 @@ async fn start_running(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let checkpoint = lake.join(format!("_sechub_export/jobs/{job}/checkpoint.json"));
+    let checkpoint = state_file(lake, job, "checkpoint.json");
     while !checkpoint.exists() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -134,7 +128,7 @@ async fn a_rejected_cursor_stops_with_advice_and_restart_recovers_without_duplic
     .await
     .ok();
     assert!(first.contains("resumable"), "{first}");
-    let checkpoint = lake.join("_sechub_export/jobs/cursor/checkpoint.json");
+    let checkpoint = state_file(&lake, "cursor", "checkpoint.json");
     let before = std::fs::read(&checkpoint).unwrap();
 
     emulator.set_faults(Faults {
@@ -142,12 +136,7 @@ async fn a_rejected_cursor_stops_with_advice_and_restart_recovers_without_duplic
         ..Faults::default()
     });
     let dead = finish(export_cmd(&emulator, &lake, "cursor", &args)).await;
-    assert_eq!(dead.code(), 6, "{}", dead.stderr());
-    assert!(
-        dead.stderr().contains("NextToken was rejected") && dead.stderr().contains("--restart"),
-        "{}",
-        dead.stderr()
-    );
+    dead.fails(6, &["NextToken was rejected", "--restart"]);
     assert_eq!(
         std::fs::read(&checkpoint).unwrap(),
         before,
@@ -175,14 +164,7 @@ async fn a_second_run_of_a_running_job_is_refused_while_the_first_completes() {
     let args = ["--rate", "6", "--burst", "1", "--part-rows", "100"];
     let first = start_running(export_cmd(&emulator, &lake, "twice", &args), &lake, "twice").await;
     let second = finish(export_cmd(&emulator, &lake, "twice", &args)).await;
-    assert_eq!(second.code(), 5, "{}", second.stderr());
-    assert!(
-        second
-            .stderr()
-            .contains("another run is exporting this job"),
-        "{}",
-        second.stderr()
-    );
+    second.fails(5, &["another run is exporting this job"]);
     let first = Run {
         output: first.wait_with_output().await.unwrap(),
     };
@@ -237,7 +219,7 @@ async fn ctrl_c_flushes_what_was_fetched_checkpoints_and_the_same_command_finish
         "sigint",
     )
     .await;
-    let checkpoint = lake.join("_sechub_export/jobs/sigint/checkpoint.json");
+    let checkpoint = state_file(&lake, "sigint", "checkpoint.json");
     // About 12 pages in: one full part of 1,000 and a partial one still in memory.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let pid = child.id().expect("still running") as i32;

@@ -162,26 +162,17 @@ fn resume_after_max_duration_exports_each_finding_once() {
     let (moto, ndjson) = seeded_moto(dir.path());
     let lake = dir.path().join("lake");
     let export = || {
-        let mut cmd = command(Some(&moto.url));
-        cmd.args([
-            "export",
-            "--destination",
-            lake.to_str().unwrap(),
-            "--job-id",
-            "slices",
+        let slice = [
             "--part-rows",
             "100",
-        ]);
-        cmd.args([
             "--rate",
             "4",
             "--burst",
             "1",
             "--max-duration",
             "1500ms",
-            "-q",
-        ]);
-        run(cmd).ok()
+        ];
+        run(export_command(&moto.url, &lake, "slices", &slice)).ok()
     };
     let mut slices = 0;
     loop {
@@ -226,14 +217,7 @@ fn the_same_job_id_with_different_filters_is_refused_and_nothing_changes() {
     export(r#"{"RecordState":[{"Value":"ACTIVE","Comparison":"EQUALS"}]}"#).ok();
     let before = tree(&lake);
     let refused = export(r#"{"RecordState":[{"Value":"ARCHIVED","Comparison":"EQUALS"}]}"#);
-    assert_eq!(refused.code(), 5, "{}", refused.stderr());
-    assert!(
-        refused
-            .stderr()
-            .contains("different request (filters differ)"),
-        "{}",
-        refused.stderr()
-    );
+    refused.fails(5, &["different request (filters differ)"]);
     assert_eq!(
         refused.stderr().trim().lines().count(),
         1,
@@ -250,14 +234,7 @@ fn a_missing_bucket_is_a_destination_error_that_writes_nothing() {
     let mut cmd = command(Some(&moto.url));
     cmd.args(["export", "--destination", "s3://no-such-bucket/x", "-q"]);
     let failed = run(cmd);
-    assert_eq!(failed.code(), 4, "{}", failed.stderr());
-    assert!(
-        failed
-            .stderr()
-            .contains("bucket no-such-bucket does not exist"),
-        "{}",
-        failed.stderr()
-    );
+    failed.fails(4, &["bucket no-such-bucket does not exist"]);
     let parameter = lake_tool(&[
         "get-parameter",
         &moto.url,

@@ -27,15 +27,6 @@ fn split_command(emulator: &Emulator, aws: &str) -> Command {
     cmd
 }
 
-async fn wait(cmd: Command) -> Run {
-    Run {
-        output: tokio::process::Command::from(cmd)
-            .output()
-            .await
-            .expect("run"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
     if !cfg!(feature = "failpoints") {
@@ -156,7 +147,7 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
     })
     .await;
     let extra = ["--rate", "20", "--burst", "10"];
-    wait(export_command(&emulator.url(), &lake, "storm", &extra))
+    finish(export_command(&emulator.url(), &lake, "storm", &extra))
         .await
         .ok();
     let stats = emulator.stats();
@@ -174,9 +165,7 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
 async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     const FINDINGS: u64 = 3_000;
     let dir = tempfile::tempdir().unwrap();
-    let moto = Moto::start();
-    lake_tool(&["create-bucket", &moto.url, "lake"]);
-    let proxy = FaultProxy::start(&moto.url);
+    let (moto, proxy) = moto_with_proxy("lake");
     let emulator = emulator(EmulatorConfig {
         rate: 100.0,
         burst: 50,
@@ -204,27 +193,26 @@ async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     };
     // 1. Transient S3 faults (500, 503 SlowDown, resets on 30% of writes) and a throttled SSM.
     proxy.set(json!({"s3_probability": 0.3, "s3_error": "mix", "ssm_probability": 0.5, "ssm_error": "throttle", "seed": 3}));
-    let first = wait(export(&["--max-duration", "1s"])).await.ok();
+    let first = finish(export(&["--max-duration", "1s"])).await.ok();
     assert!(
         first.contains("resumable") || first.contains("complete"),
         "{first}"
     );
     // 2. A permanent failure: writes denied. The job stops, the checkpoint does not move.
-    let before = std::fs::read(
-        s3_lake(&moto, dir.path(), "before").join("_sechub_export/jobs/s3f/checkpoint.json"),
-    )
+    let before = std::fs::read(state_file(
+        &s3_lake(&moto, dir.path(), "before"),
+        "s3f",
+        "checkpoint.json",
+    ))
     .unwrap();
     proxy.set(json!({"s3_probability": 1.0, "s3_error": "403"}));
-    let denied = wait(export(&[])).await;
-    assert_eq!(denied.code(), 3, "{}", denied.stderr());
-    assert!(
-        denied.stderr().contains("access denied"),
-        "{}",
-        denied.stderr()
-    );
-    let after = std::fs::read(
-        s3_lake(&moto, dir.path(), "after").join("_sechub_export/jobs/s3f/checkpoint.json"),
-    )
+    let denied = finish(export(&[])).await;
+    denied.fails(3, &["access denied"]);
+    let after = std::fs::read(state_file(
+        &s3_lake(&moto, dir.path(), "after"),
+        "s3f",
+        "checkpoint.json",
+    ))
     .unwrap();
     assert_eq!(
         before, after,
@@ -232,11 +220,11 @@ async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     );
     // 3. SSM down for the rest of the run: the export still completes.
     proxy.set(json!({"s3_probability": 0.2, "s3_error": "mix", "ssm_probability": 1.0, "ssm_error": "500", "seed": 4}));
-    let done = wait(export(&[])).await.ok();
+    let done = finish(export(&[])).await.ok();
     assert!(done.contains("complete: job s3f"), "{done}");
     // 4. Causes removed: the same command is a no-op that sets the SSM count right.
     let totals = proxy.set(json!({}));
-    assert!(wait(export(&[])).await.ok().contains("already complete"));
+    assert!(finish(export(&[])).await.ok().contains("already complete"));
     let parameter = lake_tool(&[
         "get-parameter",
         &moto.url,
@@ -257,9 +245,7 @@ async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
 async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behind() {
     const FINDINGS: usize = 600;
     let dir = tempfile::tempdir().unwrap();
-    let moto = Moto::start();
-    lake_tool(&["create-bucket", &moto.url, "lake"]);
-    let proxy = FaultProxy::start(&moto.url);
+    let (moto, proxy) = moto_with_proxy("lake");
     // 96 KB of random text per finding barely compresses, so each part of 300 findings is about
     // 21 MB of Parquet: above the 16 MiB multipart threshold, three uploaded pieces each.
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
@@ -286,13 +272,8 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
     };
     // 1. Every piece upload denied: the job stops, aborts the upload, and nothing lands.
     proxy.set(json!({"s3_probability": 1.0, "s3_error": "403", "s3_only": ["upload_part"]}));
-    let denied = wait(export()).await;
-    assert_eq!(denied.code(), 3, "{}", denied.stderr());
-    assert!(
-        denied.stderr().contains("access denied"),
-        "{}",
-        denied.stderr()
-    );
+    let denied = finish(export()).await;
+    denied.fails(3, &["access denied"]);
     let stats = proxy.set(json!({}));
     assert_eq!(stats["s3_ops"]["create_multipart"], 1, "{stats}");
     assert_eq!(
@@ -306,7 +287,7 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
     let stopped = s3_lake(&moto, dir.path(), "denied");
     assert!(!stopped.join("findings").exists(), "no part landed");
     let checkpoint: Value = serde_json::from_slice(
-        &std::fs::read(stopped.join("_sechub_export/jobs/mp/checkpoint.json")).unwrap(),
+        &std::fs::read(state_file(&stopped, "mp", "checkpoint.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(checkpoint["exported_count"], 0, "{checkpoint}");
@@ -314,7 +295,7 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
     let faults = json!({"s3_probability": 0.3, "s3_error": "mix", "seed": 8,
         "s3_only": ["create_multipart", "upload_part", "complete"]});
     proxy.set(faults);
-    let done = wait(export()).await.ok();
+    let done = finish(export()).await.ok();
     assert!(
         done.contains("complete: job mp: 600 findings in 2 parts"),
         "{done}"
@@ -365,7 +346,7 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
         "mp",
         "--deep",
     ]);
-    wait(verify).await.ok();
+    finish(verify).await.ok();
     println!("reliability: multipart: 2 parts of {}+ MB in 3 pieces each; a denied piece upload stopped the job (exit 3), aborted the upload, landed nothing; then {faulted} faults on {} multipart calls retried; lost 0, duplicated 0, verify --deep passed",
         parts.iter().map(|p| p["size"].as_u64().unwrap() >> 20).min().unwrap(),
         stats["s3_ops"]["create_multipart"].as_u64().unwrap() + stats["s3_ops"]["upload_part"].as_u64().unwrap() + stats["s3_ops"]["complete"].as_u64().unwrap());
@@ -436,7 +417,7 @@ async fn odd_findings_are_exported_and_round_trip_byte_for_byte() {
         ..EmulatorConfig::generated(0, 1)
     };
     let emulator = emulator(config).await;
-    wait(export_command(&emulator.url(), &lake, "odd", &[]))
+    finish(export_command(&emulator.url(), &lake, "odd", &[]))
         .await
         .ok();
     let report = check_lake(&lake, &expect, true);

@@ -25,20 +25,26 @@ use crate::sink::ObjectStore;
 /// The demo's job id.
 pub const DEMO_JOB: &str = "demo";
 
-/// Demo settings.
-#[derive(Debug, Clone)]
+/// Demo settings (the `demo` flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
     /// Findings the emulator holds.
+    #[arg(long, default_value_t = 20_000)]
     pub findings: u64,
-    /// Quota of the emulator and rate of the export.
+    /// Quota of the emulator and rate of the export (use 3 to watch the real pace).
+    #[arg(long, default_value_t = 50.0)]
     pub rate: f64,
-    /// Burst of both.
+    /// Burst of the emulator's quota and of the export (the service allows 6).
+    #[arg(long, default_value_t = 100)]
     pub burst: u32,
     /// Folder of the demo lake.
+    #[arg(long, default_value = "sechub-demo-lake")]
     pub destination: std::path::PathBuf,
     /// Seed of the generated findings.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// No progress bar.
+    #[arg(long, short)]
     pub quiet: bool,
 }
 

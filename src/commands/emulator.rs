@@ -9,22 +9,29 @@ use crate::emulator::generate::Generator;
 use crate::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
 use crate::error::{Error, Result};
 
-/// How to serve the emulator.
-#[derive(Debug, Clone)]
+/// How to serve the emulator (the `emulator` flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:4599")]
     pub listen: SocketAddr,
-    /// Generated findings (unless `load` is given).
+    /// Generated findings to serve.
+    #[arg(long, default_value_t = 10_000)]
     pub findings: u64,
-    /// Seed of the findings and the fault dice.
+    /// Seed of the generated findings and of the fault dice.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// NDJSON or `get-findings` output to serve instead.
+    /// Serve findings from a file instead: NDJSON or `aws securityhub get-findings` output.
+    #[arg(long)]
     pub load: Option<PathBuf>,
-    /// Quota rate.
+    /// Quota: requests per second.
+    #[arg(long, default_value_t = 3.0)]
     pub rate: f64,
-    /// Quota burst.
+    /// Quota: burst.
+    #[arg(long, default_value_t = 6)]
     pub burst: u32,
-    /// Faults to inject.
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub faults: Faults,
 }
 

@@ -17,19 +17,24 @@ use crate::sink::{self, layout, Destination, ObjectMeta, ObjectStore};
 /// Bytes fetched from the end of a part to read its footer (more if the footer is larger).
 const FOOTER_GUESS: u64 = 64 * 1024;
 
-/// Settings of a verification.
-#[derive(Debug, Clone)]
+/// Settings of a verification (the `verify` flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
-    /// The export destination.
+    /// s3://bucket/prefix, file:///path or a folder path.
+    #[arg(long)]
     pub destination: String,
     /// The job to verify.
+    #[arg(long)]
     pub job_id: String,
-    /// How to reach AWS.
-    pub aws: AwsSettings,
-    /// SSM parameter to compare; `None`: the export default for S3, none for local; `none`: skip.
+    /// SSM parameter to compare with the rows; `none` skips it (default: as `export`).
+    #[arg(long)]
     pub progress_parameter: Option<String>,
-    /// Download every part and check its SHA-256 (default: sizes and footer row counts only).
+    /// Also download every part and check its SHA-256.
+    #[arg(long)]
     pub deep: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub aws: AwsSettings,
 }
 
 /// Verifies a job; `Ok` holds the one-line summary, `Err` lists every discrepancy.

@@ -27,18 +27,23 @@ use server::{Counters, EmulatorState};
 pub const EMULATOR_ACCOUNT: &str = "123456789012";
 
 /// Faults injected into GetFindings answers (after the quota check).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default)]
 pub struct Faults {
-    /// Share of requests answered 429 although within quota.
+    /// Share of in-quota requests answered 429 anyway.
+    #[arg(long, default_value_t = 0.0)]
     pub throttle_probability: f64,
     /// Share answered 500 InternalException.
+    #[arg(long, default_value_t = 0.0)]
     pub error_probability: f64,
-    /// Added latency, uniform in 0..=latency_ms.
+    /// Added latency per request, uniform in 0..=N ms.
+    #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
-    /// Share whose connection is dropped halfway through the body.
+    /// Share of responses whose connection drops halfway.
+    #[arg(long, default_value_t = 0.0)]
     pub drop_probability: f64,
-    /// After this many pages served, every NextToken issued so far is rejected (once).
+    /// After N pages, reject every NextToken issued so far (once).
+    #[arg(long)]
     pub invalid_token_after_pages: Option<u64>,
 }
 

@@ -68,6 +68,18 @@ impl S3Store {
         )
     }
 
+    /// Reads a GetObject body to the end.
+    async fn read_body(&self, key: &str, body: ByteStream) -> Result<Bytes> {
+        let collected = body.collect().await.map_err(|e| {
+            Error::destination(
+                self.location(key),
+                "read failed mid-body; retry",
+                Some(Box::new(e) as _),
+            )
+        })?;
+        Ok(collected.into_bytes())
+    }
+
     async fn put_multipart(&self, key: &str, body: Bytes, content_type: &str) -> Result<()> {
         let full = self.full_key(key);
         let created = self
@@ -224,14 +236,7 @@ impl ObjectStore for S3Store {
             }
         };
         let etag = out.e_tag().unwrap_or_default().to_string();
-        let body = out.body.collect().await.map_err(|e| {
-            Error::destination(
-                self.location(key),
-                "read failed mid-body; retry",
-                Some(Box::new(e) as _),
-            )
-        })?;
-        Ok(Some((body.into_bytes(), etag)))
+        Ok(Some((self.read_body(key, out.body).await?, etag)))
     }
 
     async fn get_tail(&self, key: &str, len: u64) -> Result<Bytes> {
@@ -244,14 +249,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| self.failed(key, "read", Failure::of(&e)))?;
-        let body = out.body.collect().await.map_err(|e| {
-            Error::destination(
-                self.location(key),
-                "read failed mid-body; retry",
-                Some(Box::new(e) as _),
-            )
-        })?;
-        Ok(body.into_bytes())
+        self.read_body(key, out.body).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {

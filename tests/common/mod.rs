@@ -158,6 +158,20 @@ impl Run {
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
+    /// Asserts the run failed with `code`, its error is one line, and names every needle.
+    pub fn fails(&self, code: i32, needles: &[&str]) {
+        let stderr = self.stderr();
+        assert_eq!(self.code(), code, "stderr: {stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "one error line expected: {stderr}");
+        for needle in needles {
+            assert!(errors[0].contains(needle), "{needle:?} not in: {stderr}");
+        }
+    }
+
     /// Asserts success and returns stdout.
     pub fn ok(&self) -> String {
         assert_eq!(
@@ -177,6 +191,18 @@ pub fn run(mut cmd: Command) -> Run {
     Run {
         output: cmd.output().expect("run sechub-export"),
     }
+}
+
+/// Runs the binary to completion without blocking the test's runtime.
+pub async fn finish(cmd: impl Into<tokio::process::Command>) -> Run {
+    Run {
+        output: cmd.into().output().await.expect("run sechub-export"),
+    }
+}
+
+/// A job's state file (`checkpoint.json`, `manifest.json`) below a lake folder.
+pub fn state_file(lake: &Path, job: &str, name: &str) -> PathBuf {
+    lake.join("_sechub_export/jobs").join(job).join(name)
 }
 
 /// Reads the lake under `dir` back with DuckDB and pyarrow and compares it with the NDJSON
@@ -288,6 +314,14 @@ impl Drop for FaultProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A moto server with an empty bucket, and the fault proxy in front of it.
+pub fn moto_with_proxy(bucket: &str) -> (Moto, FaultProxy) {
+    let moto = Moto::start();
+    lake_tool(&["create-bucket", &moto.url, bucket]);
+    let proxy = FaultProxy::start(&moto.url);
+    (moto, proxy)
 }
 
 /// Downloads everything under `s3://lake/sh/` from moto into `dir/name`.
