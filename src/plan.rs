@@ -267,7 +267,13 @@ pub fn default_progress_parameter(destination: &Destination, job_id: &str) -> Op
 pub fn validate_parameter_name(name: &str) -> Result<()> {
     let lower = name.to_ascii_lowercase();
     let bare = lower.trim_start_matches('/');
+    // AWS: a name with a `/` is a path that starts with `/`, at most 15 levels deep.
+    let hierarchy_ok = !name.contains('/')
+        || (name.starts_with('/')
+            && name.split('/').skip(1).all(|l| !l.is_empty())
+            && name.split('/').count() - 1 <= 15);
     let ok = name.len() <= 1011
+        && hierarchy_ok
         && !name.is_empty()
         && name
             .chars()
@@ -278,7 +284,7 @@ pub fn validate_parameter_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Usage(format!(
-            "invalid --progress-parameter {name:?}: use letters, digits and / _ . - (not starting with aws or ssm)"
+            "invalid --progress-parameter {name:?}: use letters, digits and _ . - in at most 15 /-separated levels starting with / (not aws or ssm)"
         )))
     }
 }
@@ -356,6 +362,31 @@ mod tests {
             from_event.progress_parameter("nightly").as_deref(),
             Some("/sechub-export/nightly/exported-count")
         );
+    }
+
+    #[test]
+    fn ssm_parameter_names_follow_the_aws_rules() {
+        let deep = format!("/{}", vec!["l"; 16].join("/"));
+        for bad in [
+            "a/b",
+            "/a//b",
+            "/a/",
+            "/aws/x",
+            "ssm-x",
+            "/x y",
+            deep.as_str(),
+            "",
+        ] {
+            assert!(validate_parameter_name(bad).is_err(), "{bad:?}");
+        }
+        let fifteen = format!("/{}", vec!["l"; 15].join("/"));
+        for good in [
+            "count",
+            "/sechub-export/job_1/exported-count",
+            fifteen.as_str(),
+        ] {
+            assert!(validate_parameter_name(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

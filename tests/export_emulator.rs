@@ -209,28 +209,33 @@ async fn filters_reach_the_service_and_only_matching_findings_are_exported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_flushes_what_was_fetched_checkpoints_and_the_same_command_finishes() {
+    stop_by_signal(libc::SIGINT, "sigint", "interrupted").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_acts_like_ctrl_c_flush_checkpoint_exit_0_resumable() {
+    stop_by_signal(libc::SIGTERM, "sigterm", "terminated by SIGTERM").await;
+}
+
+/// Sends `signal` to a running export: the partial part is flushed and checkpointed, the run
+/// exits 0 with a `resumable:` line naming `reason`, and the same command finishes exactly once.
+async fn stop_by_signal(signal: libc::c_int, job: &str, reason: &str) {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let emulator = emulator(3_000, 15, 10.0, 2).await;
     let args = ["--rate", "10", "--burst", "2", "--part-rows", "1000"];
-    let child = start_running(
-        export_cmd(&emulator, &lake, "sigint", &args),
-        &lake,
-        "sigint",
-    )
-    .await;
-    let checkpoint = state_file(&lake, "sigint", "checkpoint.json");
+    let child = start_running(export_cmd(&emulator, &lake, job, &args), &lake, job).await;
+    let checkpoint = state_file(&lake, job, "checkpoint.json");
     // About 12 pages in: one full part of 1,000 and a partial one still in memory.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let pid = child.id().expect("still running") as i32;
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     let stopped = Run {
         output: child.wait_with_output().await.unwrap(),
     };
+    let expected_line = format!("resumable: job {job} stopped ({reason})");
     assert!(
-        stopped
-            .ok()
-            .contains("resumable: job sigint stopped (interrupted)"),
+        stopped.ok().contains(&expected_line),
         "{}",
         stopped.stderr()
     );
@@ -247,10 +252,8 @@ async fn ctrl_c_flushes_what_was_fetched_checkpoints_and_the_same_command_finish
         .count();
     assert_eq!(part_files, saved["parts"].as_array().unwrap().len());
 
-    let out = finish(export_cmd(&emulator, &lake, "sigint", &args))
-        .await
-        .ok();
-    assert!(out.contains("complete: job sigint"), "{out}");
+    let out = finish(export_cmd(&emulator, &lake, job, &args)).await.ok();
+    assert!(out.contains(&format!("complete: job {job}")), "{out}");
     let report = check_lake(&lake, &expected(dir.path(), 3_000, 15), false);
     assert_exactly_once(&report, 3_000);
 }

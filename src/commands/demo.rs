@@ -90,7 +90,7 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
         root.display()
     );
     let cancel = Cancel::new();
-    let ctrl_c = super::cancel_on_ctrl_c(&cancel);
+    let ctrl_c = super::cancel_on_signals(&cancel);
     let mut observers = Observers::new();
     observers.push(TerminalProgress::new(args.quiet));
     let summary = job::run(&plan, observers, &cancel).await;
@@ -153,59 +153,57 @@ pub fn read_lake(root: &Path) -> Result<LakeSummary> {
         )
     })?;
     for path in files {
-        let read_error = |e: parquet::errors::ParquetError| {
-            Error::destination(path.display(), "unreadable Parquet", Some(Box::new(e) as _))
-        };
-        summary.files += 1;
-        summary.parquet_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let file = std::fs::File::open(&path).map_err(|e| {
-            Error::destination(path.display(), "cannot open", Some(Box::new(e) as _))
-        })?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(read_error)?;
-        let wanted = ["severity_label", "product_name", "finding_json"];
-        let indexes = wanted.map(|name| {
-            ASFF.table()
-                .columns
-                .iter()
-                .position(|c| c.name == name)
-                .expect("known column")
-        });
-        let mask = ProjectionMask::roots(builder.parquet_schema(), indexes);
-        for batch in builder.with_projection(mask).build().map_err(read_error)? {
-            let batch = batch.map_err(|e| Error::Internal(e.to_string()))?;
-            let column = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-            };
-            let (Some(severity), Some(product), Some(json)) = (
-                column("severity_label"),
-                column("product_name"),
-                column("finding_json"),
-            ) else {
-                return Err(Error::Internal(
-                    "unexpected column types in the demo lake".into(),
-                ));
-            };
-            summary.rows += batch.num_rows() as u64;
-            for i in 0..batch.num_rows() {
-                let label = if severity.is_null(i) {
-                    "(none)"
-                } else {
-                    severity.value(i)
-                };
-                *summary.by_severity.entry(label.to_string()).or_default() += 1;
-                let name = if product.is_null(i) {
-                    "(none)"
-                } else {
-                    product.value(i)
-                };
-                *summary.by_product.entry(name.to_string()).or_default() += 1;
-                summary.json_bytes += json.value(i).len() as u64;
-            }
-        }
+        tally_part(&path, &mut summary)?;
     }
     Ok(summary)
+}
+
+/// Adds one part's rows to the summary.
+fn tally_part(path: &Path, summary: &mut LakeSummary) -> Result<()> {
+    let read_error = |e: parquet::errors::ParquetError| {
+        Error::destination(path.display(), "unreadable Parquet", Some(Box::new(e) as _))
+    };
+    summary.files += 1;
+    summary.parquet_bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::destination(path.display(), "cannot open", Some(Box::new(e) as _)))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(read_error)?;
+    let wanted = ["severity_label", "product_name", "finding_json"];
+    let columns = &ASFF.table().columns;
+    let indexes = wanted.map(|name| columns.iter().position(|c| c.name == name).expect("known"));
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indexes);
+    for batch in builder.with_projection(mask).build().map_err(read_error)? {
+        let batch = batch.map_err(|e| Error::Internal(e.to_string()))?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+        };
+        let (Some(severity), Some(product), Some(json)) = (
+            column("severity_label"),
+            column("product_name"),
+            column("finding_json"),
+        ) else {
+            return Err(Error::Internal(
+                "unexpected column types in the demo lake".into(),
+            ));
+        };
+        summary.rows += batch.num_rows() as u64;
+        let label = |array: &StringArray, i: usize| {
+            if array.is_null(i) {
+                "(none)"
+            } else {
+                array.value(i)
+            }
+            .to_string()
+        };
+        for i in 0..batch.num_rows() {
+            *summary.by_severity.entry(label(&severity, i)).or_default() += 1;
+            *summary.by_product.entry(label(&product, i)).or_default() += 1;
+            summary.json_bytes += json.value(i).len() as u64;
+        }
+    }
+    Ok(())
 }
 
 fn collect_parts(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {

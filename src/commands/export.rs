@@ -10,7 +10,7 @@ use crate::plan::{ExportPlan, ExportRequest};
 pub async fn export(request: &ExportRequest, quiet: bool) -> Result<String> {
     let plan = ExportPlan::new(request)?;
     let cancel = Cancel::new();
-    let ctrl_c = super::cancel_on_ctrl_c(&cancel);
+    let ctrl_c = super::cancel_on_signals(&cancel);
     let mut observers = Observers::new();
     observers.push(TerminalProgress::new(quiet));
     let result = job::run(&plan, observers, &cancel).await;

@@ -12,16 +12,29 @@ pub mod verify;
 
 use crate::job::Cancel;
 
-/// Cancels `cancel` on the first Ctrl-C (the run stops at the next part boundary); a second
+/// Cancels `cancel` on the first Ctrl-C or SIGTERM (what containers, ECS, Batch and Kubernetes
+/// send): the run stops at the next part boundary, checkpoints and exits 0, resumable. A second
 /// Ctrl-C ends the process at once with 130, as a terminal user expects.
-pub(crate) fn cancel_on_ctrl_c(cancel: &Cancel) -> tokio::task::JoinHandle<()> {
+pub(crate) fn cancel_on_signals(cancel: &Cancel) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let cancel = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-        eprintln!("stopping at the next part boundary (Ctrl-C again to abort)...");
-        cancel.cancel("interrupted");
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let sigterm = async {
+            match terminate.as_mut() {
+                Some(stream) => stream.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => match interrupted {
+                Ok(()) => "interrupted",
+                Err(_) => return,
+            },
+            _ = sigterm => "terminated by SIGTERM",
+        };
+        eprintln!("stopping at the next part boundary ({reason}; Ctrl-C again to abort)...");
+        cancel.cancel(reason);
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(130);
         }

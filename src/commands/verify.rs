@@ -209,7 +209,11 @@ async fn footer_rows(
     } else {
         tail
     };
-    let start = tail.len() - needed as usize;
+    // A corrupt footer can claim more metadata than the object holds.
+    let start = tail
+        .len()
+        .checked_sub(needed as usize)
+        .ok_or_else(|| format!("its footer claims {needed} bytes of a {size}-byte object"))?;
     let metadata = ParquetMetaDataReader::decode_metadata(&tail[start..tail.len() - 8])
         .map_err(|e| e.to_string())?;
     Ok(metadata.file_metadata().num_rows().max(0) as u64)
@@ -249,4 +253,40 @@ async fn check_ssm(
         None => problems.push(format!("SSM parameter {name} does not exist")),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::memory::MemoryStore;
+
+    async fn rows_of(body: Vec<u8>) -> std::result::Result<u64, String> {
+        let store = MemoryStore::new();
+        let size = body.len() as u64;
+        store.put("p", Bytes::from(body), "x").await.unwrap();
+        footer_rows(&store, "p", size).await
+    }
+
+    #[tokio::test]
+    async fn truncated_garbage_and_lying_footers_are_reported_not_panicked_on() {
+        let mut lying = b"PAR1 some bytes".to_vec();
+        lying.extend_from_slice(&1_000_000u32.to_le_bytes());
+        lying.extend_from_slice(b"PAR1");
+        let mut short_claim = vec![0u8; 20];
+        short_claim.extend_from_slice(&12u32.to_le_bytes());
+        short_claim.extend_from_slice(b"PAR1");
+        for body in [b"PAR".to_vec(), vec![7u8; 100], lying, short_claim] {
+            let err = rows_of(body.clone()).await.unwrap_err();
+            assert!(!err.is_empty(), "{body:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_real_part_reports_its_rows() {
+        use crate::encode::{asff::ASFF, encode_pages, Compression};
+        let body = r#"{"Findings":[{"Id":"a"},{"Id":"b"}]}"#.to_string();
+        let page = crate::source::Page::parse(1, body, 0).unwrap();
+        let part = encode_pages(&ASFF, &[page], "j", Compression::Zstd).unwrap();
+        assert_eq!(rows_of(part).await, Ok(2));
+    }
 }

@@ -2,15 +2,15 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-/// Parses `Z` or `±HH:MM` offsets with 0-9 fractional digits; a string without an offset is
+/// Parses `Z`, `±HH:MM`, `±HHMM` or `±HH` offsets with 0-9 fractional digits; a string without an offset is
 /// taken as UTC. Returns `None` for anything else (the column is then null, never an error).
 pub fn parse_iso8601(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Some(time.with_timezone(&Utc));
     }
-    // Offsets without a colon (+0000) and a lower-case or space separator.
-    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+    // Offsets without a colon (+0000) or without minutes (+05), and a space separator.
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
         if let Ok(time) = DateTime::parse_from_str(text, format) {
             return Some(time.with_timezone(&Utc));
         }
@@ -47,6 +47,8 @@ mod tests {
             "2023-11-14T17:13:20.123-05:00",
             "2023-11-14t22:13:20.123z",
             "2023-11-14T22:13:20.123+0000",
+            "2023-11-15T03:13:20.123+05",
+            "2023-11-14T19:13:20.123-03",
             "2023-11-14T22:13:20.123",
         ] {
             assert_eq!(parse_millis(form), Some(expected), "{form}");

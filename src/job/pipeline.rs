@@ -108,22 +108,9 @@ pub async fn run(
         ));
     }
     target.parts.remove_from(checkpoint.next_part).await?;
-
-    let (page_tx, page_rx) = mpsc::channel::<Page>(PAGE_QUEUE);
-    let (batch_tx, batch_rx) = mpsc::channel::<Converted>(PAGE_QUEUE);
-    let (part_tx, mut part_rx) = mpsc::channel::<EncodedPart>(1);
-    let token = checkpoint.next_token.clone();
-    let fetcher = tokio::spawn(fetch_pages(source, token, page_tx, cancel.clone()));
-    let job_id = checkpoint.job_id.clone();
-    let converter =
-        tokio::task::spawn_blocking(move || convert_pages(format, page_rx, batch_tx, &job_id));
-    let first_part = checkpoint.next_part;
-    let encoder = tokio::task::spawn_blocking(move || {
-        encode_parts(format, batch_rx, part_tx, first_part, options)
-    });
-
+    let mut stages = Stages::start(source, format, &checkpoint, options, cancel);
     let mut failure = None;
-    while let Some(part) = part_rx.recv().await {
+    while let Some(part) = stages.parts.recv().await {
         if let Err(err) = commit_part(&mut target, &mut checkpoint, part).await {
             failure = Some(err);
             break;
@@ -133,10 +120,7 @@ pub async fn run(
             source: stats.snapshot(),
         });
     }
-    drop(part_rx);
-    let fetch_result = joined(fetcher.await, "fetch")?;
-    let encode_result = joined(encoder.await, "encode")?;
-    joined(converter.await, "convert")?;
+    let (fetch_result, encode_result) = stages.join().await?;
     if let Some(err) = failure {
         return Err(err);
     }
@@ -153,6 +137,54 @@ pub async fn run(
         }
     };
     Ok(summary(end, checkpoint, &base, stats.snapshot(), started))
+}
+
+/// The fetch, convert and encode stages of a run, feeding encoded parts to the committer.
+struct Stages {
+    parts: mpsc::Receiver<EncodedPart>,
+    fetcher: tokio::task::JoinHandle<Result<()>>,
+    converter: tokio::task::JoinHandle<()>,
+    encoder: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Stages {
+    /// Starts fetching after the checkpoint's token, converting and encoding parts from its
+    /// next part number on.
+    fn start(
+        source: PacedSource,
+        format: &'static dyn Format,
+        checkpoint: &Checkpoint,
+        options: PartOptions,
+        cancel: &Cancel,
+    ) -> Stages {
+        let (page_tx, page_rx) = mpsc::channel::<Page>(PAGE_QUEUE);
+        let (batch_tx, batch_rx) = mpsc::channel::<Converted>(PAGE_QUEUE);
+        let (part_tx, parts) = mpsc::channel::<EncodedPart>(1);
+        let token = checkpoint.next_token.clone();
+        let fetcher = tokio::spawn(fetch_pages(source, token, page_tx, cancel.clone()));
+        let job_id = checkpoint.job_id.clone();
+        let converter =
+            tokio::task::spawn_blocking(move || convert_pages(format, page_rx, batch_tx, &job_id));
+        let first_part = checkpoint.next_part;
+        let encoder = tokio::task::spawn_blocking(move || {
+            encode_parts(format, batch_rx, part_tx, first_part, options)
+        });
+        Stages {
+            parts,
+            fetcher,
+            converter,
+            encoder,
+        }
+    }
+
+    /// Stops taking parts and waits for every stage; returns the fetch and encode results.
+    async fn join(self) -> Result<(Result<()>, Result<()>)> {
+        drop(self.parts);
+        let fetched = joined(self.fetcher.await, "fetch")?;
+        let encoded = joined(self.encoder.await, "encode")?;
+        joined(self.converter.await, "convert")?;
+        Ok((fetched, encoded))
+    }
 }
 
 /// A stage's task result; a panicking stage becomes an error instead of taking the process down.

@@ -22,7 +22,9 @@ pub struct Page {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Body<'a> {
-    #[serde(borrow, default)]
+    /// Required: a 200 answer without it is not a page (a proxy's or a broken body), and taking
+    /// it as an empty last page would end the job early.
+    #[serde(borrow)]
     findings: Vec<&'a RawValue>,
     #[serde(default)]
     next_token: Option<String>,
@@ -89,6 +91,18 @@ mod tests {
             ]
         );
         assert_eq!(page.next_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn a_body_without_findings_is_not_a_page() {
+        for body in [
+            r#"{}"#,
+            r#"{"NextToken":"t"}"#,
+            r#"{"Findings":null}"#,
+            r#"[]"#,
+        ] {
+            assert!(Page::parse(1, body.to_string(), 0).is_err(), "{body}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::batch::{BatchBuilder, Cell};
 use super::table::{col, Column, ColumnType, Table};
 use super::timestamp::parse_millis;
 use super::Format;
-use view::{FindingView, Lenient, Text};
+use view::{AnyText, FindingView, Lenient, Text};
 
 /// The ASFF format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,11 +51,11 @@ fn strings<'v>(items: Option<impl Iterator<Item = Option<&'v str>>>) -> Cell<'v>
     Cell::List(items.map(Iterator::collect))
 }
 
-fn map<'v>(field: &'v Lenient<std::collections::BTreeMap<Text<'_>, Text<'_>>>) -> Cell<'v> {
+fn map<'v>(field: &'v Lenient<std::collections::BTreeMap<Text<'_>, AnyText<'_>>>) -> Cell<'v> {
     Cell::Map(
         field
             .get()
-            .map(|m| m.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect()),
+            .map(|m| m.iter().map(|(k, v)| (k.as_ref(), v.0.as_ref())).collect()),
     )
 }
 
@@ -105,7 +105,7 @@ const COLUMNS: &[AsffColumn] = &[
             Cell::Int(
                 v.severity
                     .get()
-                    .and_then(|s| s.normalized.get().copied())
+                    .and_then(|s| s.normalized.get().map(|n| n.0))
                     .filter(|n| n.is_finite() && *n >= i32::MIN as f64 && *n <= i32::MAX as f64)
                     .map(|n| n.round() as i32),
             )

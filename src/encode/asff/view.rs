@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::de::Deserializer;
+use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -29,6 +29,67 @@ impl<T> Lenient<T> {
 
 /// A borrowed string (owned only when the JSON has escapes).
 pub(crate) type Text<'a> = Cow<'a, str>;
+
+/// Any JSON value as text: a string's content, anything else its JSON text (a map value that is
+/// not a string is kept, not dropped with its whole map).
+#[derive(Debug)]
+pub(crate) struct AnyText<'a>(pub(crate) Text<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for AnyText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+        let text = raw.get();
+        if !text.starts_with('"') {
+            return Ok(AnyText(Cow::Borrowed(text)));
+        }
+        // Borrowed when the string has no escapes, unescaped into an owned copy otherwise.
+        let string = match serde_json::from_str::<&'a str>(text) {
+            Ok(borrowed) => Cow::Borrowed(borrowed),
+            Err(_) => Cow::Owned(serde_json::from_str::<String>(text).map_err(D::Error::custom)?),
+        };
+        Ok(AnyText(string))
+    }
+}
+
+/// A number given as a JSON number or as a numeric string (`"70"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Number(pub(crate) f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either<'a> {
+            Number(f64),
+            Text(&'a str),
+        }
+        match Either::deserialize(deserializer)? {
+            Either::Number(n) => Ok(Number(n)),
+            Either::Text(text) => text
+                .trim()
+                .parse()
+                .map(Number)
+                .map_err(|_| serde::de::Error::custom("not a number")),
+        }
+    }
+}
+
+/// True for text shaped like an AWS Region name: `us-east-1`, `us-gov-west-1`, `cn-north-1`.
+fn is_region_name(text: &str) -> bool {
+    let mut parts = text.split('-');
+    let (Some(country), Some(last)) = (parts.next(), text.rsplit('-').next()) else {
+        return false;
+    };
+    let middle: Vec<&str> = text.split('-').skip(1).collect();
+    country.len() == 2
+        && country.bytes().all(|b| b.is_ascii_lowercase())
+        && middle.len() >= 2
+        && middle[..middle.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && !last.is_empty()
+        && last.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// The ASFF fields the typed columns are made of.
 #[derive(Debug, Default, Deserialize)]
@@ -73,9 +134,9 @@ pub(crate) struct FindingView<'a> {
     #[serde(borrow)]
     pub(crate) resources: Lenient<Vec<ResourceView<'a>>>,
     #[serde(borrow)]
-    pub(crate) product_fields: Lenient<BTreeMap<Text<'a>, Text<'a>>>,
+    pub(crate) product_fields: Lenient<BTreeMap<Text<'a>, AnyText<'a>>>,
     #[serde(borrow)]
-    pub(crate) user_defined_fields: Lenient<BTreeMap<Text<'a>, Text<'a>>>,
+    pub(crate) user_defined_fields: Lenient<BTreeMap<Text<'a>, AnyText<'a>>>,
 }
 
 /// `Severity`: the label and the 0-100 normalized score.
@@ -84,7 +145,7 @@ pub(crate) struct FindingView<'a> {
 pub(crate) struct Severity<'a> {
     #[serde(borrow)]
     pub(crate) label: Lenient<Text<'a>>,
-    pub(crate) normalized: Lenient<f64>,
+    pub(crate) normalized: Lenient<Number>,
 }
 
 /// `Compliance` / `Workflow`: only the status is a column.
@@ -111,14 +172,15 @@ impl<'a> FindingView<'a> {
         serde_json::from_str(text).unwrap_or_default()
     }
 
-    /// The Region: the `Region` field, else the Region in the product ARN.
+    /// The Region: the `Region` field, else the Region in the product ARN when that field of
+    /// the ARN is shaped like a Region (a malformed ARN gives none, not its service name).
     pub(crate) fn region(&self) -> Option<&str> {
         if let Some(region) = self.region.get() {
             return Some(region);
         }
         let arn = self.product_arn.get()?;
         let region = arn.split(':').nth(3)?;
-        (!region.is_empty()).then_some(region)
+        is_region_name(region).then_some(region)
     }
 }
 
@@ -129,18 +191,24 @@ mod tests {
     #[test]
     fn wrong_types_become_none_and_the_rest_still_parses() {
         let text = r#"{"Id":"f1","Title":42,"Types":"not-a-list","Severity":{"Label":"HIGH","Normalized":"70"},
-                      "ProductFields":{"a/b:c":"1","bad":2},"Resources":[{"Type":"AwsS3Bucket","Id":"arn:aws:s3:::b"}]}"#;
+                      "ProductFields":{"a/b:c":"1","bad":2,"esc":"a\"b"},"Resources":[{"Type":"AwsS3Bucket","Id":"arn:aws:s3:::b"}]}"#;
         let view = FindingView::parse(text);
         assert_eq!(view.id.get().map(|s| s.as_ref()), Some("f1"));
         assert!(view.title.get().is_none());
         assert!(view.types.get().is_none());
         let severity = view.severity.get().unwrap();
         assert_eq!(severity.label.get().map(|s| s.as_ref()), Some("HIGH"));
-        assert!(severity.normalized.get().is_none());
-        assert!(
-            view.product_fields.get().is_none(),
-            "a non-string value voids the map"
+        assert_eq!(
+            severity.normalized.get().map(|n| n.0),
+            Some(70.0),
+            "numeric string"
         );
+        let fields = view
+            .product_fields
+            .get()
+            .expect("a non-string value keeps the map");
+        let values: Vec<&str> = fields.values().map(|v| v.0.as_ref()).collect();
+        assert_eq!(values, ["1", "2", "a\"b"]);
         let resources = view.resources.get().unwrap();
         assert_eq!(
             resources[0].r#type.get().map(|s| s.as_ref()),
@@ -155,5 +223,29 @@ mod tests {
         );
         assert_eq!(view.region(), Some("eu-west-1"));
         assert_eq!(FindingView::parse("[1,2]").region(), None);
+        let malformed = FindingView::parse(r#"{"ProductArn":"arn:aws::securityhub:x:product/y"}"#);
+        assert_eq!(
+            malformed.region(),
+            None,
+            "not the service name of a malformed ARN"
+        );
+        for name in [
+            "us-east-1",
+            "us-gov-west-1",
+            "cn-northwest-1",
+            "ap-southeast-2",
+        ] {
+            assert!(is_region_name(name), "{name}");
+        }
+        for name in [
+            "securityhub",
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us--1",
+            "1-east-1",
+        ] {
+            assert!(!is_region_name(name), "{name}");
+        }
     }
 }
