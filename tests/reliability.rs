@@ -162,6 +162,41 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_write_conflicts_are_retried_not_taken_for_a_second_writer() {
+    const FINDINGS: u64 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (moto, proxy) = moto_with_proxy("lake");
+    let emulator = emulator(EmulatorConfig {
+        rate: 100.0,
+        burst: 50,
+        ..EmulatorConfig::generated(FINDINGS, 34)
+    })
+    .await;
+    // Half the checkpoint, lease and manifest writes answered 409 ConditionalRequestConflict.
+    proxy.set(json!({"s3_probability": 0.5, "s3_error": "409", "s3_only": ["conditional_put"], "seed": 5}));
+    let mut cmd = split_command(&emulator, &proxy.url);
+    cmd.args([
+        "export",
+        "--destination",
+        "s3://lake/sh",
+        "--job-id",
+        "c409",
+    ]);
+    cmd.args(["--rate", "100", "--burst", "50", "--part-rows", "300", "-q"]);
+    let done = finish(cmd).await.ok();
+    assert!(done.contains("complete: job c409"), "{done}");
+    let stats = proxy.set(json!({}));
+    assert!(
+        stats["s3_faulted_ops"]["conditional_put"].as_u64().unwrap() >= 3,
+        "conflicts were injected: {stats}"
+    );
+    let landed = s3_lake(&moto, dir.path(), "landed");
+    let expected = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 34, &expected);
+    assert_exactly_once(&check_lake(&landed, &expected, false), FINDINGS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     const FINDINGS: u64 = 3_000;
     let dir = tempfile::tempdir().unwrap();
@@ -291,6 +326,19 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
     )
     .unwrap();
     assert_eq!(checkpoint["exported_count"], 0, "{checkpoint}");
+    // 1b. The completion denied: the pending upload is aborted too, nothing lands.
+    proxy.set(json!({"s3_probability": 1.0, "s3_error": "403", "s3_only": ["complete"]}));
+    finish(export()).await.fails(3, &["access denied"]);
+    let stats = proxy.set(json!({}));
+    assert_eq!(stats["s3_ops"]["complete"], 1, "{stats}");
+    assert_eq!(
+        stats["s3_ops"]["abort"], 2,
+        "(counts add up) the completed-but-denied upload is aborted too: {stats}"
+    );
+    assert_eq!(
+        lake_tool(&["uploads", &moto.url, "lake"])["uploads"],
+        json!([])
+    );
     // 2. 30% of multipart calls (start, pieces, complete) fail with 500, 503 or a reset: retried.
     let faults = json!({"s3_probability": 0.3, "s3_error": "mix", "seed": 8,
         "s3_only": ["create_multipart", "upload_part", "complete"]});

@@ -193,6 +193,9 @@ impl JobLock {
     }
 }
 
+/// Renews the lease every [`HEARTBEAT`]. A renewal whose answer was lost may still have landed:
+/// when the next write then fails its precondition, the stored lease is read back, and if it is
+/// one this run wrote, its ETag is adopted instead of giving the lease up.
 async fn heartbeat(
     store: Arc<dyn ObjectStore>,
     key: String,
@@ -201,22 +204,41 @@ async fn heartbeat(
     lost: Arc<AtomicBool>,
     last_beat_ms: Arc<AtomicI64>,
 ) {
+    // Renewals whose outcome is unknown: their body and heartbeat time.
+    let mut unconfirmed: Vec<(Bytes, i64)> = Vec::new();
     loop {
         tokio::time::sleep(HEARTBEAT).await;
         lease.heartbeat_at_ms = now_ms();
         let body = Bytes::from(serde_json::to_vec(&lease).expect("lease serialises"));
-        match store
+        unconfirmed.push((body.clone(), lease.heartbeat_at_ms));
+        let outcome = store
             .put_if(&key, body, Precondition::Matches(etag.clone()))
-            .await
-        {
+            .await;
+        match outcome {
             Ok(CondPut::Written(new_etag)) => {
                 etag = new_etag;
                 last_beat_ms.store(lease.heartbeat_at_ms, Ordering::Relaxed);
+                unconfirmed.clear();
             }
-            Ok(CondPut::PreconditionFailed) => {
-                lost.store(true, Ordering::Relaxed);
-                return;
-            }
+            Ok(CondPut::PreconditionFailed) => match store.get(&key).await {
+                Ok(Some((stored, stored_etag))) => {
+                    let Some((_, beat_ms)) = unconfirmed.iter().find(|(b, _)| *b == stored) else {
+                        lost.store(true, Ordering::Relaxed);
+                        return;
+                    };
+                    etag = stored_etag;
+                    last_beat_ms.store(*beat_ms, Ordering::Relaxed);
+                    unconfirmed.clear();
+                }
+                Ok(None) => {
+                    lost.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Err(err) => tracing::warn!(
+                    "lease check failed, retrying: {}",
+                    crate::error::one_line(&err)
+                ),
+            },
             Err(err) => tracing::warn!(
                 "lease heartbeat failed, retrying: {}",
                 crate::error::one_line(&err)
@@ -242,6 +264,37 @@ mod tests {
         assert!(matches!(err, Error::JobConflict { .. }), "{err}");
         first.release().await;
         assert!(JobLock::acquire(store, "j").await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_that_landed_but_lost_its_answer_keeps_the_lease() {
+        let memory = Arc::new(crate::sink::memory::MemoryStore::new());
+        let store: Arc<dyn ObjectStore> = memory.clone();
+        let lock = JobLock::acquire_lease(store.clone(), "j").await.unwrap();
+        memory.lose_response("lock.json", 0);
+        // The first renewal lands but its answer is lost; the second finds the lease it wrote
+        // and adopts its ETag; the third renews over it.
+        tokio::time::sleep(HEARTBEAT * 3 + Duration::from_secs(1)).await;
+        assert!(lock.ensure_held("j").is_ok(), "the lease was kept");
+        let renewals = memory
+            .writes()
+            .iter()
+            .filter(|k| k.ends_with("lock.json"))
+            .count();
+        assert_eq!(renewals, 3, "acquire, the lost renewal and the third one");
+        lock.release().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_overwritten_by_another_run_is_lost() {
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::sink::memory::MemoryStore::new());
+        let lock = JobLock::acquire_lease(store.clone(), "j").await.unwrap();
+        store
+            .put(&layout::lock_key("j"), Bytes::from_static(b"{}"), "x")
+            .await
+            .unwrap();
+        tokio::time::sleep(HEARTBEAT + Duration::from_secs(1)).await;
+        assert!(lock.ensure_held("j").is_err());
     }
 
     #[tokio::test]

@@ -20,8 +20,9 @@ pub struct MemoryStore {
 struct State {
     objects: BTreeMap<String, (Bytes, String)>,
     version: u64,
-    /// Writes to fail: (key substring, matching writes to let through first).
-    failures: Vec<(String, usize)>,
+    /// Writes to fail: (key substring, matching writes to let through first, whether the
+    /// failing write lands anyway, its answer lost).
+    failures: Vec<(String, usize, bool)>,
     /// Every successful write, in order (keys).
     writes: Vec<String>,
 }
@@ -35,7 +36,17 @@ impl MemoryStore {
     /// Makes a write to a key containing `needle` fail with a destination error, after
     /// `let_through` such writes have succeeded.
     pub fn fail_write(&self, needle: &str, let_through: usize) {
-        self.lock().failures.push((needle.to_string(), let_through));
+        self.lock()
+            .failures
+            .push((needle.to_string(), let_through, false));
+    }
+
+    /// Makes a write to a key containing `needle` land but answer with an error (a response lost
+    /// on the way back), after `let_through` such writes have succeeded.
+    pub fn lose_response(&self, needle: &str, let_through: usize) {
+        self.lock()
+            .failures
+            .push((needle.to_string(), let_through, true));
     }
 
     /// Keys of every successful write so far, in order.
@@ -54,20 +65,21 @@ impl MemoryStore {
 
     fn write(&self, key: &str, body: Bytes, precondition: Option<Precondition>) -> Result<CondPut> {
         let mut state = self.lock();
+        let mut lose_answer = false;
         if let Some(index) = state
             .failures
             .iter()
-            .position(|(n, _)| key.contains(n.as_str()))
+            .position(|(n, _, _)| key.contains(n.as_str()))
         {
             if state.failures[index].1 == 0 {
-                state.failures.remove(index);
-                return Err(Error::destination(
-                    self.location(key),
-                    "injected write failure",
-                    None,
-                ));
+                let (_, _, lands) = state.failures.remove(index);
+                if !lands {
+                    return Err(self.injected(key));
+                }
+                lose_answer = true;
+            } else {
+                state.failures[index].1 -= 1;
             }
-            state.failures[index].1 -= 1;
         }
         let current = state.objects.get(key).map(|(_, etag)| etag.clone());
         let allowed = match (&precondition, &current) {
@@ -83,7 +95,14 @@ impl MemoryStore {
         let etag = format!("v{}", state.version);
         state.objects.insert(key.to_string(), (body, etag.clone()));
         state.writes.push(key.to_string());
+        if lose_answer {
+            return Err(self.injected(key));
+        }
         Ok(CondPut::Written(etag))
+    }
+
+    fn injected(&self, key: &str) -> Error {
+        Error::destination(self.location(key), "injected write failure", None)
     }
 }
 

@@ -1,5 +1,7 @@
 //! S3 object store: single PUT or multipart upload, conditional writes, footer range reads.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -13,6 +15,10 @@ use crate::error::{Error, Result};
 pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 /// Size of each multipart part (S3's minimum is 5 MiB).
 pub const MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Attempts at a conditional write that S3 answers 409 `ConditionalRequestConflict`.
+const CONFLICT_ATTEMPTS: u32 = 8;
+/// First wait after a 409 (doubling, at most 2 s).
+const CONFLICT_BASE_DELAY: Duration = Duration::from_millis(50);
 
 /// Objects under `s3://bucket/prefix/`.
 #[derive(Debug, Clone)]
@@ -92,8 +98,7 @@ impl S3Store {
             .await
             .map_err(|e| self.failed(key, "start a multipart upload", Failure::of(&e)))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let result = self.upload_parts(&full, &upload_id, &body).await;
-        match result {
+        let result = match self.upload_parts(&full, &upload_id, &body).await {
             Ok(parts) => self
                 .client
                 .complete_multipart_upload()
@@ -109,18 +114,20 @@ impl S3Store {
                 .await
                 .map(|_| ())
                 .map_err(|e| self.failed(key, "complete a multipart upload", Failure::of(&e))),
-            Err(err) => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
-                Err(err)
-            }
+            Err(err) => Err(err),
+        };
+        if result.is_err() {
+            // A failed piece or a failed completion leaves the upload pending: abort it.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&full)
+                .upload_id(&upload_id)
+                .send()
+                .await;
         }
+        result
     }
 
     async fn upload_parts(
@@ -188,30 +195,43 @@ impl ObjectStore for S3Store {
     }
 
     async fn put_if(&self, key: &str, body: Bytes, precondition: Precondition) -> Result<CondPut> {
-        let mut request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full_key(key))
-            .content_type("application/json")
-            .body(ByteStream::from(body));
-        request = match precondition {
-            Precondition::Absent => request.if_none_match("*"),
-            Precondition::Matches(etag) => request.if_match(etag),
-        };
-        match request.send().await {
-            Ok(out) => Ok(CondPut::Written(
-                out.e_tag().unwrap_or_default().to_string(),
-            )),
-            Err(err) => {
-                let failure = Failure::of(&err);
-                if matches!(failure.status, Some(412 | 409)) {
-                    Ok(CondPut::PreconditionFailed)
-                } else {
-                    Err(self.failed(key, "write", failure))
+        let mut delay = CONFLICT_BASE_DELAY;
+        for attempt in 1.. {
+            let mut request = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full_key(key))
+                .content_type("application/json")
+                .body(ByteStream::from(body.clone()));
+            request = match &precondition {
+                Precondition::Absent => request.if_none_match("*"),
+                Precondition::Matches(etag) => request.if_match(etag),
+            };
+            let failure = match request.send().await {
+                Ok(out) => {
+                    return Ok(CondPut::Written(
+                        out.e_tag().unwrap_or_default().to_string(),
+                    ))
                 }
+                Err(err) => Failure::of(&err),
+            };
+            match failure.status {
+                Some(412) => return Ok(CondPut::PreconditionFailed),
+                // A concurrent conditional write to the same key: S3 says retry.
+                Some(409) if attempt < CONFLICT_ATTEMPTS => {
+                    tracing::debug!(
+                        key,
+                        attempt,
+                        "409 conflict on a conditional write; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                _ => return Err(self.failed(key, "write", failure)),
             }
         }
+        unreachable!("the loop returns")
     }
 
     async fn get(&self, key: &str) -> Result<Option<(Bytes, String)>> {

@@ -3,8 +3,9 @@
 Usage: fault_proxy.py PORT UPSTREAM_URL. Faults are set with `POST /__faults` (JSON) and counted
 at `GET /__stats`. S3 writes (PUT object, multipart upload calls) and SSM PutParameter can be made
 to fail with a probability, with 500, 503 SlowDown, a dropped connection, or a permanent 403;
-`s3_only` (a list of put, create_multipart, upload_part, complete) limits S3 faults to those
-operations. Stats count every S3 operation that reached the proxy, by name, in `s3_ops`.
+`s3_only` (a list of put, conditional_put, create_multipart, upload_part, complete) limits S3
+faults to those operations; `conditional_put` is a PUT with If-Match or If-None-Match (checkpoint,
+lease, manifest), and error "409" answers it as S3 does on a concurrent conditional write. Stats count every S3 operation that reached the proxy, by name, in `s3_ops`.
 Faults are injected before the request reaches moto, so a failed request changed nothing.
 """
 import http.client
@@ -23,6 +24,8 @@ S3_ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "SlowDown", "Please reduce your request rate."),
     "403": (403, "AccessDenied", "Access Denied"),
+    "409": (409, "ConditionalRequestConflict",
+            "A conflicting operation occurred. If using PutObject you can retry the request."),
 }
 
 
@@ -61,7 +64,10 @@ class Proxy(BaseHTTPRequestHandler):
             return None
         params = parse_qs(url.query, keep_blank_values=True)
         if self.command == "PUT":
-            return "upload_part" if "uploadId" in params else "put"
+            if "uploadId" in params:
+                return "upload_part"
+            conditional = self.headers.get("If-Match") or self.headers.get("If-None-Match")
+            return "conditional_put" if conditional else "put"
         if self.command == "POST" and "uploads" in params:
             return "create_multipart"
         if self.command == "POST" and "uploadId" in params:
