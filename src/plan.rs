@@ -36,6 +36,11 @@ pub struct ExportRequest {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<FiltersArg>,
+    /// Send filter attributes this build does not know (newer than it) as written, with a
+    /// warning, instead of refusing them.
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_unknown_filters: bool,
     /// Name of the job (default: account, Region and a hash of the request and destination).
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +159,8 @@ pub struct ExportPlan {
     pub api: Api,
     /// Filters as given (validated; relative dates are resolved when the job is created).
     pub filters: Value,
+    /// Whether attribute names unknown to this build were allowed.
+    pub allow_unknown_filters: bool,
     /// The job id asked for, if any (otherwise derived from the identity).
     pub job_id: Option<String>,
     /// Pace of every attempt.
@@ -179,7 +186,7 @@ impl ExportPlan {
             Some(arg) => arg.resolve()?,
             None => Value::Object(Default::default()),
         };
-        api.validate_filters(&filters)?;
+        api.validate_filters(&filters, request.allow_unknown_filters)?;
         if let Some(job_id) = &request.job_id {
             request::validate_job_id(job_id)?;
         }
@@ -207,6 +214,7 @@ impl ExportPlan {
             aws: request.aws.clone(),
             api,
             filters,
+            allow_unknown_filters: request.allow_unknown_filters,
             job_id: request.job_id.clone(),
             pace: Pace::new(request.rate, request.burst)?,
             progress,
@@ -240,6 +248,7 @@ impl From<ExportPlan> for ExportRequest {
             destination: plan.destination.url(),
             aws: plan.aws,
             filters: Some(FiltersArg::Json(plan.filters)),
+            allow_unknown_filters: plan.allow_unknown_filters,
             job_id: plan.job_id,
             rate: plan.pace.rate,
             burst: plan.pace.burst,
@@ -348,6 +357,7 @@ mod tests {
             filters: Some(FiltersArg::Text(
                 r#"{"RecordState":[{"Value":"ACTIVE","Comparison":"EQUALS"}]}"#.into(),
             )),
+            allow_unknown_filters: false,
             job_id: Some("nightly".into()),
             rate: 3.0,
             burst: 6,

@@ -70,6 +70,7 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
             demo_credentials: true,
         },
         filters: None,
+        allow_unknown_filters: false,
         job_id: Some(DEMO_JOB.into()),
         rate: args.rate,
         burst: args.burst,

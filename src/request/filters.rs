@@ -59,8 +59,11 @@ pub fn read_arg(arg: &str) -> Result<Value> {
     })
 }
 
-/// Checks a filter object against the service's rules without any network call.
-pub fn validate(filters: &Value) -> Result<()> {
+/// Checks a filter object against the service's rules without any network call. Attribute names
+/// this build does not know are refused, unless `allow_unknown` (an attribute newer than this
+/// build): then they are sent as written, with a warning, after only the checks every attribute
+/// shares.
+pub fn validate(filters: &Value, allow_unknown: bool) -> Result<()> {
     let Value::Object(fields) = filters else {
         return Err(Error::Filters(
             "expected a JSON object such as {\"RecordState\":[{\"Value\":\"ACTIVE\",\"Comparison\":\"EQUALS\"}]}".into(),
@@ -73,7 +76,14 @@ pub fn validate(filters: &Value) -> Result<()> {
         )));
     }
     for (name, conditions) in fields {
-        let kind = kind_of(name)?;
+        let kind = match kind_of(name) {
+            Ok(kind) => Some(kind),
+            Err(_) if allow_unknown && !is_miscased(name) => {
+                tracing::warn!("filter attribute {name} is unknown to this build; it is sent as written (--allow-unknown-filters)");
+                None
+            }
+            Err(err) => return Err(err),
+        };
         let Value::Array(conditions) = conditions else {
             return Err(Error::Filters(format!(
                 "{name}: expected a list of conditions"
@@ -85,6 +95,14 @@ pub fn validate(filters: &Value) -> Result<()> {
                 conditions.len()
             )));
         }
+        let Some(kind) = kind else {
+            if !conditions.iter().all(Value::is_object) {
+                return Err(Error::Filters(format!(
+                    "{name}: each condition must be an object"
+                )));
+            }
+            continue;
+        };
         for condition in conditions {
             validate_condition(name, kind, condition)?;
         }
@@ -106,10 +124,17 @@ pub fn kind_of(name: &str) -> Result<FilterKind> {
                 .map(|(known, _)| format!(" (did you mean {known}?)"))
                 .unwrap_or_default();
             Err(Error::Filters(format!(
-                "unknown filter attribute {name}{hint}; see the AwsSecurityFindingFilters reference"
+                "unknown filter attribute {name}{hint}; see the AwsSecurityFindingFilters reference, or pass --allow-unknown-filters for an attribute newer than this build"
             )))
         }
     }
+}
+
+/// A known attribute written in the wrong case: always a mistake, never a newer attribute.
+fn is_miscased(name: &str) -> bool {
+    FILTER_FIELDS
+        .iter()
+        .any(|(known, _)| known.eq_ignore_ascii_case(name) && *known != name)
 }
 
 fn validate_condition(name: &str, kind: FilterKind, condition: &Value) -> Result<()> {
@@ -228,18 +253,26 @@ fn parse_date(name: &str, key: &str, value: &Value) -> Result<DateTime<Utc>> {
         })
 }
 
-/// EQUALS/PREFIX/CONTAINS are OR-ed and NOT_* are AND-ed; the service rejects mixing them.
+/// The combinations the service refuses on one attribute (StringFilter reference): CONTAINS only
+/// with CONTAINS, NOT_CONTAINS only with NOT_CONTAINS, EQUALS never with NOT_EQUALS or
+/// PREFIX_NOT_EQUALS. PREFIX may be combined with NOT_EQUALS and PREFIX_NOT_EQUALS (the service
+/// applies the PREFIX filters first, then excludes).
 fn check_string_mix(name: &str, conditions: &[Value]) -> Result<()> {
-    let negated = |c: &Value| {
-        c.get("Comparison")
-            .and_then(Value::as_str)
-            .is_some_and(|c| c.starts_with("NOT_") || c == "PREFIX_NOT_EQUALS")
-    };
-    let any_negated = conditions.iter().any(negated);
-    let any_positive = conditions.iter().any(|c| !negated(c));
-    if any_negated && any_positive {
+    let used: Vec<&str> = conditions
+        .iter()
+        .filter_map(|c| c.get("Comparison").and_then(Value::as_str))
+        .collect();
+    let has = |c: &str| used.contains(&c);
+    for alone in ["CONTAINS", "NOT_CONTAINS"] {
+        if has(alone) && used.iter().any(|c| *c != alone) {
+            return Err(Error::Filters(format!(
+                "{name}: {alone} can only be combined with other {alone} conditions on one attribute"
+            )));
+        }
+    }
+    if has("EQUALS") && (has("NOT_EQUALS") || has("PREFIX_NOT_EQUALS")) {
         return Err(Error::Filters(format!(
-            "{name}: positive comparisons (EQUALS, PREFIX, CONTAINS) cannot be mixed with negated ones on one attribute"
+            "{name}: EQUALS cannot be mixed with NOT_EQUALS or PREFIX_NOT_EQUALS on one attribute (use PREFIX with them instead)"
         )));
     }
     Ok(())
@@ -280,7 +313,7 @@ mod tests {
     use serde_json::json;
 
     fn rejected(filters: Value) -> String {
-        match validate(&filters) {
+        match validate(&filters, false) {
             Err(Error::Filters(message)) => message,
             other => panic!("{filters} should be rejected, got {other:?}"),
         }
@@ -296,9 +329,11 @@ mod tests {
             "ProductFields": [{"Key": "a/b", "Value": "x", "Comparison": "EQUALS"}],
             "Sample": [{"Value": true}],
             "NetworkSourceIpV4": [{"Cidr": "10.0.0.0/8"}],
-            "Title": [{"Value": "S3", "Comparison": "NOT_CONTAINS"}, {"Value": "x", "Comparison": "PREFIX_NOT_EQUALS"}]
+            "Title": [{"Value": "S3", "Comparison": "NOT_EQUALS"}, {"Value": "x", "Comparison": "PREFIX_NOT_EQUALS"}],
+            "ResourceType": [{"Value": "AwsIam", "Comparison": "PREFIX"}, {"Value": "AwsIamPolicy", "Comparison": "NOT_EQUALS"}],
+            "Description": [{"Value": "a", "Comparison": "EQUALS"}, {"Value": "b", "Comparison": "PREFIX"}]
         });
-        validate(&filters).unwrap();
+        validate(&filters, false).unwrap();
     }
 
     #[test]
@@ -345,6 +380,16 @@ mod tests {
             let message = rejected(filters.clone());
             assert!(message.contains(needle), "{filters}: {message}");
         }
+    }
+
+    #[test]
+    fn unknown_attributes_pass_only_when_allowed_and_a_wrong_case_never_does() {
+        let newer = json!({"SomeNewAttribute": [{"Value": "x", "Comparison": "EQUALS"}]});
+        assert!(rejected(newer.clone()).contains("--allow-unknown-filters"));
+        validate(&newer, true).unwrap();
+        let miscased = json!({"recordState": [{"Value": "x", "Comparison": "EQUALS"}]});
+        assert!(validate(&miscased, true).is_err());
+        assert!(validate(&json!({"SomeNewAttribute": [1]}), true).is_err());
     }
 
     #[test]

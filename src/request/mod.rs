@@ -32,10 +32,11 @@ impl Api {
         }
     }
 
-    /// Checks filters in this API's dialect, before any network call.
-    pub fn validate_filters(self, filters: &Value) -> Result<()> {
+    /// Checks filters in this API's dialect, before any network call; `allow_unknown` lets
+    /// attribute names newer than this build through.
+    pub fn validate_filters(self, filters: &Value, allow_unknown: bool) -> Result<()> {
         match self {
-            Api::GetFindings => filters::validate(filters),
+            Api::GetFindings => filters::validate(filters, allow_unknown),
         }
     }
 }
