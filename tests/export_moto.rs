@@ -242,3 +242,28 @@ fn a_missing_bucket_is_a_destination_error_that_writes_nothing() {
     ]);
     assert_eq!(parameter["value"], serde_json::Value::Null);
 }
+
+#[test]
+fn verify_checks_the_ssm_parameter_the_job_was_exported_with_without_being_told_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (moto, _) = seeded_moto(dir.path());
+    lake_tool(&["create-bucket", &moto.url, "lake-bucket"]);
+    let destination = "s3://lake-bucket/named";
+    let mut export = command(Some(&moto.url));
+    export.args([
+        "export",
+        "--destination",
+        destination,
+        "--job-id",
+        "named",
+        "-q",
+    ]);
+    export.args(["--progress-parameter", "/team/sechub/count"]);
+    run(export).ok();
+    let parameter = lake_tool(&["get-parameter", &moto.url, "/team/sechub/count"]);
+    assert_eq!(parameter["value"], SEEDED.to_string());
+    let mut verify = command(Some(&moto.url));
+    verify.args(["verify", "--destination", destination, "--job-id", "named"]);
+    let out = run(verify).ok();
+    assert!(out.contains("verified: job named: 1250 findings"), "{out}");
+}

@@ -26,7 +26,8 @@ pub struct VerifyArgs {
     /// The job to verify.
     #[arg(long)]
     pub job_id: String,
-    /// SSM parameter to compare with the rows; `none` skips it (default: as `export`).
+    /// SSM parameter to compare with the rows; `none` skips it (default: the one the job was
+    /// exported with).
     #[arg(long)]
     pub progress_parameter: Option<String>,
     /// Also download every part and check its SHA-256.
@@ -74,7 +75,12 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
             checkpoint.exported_count
         ));
     }
-    let parameter = match args.progress_parameter.as_deref() {
+    // The flag, else the parameter the job recorded, else the default of older checkpoints.
+    let named = args
+        .progress_parameter
+        .as_ref()
+        .or(checkpoint.progress_parameter.as_ref());
+    let parameter = match named.map(String::as_str) {
         Some("none") => None,
         Some(name) => Some(name.to_string()),
         None => default_progress_parameter(&destination, job_id),

@@ -65,6 +65,10 @@ pub struct Checkpoint {
     pub pages_fetched: u64,
     /// Every durable part, in order.
     pub parts: Vec<PartRecord>,
+    /// The SSM parameter the last run published the count to (`none`: none), so `verify`
+    /// checks it without being told again. Absent in checkpoints written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_parameter: Option<String>,
     /// When the job was created.
     pub created_at: DateTime<Utc>,
     /// When this checkpoint was committed.
@@ -86,6 +90,7 @@ impl Checkpoint {
             bytes_written: 0,
             pages_fetched: 0,
             parts: Vec::new(),
+            progress_parameter: None,
             created_at: now,
             updated_at: now,
         }

@@ -80,13 +80,16 @@ impl Job<'_> {
         cancel: &Cancel,
     ) -> Result<RunSummary> {
         let mut checkpoints = CheckpointStore::new(self.store.clone(), self.job_id);
-        let checkpoint = self.resolve_checkpoint(&mut checkpoints, identity).await?;
-        if let Some(name) = self.plan.progress_parameter(self.job_id) {
-            observers.push(SsmCounter::start(
-                self.config,
-                name,
-                checkpoint.exported_count,
-            ));
+        let mut checkpoint = self.resolve_checkpoint(&mut checkpoints, identity).await?;
+        let parameter = self.plan.progress_parameter(self.job_id);
+        let recorded = Some(parameter.clone().unwrap_or_else(|| "none".into()));
+        if checkpoint.progress_parameter != recorded {
+            checkpoint.progress_parameter = recorded;
+            checkpoints.commit(&checkpoint).await?;
+        }
+        if let Some(name) = parameter {
+            let initial = checkpoint.exported_count;
+            observers.push(SsmCounter::start(self.config, name, initial));
         }
         observers.started(&checkpoint);
         let format = self.plan.api.format();
