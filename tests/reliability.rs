@@ -197,6 +197,49 @@ async fn conditional_write_conflicts_are_retried_not_taken_for_a_second_writer()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_in_another_region_than_region_is_found_and_used() {
+    const FINDINGS: u64 = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let (moto, proxy) = moto_with_proxy("lake");
+    let emulator = emulator(EmulatorConfig {
+        rate: 100.0,
+        burst: 50,
+        ..EmulatorConfig::generated(FINDINGS, 35)
+    })
+    .await;
+    // The bucket lives in eu-west-1; the export runs with AWS_REGION=us-east-1.
+    proxy.set(json!({"bucket_regions": {"lake": "eu-west-1"}}));
+    let mut cmd = split_command(&emulator, &proxy.url);
+    cmd.args([
+        "export",
+        "--destination",
+        "s3://lake/sh",
+        "--job-id",
+        "away",
+        "-q",
+    ]);
+    cmd.args([
+        "--rate",
+        "100",
+        "--burst",
+        "50",
+        "--progress-parameter",
+        "none",
+    ]);
+    let done = finish(cmd).await.ok();
+    assert!(done.contains("complete: job away: 500 findings"), "{done}");
+    let stats = proxy.set(json!({}));
+    assert_eq!(
+        stats["redirects"], 1,
+        "one 301, then every call in eu-west-1: {stats}"
+    );
+    let landed = s3_lake(&moto, dir.path(), "landed");
+    let expected = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 35, &expected);
+    assert_exactly_once(&check_lake(&landed, &expected, false), FINDINGS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     const FINDINGS: u64 = 3_000;
     let dir = tempfile::tempdir().unwrap();

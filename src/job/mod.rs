@@ -46,8 +46,7 @@ pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Re
         .job_id
         .clone()
         .unwrap_or_else(|| identity.default_job_id());
-    let store = sink::open_store(&plan.destination, Some(&config))?;
-    store.check().await?;
+    let store = sink::open_store(&plan.destination, Some(&config)).await?;
     let lock = JobLock::acquire(store.clone(), &job_id).await?;
     let _time_box = plan
         .max_duration

@@ -102,18 +102,27 @@ impl<'de> Deserialize<'de> for Destination {
     }
 }
 
-/// Opens the object store of a destination; S3 needs the loaded AWS config.
-pub fn open_store(
+/// Opens the object store of a destination to write to: a local folder is created, an S3
+/// bucket is checked and its Region found (S3 calls then go to that Region). S3 needs the loaded
+/// AWS config.
+pub async fn open_store(
+    destination: &Destination,
+    config: Option<&SdkConfig>,
+) -> Result<Arc<dyn ObjectStore>> {
+    let store = open_existing_with(destination, config).await?;
+    store.check().await?;
+    Ok(store)
+}
+
+async fn open_existing_with(
     destination: &Destination,
     config: Option<&SdkConfig>,
 ) -> Result<Arc<dyn ObjectStore>> {
     match (destination, config) {
         (Destination::Local { root }, _) => Ok(Arc::new(local::LocalStore::new(root.clone()))),
-        (Destination::S3 { bucket, prefix }, Some(config)) => Ok(Arc::new(s3::S3Store::new(
-            aws::s3_client(config),
-            bucket.clone(),
-            prefix.clone(),
-        ))),
+        (Destination::S3 { bucket, prefix }, Some(config)) => Ok(Arc::new(
+            s3::S3Store::connect(config, bucket.clone(), prefix.clone()).await?,
+        )),
         (Destination::S3 { .. }, None) => Err(Error::Internal(
             "an S3 destination was opened without AWS configuration".into(),
         )),
@@ -121,7 +130,7 @@ pub fn open_store(
 }
 
 /// Opens a destination that must already exist, for reading job state (`status`, `verify`):
-/// AWS configuration is loaded only for S3.
+/// AWS configuration is loaded only for S3, and a local folder is not created.
 pub async fn open_existing(
     destination: &Destination,
     settings: &AwsSettings,
@@ -130,12 +139,9 @@ pub async fn open_existing(
         Destination::S3 { .. } => Some(aws::load(settings).await?),
         Destination::Local { .. } => None,
     };
-    let store = open_store(destination, config.as_ref())?;
-    if destination.is_s3() {
-        store.check().await?;
-    }
-    Ok(store)
+    open_existing_with(destination, config.as_ref()).await
 }
+
 /// An object's key (relative to the destination) and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
 use super::{CondPut, ObjectMeta, ObjectStore, Precondition};
-use crate::aws::Failure;
+use crate::aws::{self, Failure};
 use crate::error::{Error, Result};
 
 /// Bodies above this size go up as a multipart upload.
@@ -35,6 +36,48 @@ impl S3Store {
             client,
             bucket,
             prefix,
+        }
+    }
+
+    /// A store for the bucket, after finding the bucket's Region with HeadBucket: the SDK does
+    /// not follow S3's 301 to another Region, so the client is rebuilt for the bucket's Region
+    /// when it differs from the configured one.
+    pub async fn connect(config: &SdkConfig, bucket: String, prefix: String) -> Result<Self> {
+        let store = S3Store::new(aws::s3_client(config), bucket, prefix);
+        let configured = config.region().map(|r| r.to_string());
+        let found = match store
+            .client
+            .head_bucket()
+            .bucket(&store.bucket)
+            .send()
+            .await
+        {
+            Ok(out) => out.bucket_region().map(str::to_string),
+            Err(err) => {
+                let header = err
+                    .raw_response()
+                    .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                    .map(str::to_string);
+                match header {
+                    Some(region) => Some(region),
+                    None => return Err(store.failed("", "check", Failure::of(&err))),
+                }
+            }
+        };
+        match found {
+            Some(region) if Some(&region) != configured.as_ref() => {
+                tracing::info!(
+                    "bucket {} is in {region}; its S3 calls go there",
+                    store.bucket
+                );
+                let in_region = config.to_builder().region(Region::new(region)).build();
+                Ok(S3Store::new(
+                    aws::s3_client(&in_region),
+                    store.bucket,
+                    store.prefix,
+                ))
+            }
+            _ => Ok(store),
         }
     }
 

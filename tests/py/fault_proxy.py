@@ -7,9 +7,13 @@ to fail with a probability, with 500, 503 SlowDown, a dropped connection, or a p
 faults to those operations; `conditional_put` is a PUT with If-Match or If-None-Match (checkpoint,
 lease, manifest), and error "409" answers it as S3 does on a concurrent conditional write. Stats count every S3 operation that reached the proxy, by name, in `s3_ops`.
 Faults are injected before the request reaches moto, so a failed request changed nothing.
+`bucket_regions` ({"bucket": "eu-west-1"}) makes buckets live in another Region, as S3 does:
+a request signed for any other Region gets 301 PermanentRedirect with `x-amz-bucket-region`,
+and HeadBucket answers carry that header.
 """
 import http.client
 import json
+import re
 import random
 import sys
 import threading
@@ -100,12 +104,38 @@ class Proxy(BaseHTTPRequestHandler):
                 return ("ssm", faults.get("ssm_error", "throttle"))
         return None
 
+    def _bucket_region(self):
+        """(bucket's Region, signed Region) for an S3 request to a relocated bucket, or None."""
+        scope = re.search(r"Credential=[^/]+/\d+/([^/]+)/s3/", self.headers.get("Authorization", ""))
+        bucket = urlsplit(self.path).path.lstrip("/").split("/")[0]
+        with LOCK:
+            region = STATE["faults"].get("bucket_regions", {}).get(bucket)
+        if not scope or not region:
+            return None
+        return region, scope.group(1)
+
+    def _redirect(self, region):
+        with LOCK:
+            STATE["stats"]["redirects"] = STATE["stats"].get("redirects", 0) + 1
+        xml = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code>"
+               b"<Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message></Error>")
+        self.send_response(301)
+        self.send_header("x-amz-bucket-region", region)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(xml)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(xml)
+
     def _handle(self):
         body = self._body()
         if self.path.startswith("/__"):
             return self._control(body)
         with LOCK:
             STATE["stats"]["requests"] += 1
+        relocated = self._bucket_region()
+        if relocated and relocated[0] != relocated[1]:
+            return self._redirect(relocated[0])
         fault = self._fault()
         if fault == ("s3", "reset") or fault == ("ssm", "reset"):
             self.close_connection = True
@@ -128,6 +158,8 @@ class Proxy(BaseHTTPRequestHandler):
         data = response.read()
         self.send_response(response.status)
         for key, value in response.getheaders():
+            if key.lower() == "x-amz-bucket-region" and relocated:
+                value = relocated[0]
             if key.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
                 self.send_header(key, value)
         length = response.getheader("Content-Length") if self.command == "HEAD" else None
