@@ -240,6 +240,56 @@ async fn a_bucket_in_another_region_than_region_is_found_and_used() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_host_is_refused_an_s3_job_another_host_is_running() {
+    const FINDINGS: u64 = 1_200;
+    let dir = tempfile::tempdir().unwrap();
+    let (moto, proxy) = moto_with_proxy("lake");
+    let emulator = emulator(EmulatorConfig {
+        rate: 6.0,
+        burst: 1,
+        ..EmulatorConfig::generated(FINDINGS, 36)
+    })
+    .await;
+    let export = |host: &str| {
+        let mut cmd = split_command(&emulator, &proxy.url);
+        cmd.args([
+            "export",
+            "--destination",
+            "s3://lake/sh",
+            "--job-id",
+            "hosts",
+        ]);
+        cmd.args(["--rate", "6", "--burst", "1", "--part-rows", "200", "-q"]);
+        cmd.env("SECHUB_EXPORT_HOST_ID", host);
+        tokio::process::Command::from(cmd)
+    };
+    let mut first = export("host-a");
+    let first = first
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first run holds the lease once its claim of the job landed.
+    while proxy.set(json!({}))["s3_ops"]["conditional_put"]
+        .as_u64()
+        .unwrap_or(0)
+        < 3
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = finish(export("host-b")).await;
+    second.fails(5, &["another run is exporting this job", "host host-a"]);
+    let first = Run {
+        output: first.wait_with_output().await.unwrap(),
+    };
+    assert!(first.ok().contains("complete: job hosts"));
+    let landed = s3_lake(&moto, dir.path(), "landed");
+    let expected = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 36, &expected);
+    assert_exactly_once(&check_lake(&landed, &expected, false), FINDINGS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     const FINDINGS: u64 = 3_000;
     let dir = tempfile::tempdir().unwrap();
@@ -283,7 +333,8 @@ async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
         "checkpoint.json",
     ))
     .unwrap();
-    proxy.set(json!({"s3_probability": 1.0, "s3_error": "403"}));
+    // Only part uploads are denied: the lease and the run's claim land, the pipeline starts.
+    proxy.set(json!({"s3_probability": 1.0, "s3_error": "403", "s3_only": ["put"]}));
     let denied = finish(export(&[])).await;
     denied.fails(3, &["access denied"]);
     let after = std::fs::read(state_file(
@@ -292,9 +343,20 @@ async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
         "checkpoint.json",
     ))
     .unwrap();
+    let (before, after): (Value, Value) = (
+        serde_json::from_slice(&before).unwrap(),
+        serde_json::from_slice(&after).unwrap(),
+    );
+    for field in ["exported_count", "next_token", "next_part", "parts"] {
+        assert_eq!(
+            before[field], after[field],
+            "the checkpoint did not advance past unwritten data ({field})"
+        );
+    }
     assert_eq!(
-        before, after,
-        "the checkpoint did not advance past unwritten data"
+        after["owner_generation"].as_u64(),
+        before["owner_generation"].as_u64().map(|g| g + 1),
+        "the denied run had claimed the job: its pipeline started"
     );
     // 3. SSM down for the rest of the run: the export still completes.
     proxy.set(json!({"s3_probability": 0.2, "s3_error": "mix", "ssm_probability": 1.0, "ssm_error": "500", "seed": 4}));

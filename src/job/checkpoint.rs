@@ -65,6 +65,10 @@ pub struct Checkpoint {
     pub pages_fetched: u64,
     /// Every durable part, in order.
     pub parts: Vec<PartRecord>,
+    /// Bumped by every run when it takes the job, before it deletes or writes anything: a run
+    /// that held the job before (frozen, partitioned) can no longer commit over it.
+    #[serde(default)]
+    pub owner_generation: u64,
     /// The SSM parameter the last run published the count to (`none`: none), so `verify`
     /// checks it without being told again. Absent in checkpoints written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +94,7 @@ impl Checkpoint {
             bytes_written: 0,
             pages_fetched: 0,
             parts: Vec::new(),
+            owner_generation: 0,
             progress_parameter: None,
             created_at: now,
             updated_at: now,

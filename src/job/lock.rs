@@ -45,7 +45,11 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// This host's name in leases; `SECHUB_EXPORT_HOST_ID` overrides it (tests simulate two hosts).
 fn host_name() -> String {
+    if let Ok(id) = std::env::var("SECHUB_EXPORT_HOST_ID") {
+        return id;
+    }
     let mut buf = [0u8; 256];
     // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

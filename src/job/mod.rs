@@ -81,11 +81,8 @@ impl Job<'_> {
         let mut checkpoints = CheckpointStore::new(self.store.clone(), self.job_id);
         let mut checkpoint = self.resolve_checkpoint(&mut checkpoints, identity).await?;
         let parameter = self.plan.progress_parameter(self.job_id);
-        let recorded = Some(parameter.clone().unwrap_or_else(|| "none".into()));
-        if checkpoint.progress_parameter != recorded {
-            checkpoint.progress_parameter = recorded;
-            checkpoints.commit(&checkpoint).await?;
-        }
+        // Recorded with the run's first commit (the pipeline's claim of the job).
+        checkpoint.progress_parameter = Some(parameter.clone().unwrap_or_else(|| "none".into()));
         if let Some(name) = parameter {
             let initial = checkpoint.exported_count;
             observers.push(SsmCounter::start(self.config, name, initial));

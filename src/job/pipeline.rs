@@ -107,6 +107,11 @@ pub async fn run(
             started,
         ));
     }
+    // Fence first: once this commit lands, a previous holder's next commit fails its
+    // precondition, so the stray parts deleted below can never end up in a checkpoint.
+    checkpoint.owner_generation += 1;
+    target.lock.ensure_held(&checkpoint.job_id)?;
+    target.checkpoints.commit(&checkpoint).await?;
     target.parts.remove_from(checkpoint.next_part).await?;
     let mut stages = Stages::start(source, format, &checkpoint, options, cancel);
     let mut failure = None;

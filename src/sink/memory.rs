@@ -23,7 +23,7 @@ struct State {
     /// Writes to fail: (key substring, matching writes to let through first, whether the
     /// failing write lands anyway, its answer lost).
     failures: Vec<(String, usize, bool)>,
-    /// Every successful write, in order (keys).
+    /// Every successful write (its key) and delete (`delete <key>`), in order.
     writes: Vec<String>,
 }
 
@@ -49,7 +49,7 @@ impl MemoryStore {
             .push((needle.to_string(), let_through, true));
     }
 
-    /// Keys of every successful write so far, in order.
+    /// Keys of every successful write so far, and `delete <key>` for deletes, in order.
     pub fn writes(&self) -> Vec<String> {
         self.lock().writes.clone()
     }
@@ -150,7 +150,9 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.lock().objects.remove(key);
+        let mut state = self.lock();
+        state.objects.remove(key);
+        state.writes.push(format!("delete {key}"));
         Ok(())
     }
 }

@@ -198,6 +198,7 @@ async fn pages_become_parts_of_whole_pages_each_followed_by_its_checkpoint() {
         kinds,
         [
             "checkpoint",
+            "checkpoint",
             "part",
             "checkpoint",
             "part",
@@ -215,8 +216,8 @@ async fn pages_become_parts_of_whole_pages_each_followed_by_its_checkpoint() {
 #[tokio::test]
 async fn a_crash_between_part_and_checkpoint_refetches_the_pages_and_overwrites_the_part() {
     let fixture = Fixture::new().await;
-    // The first part's commit lands (the creation commit came before); the second one fails.
-    fixture.store.fail_write("checkpoint.json", 1);
+    // The run's claim and its first part's commit land; the second part's commit fails.
+    fixture.store.fail_write("checkpoint.json", 2);
     let err = fixture.run(30, &Cancel::new()).await.unwrap_err();
     assert!(matches!(err, Error::Destination { .. }), "{err}");
     let checkpoint = fixture.checkpoint().await;
@@ -269,5 +270,39 @@ async fn a_source_failure_mid_part_commits_the_pages_before_it_then_reports_the_
     assert_eq!(checkpoint.next_token.as_deref(), Some("t4"));
     let resumed = fixture.run(30, &Cancel::new()).await.unwrap();
     assert_eq!(resumed.rows_this_run, 60);
+    fixture.assert_each_finding_exactly_once().await;
+}
+
+#[tokio::test]
+async fn a_run_claims_the_job_before_deleting_strays_so_a_previous_holder_cannot_commit() {
+    let fixture = Fixture::new().await;
+    let store: Arc<dyn ObjectStore> = fixture.store.clone();
+    // A previous holder (frozen, say) loaded the checkpoint and uploaded part 1 uncommitted.
+    let mut previous = CheckpointStore::new(store.clone(), JOB);
+    let mut stale = previous.load().await.unwrap().unwrap();
+    let stray = crate::sink::layout::part_key("findings", &stale.export_date, JOB, 1);
+    store
+        .put(&stray, Bytes::from_static(b"old"), "x")
+        .await
+        .unwrap();
+
+    fixture.run(30, &Cancel::new()).await.unwrap();
+    let log = fixture.store.writes();
+    let uploaded = log.iter().position(|k| *k == stray).unwrap();
+    let deleted = log
+        .iter()
+        .position(|k| *k == format!("delete {stray}"))
+        .unwrap();
+    assert!(
+        log[uploaded..deleted]
+            .iter()
+            .any(|k| k.ends_with("checkpoint.json")),
+        "the claim is committed before the stray part is deleted: {log:?}"
+    );
+    assert_eq!(fixture.checkpoint().await.owner_generation, 1);
+
+    stale.exported_count = 999;
+    let err = previous.commit(&stale).await.unwrap_err();
+    assert!(matches!(err, Error::JobConflict { .. }), "{err}");
     fixture.assert_each_finding_exactly_once().await;
 }
