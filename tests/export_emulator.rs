@@ -137,11 +137,7 @@ async fn a_rejected_cursor_stops_with_advice_and_restart_recovers_without_duplic
     });
     let dead = finish(export_cmd(&emulator, &lake, "cursor", &args)).await;
     dead.fails(6, &["NextToken was rejected", "--restart"]);
-    assert_eq!(
-        std::fs::read(&checkpoint).unwrap(),
-        before,
-        "the checkpoint is untouched"
-    );
+    assert_same_progress(&before, &std::fs::read(&checkpoint).unwrap());
 
     let restarted = finish(export_cmd(
         &emulator,

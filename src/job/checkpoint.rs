@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::request::FrozenRequest;
 use crate::sink::layout;
-use crate::sink::{CondPut, ObjectStore, Precondition};
+use crate::sink::{put_if_or_own, CondPut, ObjectStore, Precondition};
 
 /// Version of the checkpoint format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -171,14 +171,13 @@ impl CheckpointStore {
             None => Precondition::Absent,
             Some(etag) => Precondition::Matches(etag.clone()),
         };
-        match self.store.put_if(&self.key(), body.clone(), precondition).await? {
+        // A retried write whose first attempt landed (its answer lost) fails its own
+        // precondition: if the stored checkpoint is exactly ours, the commit succeeded.
+        match put_if_or_own(self.store.as_ref(), &self.key(), body, precondition).await? {
             CondPut::Written(etag) => {
                 self.etag = Some(etag);
                 Ok(())
             }
-            // A retried write whose first attempt landed (its answer lost) fails its own
-            // precondition: if the stored checkpoint is exactly ours, the commit succeeded.
-            CondPut::PreconditionFailed if self.holds(&body).await? => Ok(()),
             CondPut::PreconditionFailed => Err(Error::JobConflict {
                 job_id: self.job_id.clone(),
                 message: format!(
@@ -186,19 +185,6 @@ impl CheckpointStore {
                     self.store.location(&self.key())
                 ),
             }),
-        }
-    }
-}
-
-impl CheckpointStore {
-    /// True when the stored checkpoint is `body`; adopts its ETag.
-    async fn holds(&mut self, body: &[u8]) -> Result<bool> {
-        match self.store.get(&self.key()).await? {
-            Some((stored, etag)) if stored.as_ref() == body => {
-                self.etag = Some(etag);
-                Ok(true)
-            }
-            _ => Ok(false),
         }
     }
 }

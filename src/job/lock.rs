@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::sink::layout;
-use crate::sink::{CondPut, ObjectStore, Precondition};
+use crate::sink::{put_if_or_own, CondPut, ObjectStore, Precondition};
 
 /// How long an S3 lease lives without a heartbeat before another run may take it over.
 pub const LEASE: Duration = Duration::from_secs(60);
@@ -118,7 +118,7 @@ impl JobLock {
             heartbeat_at_ms: now_ms(),
         };
         let body = || Bytes::from(serde_json::to_vec(&me).expect("lease serialises"));
-        let mut outcome = store.put_if(&key, body(), Precondition::Absent).await?;
+        let mut outcome = put_if_or_own(store.as_ref(), &key, body(), Precondition::Absent).await?;
         if outcome == CondPut::PreconditionFailed {
             let Some((current, etag)) = store.get(&key).await? else {
                 return Err(busy(job_id, "its lock changed while we looked".into()));
@@ -136,9 +136,8 @@ impl JobLock {
                 let age = (now_ms() - h.heartbeat_at_ms) / 1000;
                 return Err(busy(job_id, format!("host {} pid {}, heartbeat {age}s ago; a dead run's lease expires after {}s", h.host, h.pid, LEASE.as_secs())));
             }
-            outcome = store
-                .put_if(&key, body(), Precondition::Matches(etag))
-                .await?;
+            outcome =
+                put_if_or_own(store.as_ref(), &key, body(), Precondition::Matches(etag)).await?;
         }
         let CondPut::Written(etag) = outcome else {
             return Err(busy(job_id, "it took the lock at the same moment".into()));

@@ -195,6 +195,24 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<()>;
 }
 
+/// A conditional write that recognises its own earlier attempt: when the precondition fails and
+/// the stored object is exactly `body` (a retried write whose first attempt landed, its answer
+/// lost), the write succeeded and the stored version's ETag is returned.
+pub async fn put_if_or_own(
+    store: &dyn ObjectStore,
+    key: &str,
+    body: Bytes,
+    precondition: Precondition,
+) -> Result<CondPut> {
+    match store.put_if(key, body.clone(), precondition).await? {
+        CondPut::PreconditionFailed => match store.get(key).await? {
+            Some((stored, etag)) if stored == body => Ok(CondPut::Written(etag)),
+            _ => Ok(CondPut::PreconditionFailed),
+        },
+        written => Ok(written),
+    }
+}
+
 /// The ETag of bytes as the local store computes it (a content hash).
 pub fn content_etag(body: &[u8]) -> String {
     use sha2::{Digest, Sha256};

@@ -155,22 +155,52 @@ impl S3Store {
                 )
                 .send()
                 .await
-                .map(|_| ())
-                .map_err(|e| self.failed(key, "complete a multipart upload", Failure::of(&e))),
-            Err(err) => Err(err),
+                .map(|_| ()),
+            Err(err) => return self.abort_after(&full, &upload_id, err).await,
         };
-        if result.is_err() {
-            // A failed piece or a failed completion leaves the upload pending: abort it.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&full)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+        let result = match result {
+            Ok(()) => Ok(()),
+            // A retried completion whose first attempt landed (its answer lost) finds no upload:
+            // the object is there, whole, when its size is the body's.
+            Err(err) if Failure::of(&err).code.as_deref() == Some("NoSuchUpload") => {
+                match self.size_of(&full).await {
+                    Some(size) if size == body.len() as u64 => Ok(()),
+                    _ => Err(self.failed(key, "complete a multipart upload", Failure::of(&err))),
+                }
+            }
+            Err(err) => Err(self.failed(key, "complete a multipart upload", Failure::of(&err))),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) => self.abort_after(&full, &upload_id, err).await,
         }
-        result
+    }
+
+    /// Aborts a multipart upload that failed (a piece or the completion), so nothing stays
+    /// pending, and returns the failure.
+    async fn abort_after(&self, full: &str, upload_id: &str, err: Error) -> Result<()> {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        Err(err)
+    }
+
+    /// The size of an object (a full key), if it exists.
+    async fn size_of(&self, full: &str) -> Option<u64> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .send()
+            .await
+            .ok()?;
+        out.content_length().map(|n| n.max(0) as u64)
     }
 
     async fn upload_parts(

@@ -205,6 +205,25 @@ pub fn state_file(lake: &Path, job: &str, name: &str) -> PathBuf {
     lake.join("_sechub_export/jobs").join(job).join(name)
 }
 
+/// Asserts two checkpoint files record the same progress (what is exported and where to go on):
+/// a run that failed may have claimed the job (a new owner generation), never advanced it.
+pub fn assert_same_progress(before: &[u8], after: &[u8]) {
+    let before: Value = serde_json::from_slice(before).unwrap();
+    let after: Value = serde_json::from_slice(after).unwrap();
+    for field in [
+        "state",
+        "exported_count",
+        "next_token",
+        "next_part",
+        "parts",
+    ] {
+        assert_eq!(
+            before[field], after[field],
+            "the checkpoint did not advance past unwritten data ({field})"
+        );
+    }
+}
+
 /// Reads the lake under `dir` back with DuckDB and pyarrow and compares it with the NDJSON
 /// findings in `expect`; `exact` also compares every `finding_json` byte for byte.
 pub fn check_lake(dir: &Path, expect: &Path, exact: bool) -> Value {

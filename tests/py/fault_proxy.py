@@ -9,7 +9,9 @@ lease, manifest), and error "409" answers it as S3 does on a concurrent conditio
 Faults are injected before the request reaches moto, so a failed request changed nothing.
 `bucket_regions` ({"bucket": "eu-west-1"}) makes buckets live in another Region, as S3 does:
 a request signed for any other Region gets 301 PermanentRedirect with `x-amz-bucket-region`,
-and HeadBucket answers carry that header.
+and HeadBucket answers carry that header. `lost_probability` with `lost_only` (the same operation
+names) forwards such a write to moto, then drops the connection before answering: the write
+landed, its answer did not (counted in `lost_ops`).
 """
 import http.client
 import json
@@ -99,6 +101,11 @@ class Proxy(BaseHTTPRequestHandler):
                 if error == "mix":
                     error = STATE["rng"].choice(["500", "503", "reset"])
                 return ("s3", error)
+            if (operation and operation in faults.get("lost_only", [])
+                    and STATE["rng"].random() < faults.get("lost_probability", 0)):
+                lost = STATE["stats"].setdefault("lost_ops", {})
+                lost[operation] = lost.get(operation, 0) + 1
+                return ("s3", "lost")
             if target.endswith("PutParameter") and STATE["rng"].random() < faults.get("ssm_probability", 0):
                 STATE["stats"]["ssm_faults"] += 1
                 return ("ssm", faults.get("ssm_error", "throttle"))
@@ -137,6 +144,11 @@ class Proxy(BaseHTTPRequestHandler):
         if relocated and relocated[0] != relocated[1]:
             return self._redirect(relocated[0])
         fault = self._fault()
+        if fault == ("s3", "lost"):
+            self._forward(body)
+            self.close_connection = True
+            self.connection.close()
+            return
         if fault == ("s3", "reset") or fault == ("ssm", "reset"):
             self.close_connection = True
             self.connection.close()
@@ -150,12 +162,20 @@ class Proxy(BaseHTTPRequestHandler):
             status = 400 if fault[1] == "throttle" else 500
             return self._reply(status, json.dumps({"__type": kind, "message": "injected"}).encode(),
                                "application/x-amz-json-1.1")
+        self._relay(relocated, *self._forward(body))
+
+    def _forward(self, body):
+        """Sends the request to moto; returns its response and body."""
         upstream = urlsplit(UPSTREAM)
         conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "transfer-encoding")}
         conn.request(self.command, self.path, body=body, headers=headers)
         response = conn.getresponse()
         data = response.read()
+        conn.close()
+        return response, data
+
+    def _relay(self, relocated, response, data):
         self.send_response(response.status)
         for key, value in response.getheaders():
             if key.lower() == "x-amz-bucket-region" and relocated:
@@ -167,7 +187,6 @@ class Proxy(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        conn.close()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
