@@ -480,10 +480,10 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
         json!([])
     );
     // 2. 30% of multipart calls (start, pieces, complete) fail with 500, 503 or a reset: retried.
-    //    And half the completions land with their answers lost.
+    //    And every completion's first attempt lands with its answer lost.
     let faults = json!({"s3_probability": 0.3, "s3_error": "mix", "seed": 8,
         "s3_only": ["create_multipart", "upload_part", "complete"],
-        "lost_probability": 0.5, "lost_only": ["complete"]});
+        "lost_first": ["complete"]});
     proxy.set(faults);
     let done = finish(export()).await.ok();
     assert!(

@@ -11,7 +11,8 @@ Faults are injected before the request reaches moto, so a failed request changed
 a request signed for any other Region gets 301 PermanentRedirect with `x-amz-bucket-region`,
 and HeadBucket answers carry that header. `lost_probability` with `lost_only` (the same operation
 names) forwards such a write to moto, then drops the connection before answering: the write
-landed, its answer did not (counted in `lost_ops`).
+landed, its answer did not (counted in `lost_ops`); `lost_first` (operation names) does that to
+the first attempt of each distinct such request only, so its retry gets through.
 """
 import http.client
 import json
@@ -101,8 +102,12 @@ class Proxy(BaseHTTPRequestHandler):
                 if error == "mix":
                     error = STATE["rng"].choice(["500", "503", "reset"])
                 return ("s3", error)
-            if (operation and operation in faults.get("lost_only", [])
-                    and STATE["rng"].random() < faults.get("lost_probability", 0)):
+            seen = STATE.setdefault("seen", set())
+            first = (self.command, self.path) not in seen
+            seen.add((self.command, self.path))
+            if operation and ((operation in faults.get("lost_first", []) and first) or (
+                    operation in faults.get("lost_only", [])
+                    and STATE["rng"].random() < faults.get("lost_probability", 0))):
                 lost = STATE["stats"].setdefault("lost_ops", {})
                 lost[operation] = lost.get(operation, 0) + 1
                 return ("s3", "lost")
