@@ -161,105 +161,104 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conditional_write_conflicts_are_retried_not_taken_for_a_second_writer() {
-    const FINDINGS: u64 = 2_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (moto, proxy) = moto_with_proxy("lake");
-    let emulator = emulator(EmulatorConfig {
-        rate: 100.0,
-        burst: 50,
-        ..EmulatorConfig::generated(FINDINGS, 34)
-    })
-    .await;
-    // Half the checkpoint, lease and manifest writes answered 409 ConditionalRequestConflict.
-    proxy.set(json!({"s3_probability": 0.5, "s3_error": "409", "s3_only": ["conditional_put"], "seed": 5}));
-    let mut cmd = split_command(&emulator, &proxy.url);
-    cmd.args([
-        "export",
-        "--destination",
-        "s3://lake/sh",
-        "--job-id",
-        "c409",
-    ]);
-    cmd.args(["--rate", "100", "--burst", "50", "--part-rows", "300", "-q"]);
-    let done = finish(cmd).await.ok();
-    assert!(done.contains("complete: job c409"), "{done}");
-    let stats = proxy.set(json!({}));
-    assert!(
-        stats["s3_faulted_ops"]["conditional_put"].as_u64().unwrap() >= 3,
-        "conflicts were injected: {stats}"
-    );
-    let landed = s3_lake(&moto, dir.path(), "landed");
-    let expected = dir.path().join("expected.ndjson");
-    generate(FINDINGS, 34, &expected);
-    assert_exactly_once(&check_lake(&landed, &expected, false), FINDINGS);
+/// An S3 job's world: moto behind the fault proxy, the emulator serving generated findings.
+struct S3World {
+    dir: tempfile::TempDir,
+    moto: Moto,
+    proxy: FaultProxy,
+    emulator: Emulator,
+    findings: u64,
+    seed: u64,
+    rate: String,
+    burst: String,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bucket_in_another_region_than_region_is_found_and_used() {
-    const FINDINGS: u64 = 500;
-    let dir = tempfile::tempdir().unwrap();
-    let (moto, proxy) = moto_with_proxy("lake");
-    let emulator = emulator(EmulatorConfig {
-        rate: 100.0,
-        burst: 50,
-        ..EmulatorConfig::generated(FINDINGS, 35)
-    })
-    .await;
-    // The bucket lives in eu-west-1; the export runs with AWS_REGION=us-east-1.
-    proxy.set(json!({"bucket_regions": {"lake": "eu-west-1"}}));
-    let mut cmd = split_command(&emulator, &proxy.url);
-    cmd.args([
-        "export",
-        "--destination",
-        "s3://lake/sh",
-        "--job-id",
-        "away",
-        "-q",
-    ]);
-    cmd.args([
-        "--rate",
-        "100",
-        "--burst",
-        "50",
-        "--progress-parameter",
-        "none",
-    ]);
-    let done = finish(cmd).await.ok();
-    assert!(done.contains("complete: job away: 500 findings"), "{done}");
-    let stats = proxy.set(json!({}));
-    assert_eq!(
-        stats["redirects"], 1,
-        "one 301, then every call in eu-west-1: {stats}"
-    );
-    let landed = s3_lake(&moto, dir.path(), "landed");
-    let expected = dir.path().join("expected.ndjson");
-    generate(FINDINGS, 35, &expected);
-    assert_exactly_once(&check_lake(&landed, &expected, false), FINDINGS);
-}
+impl S3World {
+    async fn new(findings: u64, seed: u64, rate: f64, burst: u32) -> S3World {
+        let (moto, proxy) = moto_with_proxy("lake");
+        let emulator = emulator(EmulatorConfig {
+            rate,
+            burst,
+            ..EmulatorConfig::generated(findings, seed)
+        })
+        .await;
+        S3World {
+            dir: tempfile::tempdir().unwrap(),
+            moto,
+            proxy,
+            emulator,
+            findings,
+            seed,
+            rate: rate.to_string(),
+            burst: burst.to_string(),
+        }
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_host_is_refused_an_s3_job_another_host_is_running() {
-    const FINDINGS: u64 = 1_200;
-    let dir = tempfile::tempdir().unwrap();
-    let (moto, proxy) = moto_with_proxy("lake");
-    let emulator = emulator(EmulatorConfig {
-        rate: 6.0,
-        burst: 1,
-        ..EmulatorConfig::generated(FINDINGS, 36)
-    })
-    .await;
-    let export = |host: &str| {
-        let mut cmd = split_command(&emulator, &proxy.url);
+    /// `export` of `job` to s3://lake/sh through the proxy, at the emulator's quota.
+    fn export(&self, job: &str, extra: &[&str]) -> Command {
+        let mut cmd = split_command(&self.emulator, &self.proxy.url);
         cmd.args([
             "export",
             "--destination",
             "s3://lake/sh",
             "--job-id",
-            "hosts",
+            job,
+            "-q",
         ]);
-        cmd.args(["--rate", "6", "--burst", "1", "--part-rows", "200", "-q"]);
+        cmd.args(["--rate", &self.rate, "--burst", &self.burst]);
+        cmd.args(extra);
+        cmd
+    }
+
+    /// Every finding the emulator served is in the lake exactly once.
+    fn assert_landed_once(&self) {
+        let landed = s3_lake(&self.moto, self.dir.path(), "landed");
+        let expected = self.dir.path().join("expected.ndjson");
+        generate(self.findings, self.seed, &expected);
+        assert_exactly_once(&check_lake(&landed, &expected, false), self.findings);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_write_conflicts_are_retried_not_taken_for_a_second_writer() {
+    let world = S3World::new(2_000, 34, 100.0, 50).await;
+    // Half the checkpoint, lease and manifest writes answered 409 ConditionalRequestConflict.
+    world.proxy.set(json!({"s3_probability": 0.5, "s3_error": "409", "s3_only": ["conditional_put"], "seed": 5}));
+    let done = finish(world.export("c409", &["--part-rows", "300"]))
+        .await
+        .ok();
+    assert!(done.contains("complete: job c409"), "{done}");
+    let stats = world.proxy.set(json!({}));
+    assert!(
+        stats["s3_faulted_ops"]["conditional_put"].as_u64().unwrap() >= 3,
+        "conflicts were injected: {stats}"
+    );
+    world.assert_landed_once();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_in_another_region_than_region_is_found_and_used() {
+    let world = S3World::new(500, 35, 100.0, 50).await;
+    // The bucket lives in eu-west-1; the export runs with AWS_REGION=us-east-1.
+    world
+        .proxy
+        .set(json!({"bucket_regions": {"lake": "eu-west-1"}}));
+    let export = world.export("away", &["--progress-parameter", "none"]);
+    let done = finish(export).await.ok();
+    assert!(done.contains("complete: job away: 500 findings"), "{done}");
+    let stats = world.proxy.set(json!({}));
+    assert_eq!(
+        stats["redirects"], 1,
+        "one 301, then every call in eu-west-1: {stats}"
+    );
+    world.assert_landed_once();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_host_is_refused_an_s3_job_another_host_is_running() {
+    let world = S3World::new(1_200, 36, 6.0, 1).await;
+    let export = |host: &str| {
+        let mut cmd = world.export("hosts", &["--part-rows", "200"]);
         cmd.env("SECHUB_EXPORT_HOST_ID", host);
         tokio::process::Command::from(cmd)
     };
@@ -270,7 +269,7 @@ async fn a_second_host_is_refused_an_s3_job_another_host_is_running() {
         .spawn()
         .unwrap();
     // The first run holds the lease once its claim of the job landed.
-    while proxy.set(json!({}))["s3_ops"]["conditional_put"]
+    while world.proxy.set(json!({}))["s3_ops"]["conditional_put"]
         .as_u64()
         .unwrap_or(0)
         < 3
@@ -283,50 +282,29 @@ async fn a_second_host_is_refused_an_s3_job_another_host_is_running() {
         output: first.wait_with_output().await.unwrap(),
     };
     assert!(first.ok().contains("complete: job hosts"));
-    let landed = s3_lake(&moto, dir.path(), "landed");
-    let expected = dir.path().join("expected.ndjson");
-    generate(FINDINGS, 36, &expected);
-    assert_exactly_once(&check_lake(&landed, &expected, false), FINDINGS);
+    world.assert_landed_once();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_landed_but_lost_their_answer_are_recognised_not_failed_or_duplicated() {
-    const FINDINGS: u64 = 2_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (moto, proxy) = moto_with_proxy("lake");
-    let emulator = emulator(EmulatorConfig {
-        rate: 100.0,
-        burst: 50,
-        ..EmulatorConfig::generated(FINDINGS, 37)
-    })
-    .await;
+    let world = S3World::new(2_000, 37, 100.0, 50).await;
     // A third of part uploads and of lease, checkpoint and manifest writes land unanswered
     // (with this seed the first one is the lease: a run must not refuse its own lease).
-    proxy.set(
+    world.proxy.set(
         json!({"lost_probability": 0.35, "lost_only": ["put", "conditional_put"], "seed": 22}),
     );
-    let mut cmd = split_command(&emulator, &proxy.url);
-    cmd.args([
-        "export",
-        "--destination",
-        "s3://lake/sh",
-        "--job-id",
-        "lost",
-    ]);
-    cmd.args(["--rate", "100", "--burst", "50", "--part-rows", "100", "-q"]);
-    let done = finish(cmd).await.ok();
+    let done = finish(world.export("lost", &["--part-rows", "100"]))
+        .await
+        .ok();
     assert!(done.contains("complete: job lost: 2000 findings"), "{done}");
-    let stats = proxy.set(json!({}));
+    let stats = world.proxy.set(json!({}));
     for op in ["put", "conditional_put"] {
         assert!(
             stats["lost_ops"][op].as_u64().unwrap_or(0) >= 1,
             "{op} answers were lost: {stats}"
         );
     }
-    let landed = s3_lake(&moto, dir.path(), "landed");
-    let expected = dir.path().join("expected.ndjson");
-    generate(FINDINGS, 37, &expected);
-    assert_exactly_once(&check_lake(&landed, &expected, false), FINDINGS);
+    world.assert_landed_once();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -75,17 +75,7 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
             checkpoint.exported_count
         ));
     }
-    // The flag, else the parameter the job recorded, else the default of older checkpoints.
-    let named = args
-        .progress_parameter
-        .as_ref()
-        .or(checkpoint.progress_parameter.as_ref());
-    let parameter = match named.map(String::as_str) {
-        Some("none") => None,
-        Some(name) => Some(name.to_string()),
-        None => default_progress_parameter(&destination, job_id),
-    };
-    if let Some(name) = parameter {
+    if let Some(name) = parameter_to_check(args, &checkpoint, &destination) {
         check_ssm(&args.aws, &name, checkpoint.exported_count, &mut problems).await?;
     }
     if !problems.is_empty() {
@@ -100,6 +90,24 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
         "sizes and footers"
     };
     Ok(format!("verified: job {job_id}: {footer_rows} findings in {} parts, all present, no extra parts, {depth} agree with the manifest and counts", parts.len()))
+}
+
+/// The SSM parameter to compare: the flag, else the one the job recorded, else the default of
+/// checkpoints written before jobs recorded it.
+fn parameter_to_check(
+    args: &VerifyArgs,
+    checkpoint: &Checkpoint,
+    destination: &Destination,
+) -> Option<String> {
+    let named = args
+        .progress_parameter
+        .as_ref()
+        .or(checkpoint.progress_parameter.as_ref());
+    match named.map(String::as_str) {
+        Some("none") => None,
+        Some(name) => Some(name.to_string()),
+        None => default_progress_parameter(destination, &checkpoint.job_id),
+    }
 }
 
 /// The parts the manifest lists (or the checkpoint, when there is no manifest), noting why the
