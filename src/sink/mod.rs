@@ -109,12 +109,15 @@ pub async fn open_store(
     destination: &Destination,
     config: Option<&SdkConfig>,
 ) -> Result<Arc<dyn ObjectStore>> {
-    let store = open_existing_with(destination, config).await?;
-    store.check().await?;
+    let store = open_checked(destination, config).await?;
+    if !destination.is_s3() {
+        store.check().await?;
+    }
     Ok(store)
 }
 
-async fn open_existing_with(
+/// A local folder as it is; an S3 bucket checked by HeadBucket (once) in its own Region.
+async fn open_checked(
     destination: &Destination,
     config: Option<&SdkConfig>,
 ) -> Result<Arc<dyn ObjectStore>> {
@@ -139,7 +142,7 @@ pub async fn open_existing(
         Destination::S3 { .. } => Some(aws::load(settings).await?),
         Destination::Local { .. } => None,
     };
-    open_existing_with(destination, config.as_ref()).await
+    open_checked(destination, config.as_ref()).await
 }
 
 /// An object's key (relative to the destination) and size.

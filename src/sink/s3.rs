@@ -39,46 +39,47 @@ impl S3Store {
         }
     }
 
-    /// A store for the bucket, after finding the bucket's Region with HeadBucket: the SDK does
-    /// not follow S3's 301 to another Region, so the client is rebuilt for the bucket's Region
-    /// when it differs from the configured one.
+    /// A store for an existing bucket, checked with HeadBucket, which also tells the bucket's
+    /// Region (`x-amz-bucket-region`, on success and on a 301): the SDK does not follow S3's 301
+    /// to another Region, so the client is rebuilt for the bucket's Region when it differs.
     pub async fn connect(config: &SdkConfig, bucket: String, prefix: String) -> Result<Self> {
         let store = S3Store::new(aws::s3_client(config), bucket, prefix);
         let configured = config.region().map(|r| r.to_string());
-        let found = match store
-            .client
-            .head_bucket()
-            .bucket(&store.bucket)
-            .send()
-            .await
-        {
-            Ok(out) => out.bucket_region().map(str::to_string),
+        let (region, checked) = match store.head_bucket().await {
+            Ok(out) => (out.bucket_region().map(str::to_string), true),
             Err(err) => {
-                let header = err
+                let region = err
                     .raw_response()
                     .and_then(|r| r.headers().get("x-amz-bucket-region"))
                     .map(str::to_string);
-                match header {
-                    Some(region) => Some(region),
-                    None => return Err(store.failed("", "check", Failure::of(&err))),
+                match region {
+                    Some(region) if Some(&region) != configured.as_ref() => (Some(region), false),
+                    _ => return Err(store.failed("", "check", Failure::of(&err))),
                 }
             }
         };
-        match found {
-            Some(region) if Some(&region) != configured.as_ref() => {
-                tracing::info!(
-                    "bucket {} is in {region}; its S3 calls go there",
-                    store.bucket
-                );
-                let in_region = config.to_builder().region(Region::new(region)).build();
-                Ok(S3Store::new(
-                    aws::s3_client(&in_region),
-                    store.bucket,
-                    store.prefix,
-                ))
-            }
-            _ => Ok(store),
+        let Some(region) = region.filter(|r| Some(r) != configured.as_ref()) else {
+            return Ok(store);
+        };
+        tracing::info!(
+            "bucket {} is in {region}; its S3 calls go there",
+            store.bucket
+        );
+        let in_region = config.to_builder().region(Region::new(region)).build();
+        let store = S3Store::new(aws::s3_client(&in_region), store.bucket, store.prefix);
+        if !checked {
+            store.check().await?;
         }
+        Ok(store)
+    }
+
+    async fn head_bucket(
+        &self,
+    ) -> std::result::Result<
+        aws_sdk_s3::operation::head_bucket::HeadBucketOutput,
+        aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::head_bucket::HeadBucketError>,
+    > {
+        self.client.head_bucket().bucket(&self.bucket).send().await
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -242,10 +243,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn check(&self) -> Result<()> {
-        self.client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
+        self.head_bucket()
             .await
             .map(|_| ())
             .map_err(|e| self.failed("", "check", Failure::of(&e)))
