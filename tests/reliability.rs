@@ -3,39 +3,22 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
 use rand::distr::{Alphanumeric, SampleString};
-use rand::{Rng, SeedableRng};
-use sechub_export::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
+use rand::SeedableRng;
+use sechub_export::emulator::{query::Dataset, EmulatorConfig, Faults};
 use serde_json::{json, Value};
-
-async fn emulator(config: EmulatorConfig) -> Emulator {
-    start_emulator(config).await
-}
-
-/// Security Hub and STS on the emulator; S3 and SSM on `aws` (moto or the fault proxy).
-fn split_command(emulator: &Emulator, aws: &str) -> Command {
-    let mut cmd = command(None);
-    cmd.env("AWS_ENDPOINT_URL_SECURITYHUB", emulator.url())
-        .env("AWS_ENDPOINT_URL_STS", emulator.url())
-        .env("AWS_ENDPOINT_URL_S3", aws)
-        .env("AWS_ENDPOINT_URL_SSM", aws);
-    cmd
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
-    if !cfg!(feature = "failpoints") {
-        panic!("the crash points need --features failpoints (scripts/test.sh passes it)");
-    }
+    require_failpoints();
     const FINDINGS: u64 = 30_000;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let emulator = emulator(EmulatorConfig {
+    let emulator = start_emulator(EmulatorConfig {
         rate: 40.0,
         burst: 10,
         ..EmulatorConfig::generated(FINDINGS, 31)
@@ -44,6 +27,7 @@ async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
     let points = [
         "part-before-upload",
         "part-after-upload",
+        "checkpoint-before-commit",
         "checkpoint-after-commit",
         "local-write-before-rename",
     ];
@@ -64,30 +48,13 @@ async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
         ];
         let mut cmd = export_command(&emulator.url(), &lake, "crash", &extra);
         cmd.env("AWS_ENDPOINT_URL_SSM", &moto.url);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         cmd
     };
     for round in 0..28 {
-        let mut cmd = export();
-        if round % 4 == 3 {
-            // A SIGKILL at a random moment.
-            let mut child = tokio::process::Command::from(cmd).spawn().unwrap();
-            tokio::time::sleep(Duration::from_millis(rng.random_range(150..600))).await;
-            if child.try_wait().unwrap().is_none() {
-                child.kill().await.unwrap();
-                killed += 1;
-            }
-            let _ = child.wait().await;
-            continue;
-        }
-        let point = points[rng.random_range(0..points.len())];
-        cmd.env(
-            "FAILPOINTS",
-            format!("{point}={}*off->return", rng.random_range(0..3)),
-        );
-        let status = tokio::process::Command::from(cmd).status().await.unwrap();
-        if !status.success() {
-            aborted += 1;
+        match crash_round(export(), round, &mut rng, &points).await {
+            Crash::Aborted => aborted += 1,
+            Crash::Killed => killed += 1,
+            Crash::Survived => {}
         }
     }
     let mut last = export();
@@ -139,7 +106,7 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
         latency_ms: 40,
         ..Faults::default()
     };
-    let emulator = emulator(EmulatorConfig {
+    let emulator = start_emulator(EmulatorConfig {
         rate: 20.0,
         burst: 10,
         faults,
@@ -161,165 +128,19 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
     );
 }
 
-/// An S3 job's world: moto behind the fault proxy, the emulator serving generated findings.
-struct S3World {
-    dir: tempfile::TempDir,
-    moto: Moto,
-    proxy: FaultProxy,
-    emulator: Emulator,
-    findings: u64,
-    seed: u64,
-    rate: String,
-    burst: String,
-}
-
-impl S3World {
-    async fn new(findings: u64, seed: u64, rate: f64, burst: u32) -> S3World {
-        let (moto, proxy) = moto_with_proxy("lake");
-        let emulator = emulator(EmulatorConfig {
-            rate,
-            burst,
-            ..EmulatorConfig::generated(findings, seed)
-        })
-        .await;
-        S3World {
-            dir: tempfile::tempdir().unwrap(),
-            moto,
-            proxy,
-            emulator,
-            findings,
-            seed,
-            rate: rate.to_string(),
-            burst: burst.to_string(),
-        }
-    }
-
-    /// `export` of `job` to s3://lake/sh through the proxy, at the emulator's quota.
-    fn export(&self, job: &str, extra: &[&str]) -> Command {
-        let mut cmd = split_command(&self.emulator, &self.proxy.url);
-        cmd.args([
-            "export",
-            "--destination",
-            "s3://lake/sh",
-            "--job-id",
-            job,
-            "-q",
-        ]);
-        cmd.args(["--rate", &self.rate, "--burst", &self.burst]);
-        cmd.args(extra);
-        cmd
-    }
-
-    /// Every finding the emulator served is in the lake exactly once.
-    fn assert_landed_once(&self) {
-        let landed = s3_lake(&self.moto, self.dir.path(), "landed");
-        let expected = self.dir.path().join("expected.ndjson");
-        generate(self.findings, self.seed, &expected);
-        assert_exactly_once(&check_lake(&landed, &expected, false), self.findings);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conditional_write_conflicts_are_retried_not_taken_for_a_second_writer() {
-    let world = S3World::new(2_000, 34, 100.0, 50).await;
-    // Half the checkpoint, lease and manifest writes answered 409 ConditionalRequestConflict.
-    world.proxy.set(json!({"s3_probability": 0.5, "s3_error": "409", "s3_only": ["conditional_put"], "seed": 5}));
-    let done = finish(world.export("c409", &["--part-rows", "300"]))
-        .await
-        .ok();
-    assert!(done.contains("complete: job c409"), "{done}");
-    let stats = world.proxy.set(json!({}));
-    assert!(
-        stats["s3_faulted_ops"]["conditional_put"].as_u64().unwrap() >= 3,
-        "conflicts were injected: {stats}"
-    );
-    world.assert_landed_once();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bucket_in_another_region_than_region_is_found_and_used() {
-    let world = S3World::new(500, 35, 100.0, 50).await;
-    // The bucket lives in eu-west-1; the export runs with AWS_REGION=us-east-1.
-    world
-        .proxy
-        .set(json!({"bucket_regions": {"lake": "eu-west-1"}}));
-    let export = world.export("away", &["--progress-parameter", "none"]);
-    let done = finish(export).await.ok();
-    assert!(done.contains("complete: job away: 500 findings"), "{done}");
-    let stats = world.proxy.set(json!({}));
-    assert_eq!(
-        stats["redirects"], 1,
-        "one 301, then every call in eu-west-1: {stats}"
-    );
-    world.assert_landed_once();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_host_is_refused_an_s3_job_another_host_is_running() {
-    let world = S3World::new(1_200, 36, 6.0, 1).await;
-    let export = |host: &str| {
-        let mut cmd = world.export("hosts", &["--part-rows", "200"]);
-        cmd.env("SECHUB_EXPORT_HOST_ID", host);
-        tokio::process::Command::from(cmd)
-    };
-    let mut first = export("host-a");
-    let first = first
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The first run holds the lease once its claim of the job landed.
-    while world.proxy.set(json!({}))["s3_ops"]["conditional_put"]
-        .as_u64()
-        .unwrap_or(0)
-        < 3
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let second = finish(export("host-b")).await;
-    second.fails(5, &["another run is exporting this job", "host host-a"]);
-    let first = Run {
-        output: first.wait_with_output().await.unwrap(),
-    };
-    assert!(first.ok().contains("complete: job hosts"));
-    world.assert_landed_once();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_that_landed_but_lost_their_answer_are_recognised_not_failed_or_duplicated() {
-    let world = S3World::new(2_000, 37, 100.0, 50).await;
-    // A third of part uploads and of lease, checkpoint and manifest writes land unanswered
-    // (with this seed the first one is the lease: a run must not refuse its own lease).
-    world.proxy.set(
-        json!({"lost_probability": 0.35, "lost_only": ["put", "conditional_put"], "seed": 22}),
-    );
-    let done = finish(world.export("lost", &["--part-rows", "100"]))
-        .await
-        .ok();
-    assert!(done.contains("complete: job lost: 2000 findings"), "{done}");
-    let stats = world.proxy.set(json!({}));
-    for op in ["put", "conditional_put"] {
-        assert!(
-            stats["lost_ops"][op].as_u64().unwrap_or(0) >= 1,
-            "{op} answers were lost: {stats}"
-        );
-    }
-    world.assert_landed_once();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     const FINDINGS: u64 = 3_000;
     let dir = tempfile::tempdir().unwrap();
     let (moto, proxy) = moto_with_proxy("lake");
-    let emulator = emulator(EmulatorConfig {
+    let emulator = start_emulator(EmulatorConfig {
         rate: 100.0,
         burst: 50,
         ..EmulatorConfig::generated(FINDINGS, 33)
     })
     .await;
     let export = |extra: &[&str]| {
-        let mut cmd = split_command(&emulator, &proxy.url);
+        let mut cmd = split_command(&emulator.url(), &proxy.url);
         cmd.args([
             "export",
             "--destination",
@@ -410,7 +231,7 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
         .collect();
     let expect = dir.path().join("mp.ndjson");
     std::fs::write(&expect, texts.join("\n")).unwrap();
-    let emulator = emulator(EmulatorConfig {
+    let emulator = start_emulator(EmulatorConfig {
         dataset: Dataset::Loaded(Arc::new(texts)),
         rate: 100.0,
         burst: 50,
@@ -418,7 +239,7 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
     })
     .await;
     let export = || {
-        let mut cmd = split_command(&emulator, &proxy.url);
+        let mut cmd = split_command(&emulator.url(), &proxy.url);
         cmd.args(["export", "--destination", "s3://lake/sh", "--job-id", "mp"])
             .args(["--rate", "100", "--burst", "50", "--part-rows", "300", "-q"]);
         cmd
@@ -509,7 +330,7 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
     let report = check_lake(&dir.path().join("final"), &expect, true);
     assert_exactly_once(&report, FINDINGS as u64);
     assert_eq!(report["byte_mismatches"], 0, "{report}");
-    let mut verify = split_command(&emulator, &moto.url);
+    let mut verify = split_command(&emulator.url(), &moto.url);
     verify.args([
         "verify",
         "--destination",
@@ -588,7 +409,7 @@ async fn odd_findings_are_exported_and_round_trip_byte_for_byte() {
         burst: 10,
         ..EmulatorConfig::generated(0, 1)
     };
-    let emulator = emulator(config).await;
+    let emulator = start_emulator(config).await;
     finish(export_command(&emulator.url(), &lake, "odd", &[]))
         .await
         .ok();

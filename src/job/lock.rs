@@ -2,7 +2,7 @@
 //! heartbeat lease object written with S3 conditional writes for S3 destinations.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,15 +13,46 @@ use crate::sink::layout;
 use crate::sink::{put_if_or_own, CondPut, ObjectStore, Precondition};
 
 /// How long an S3 lease lives without a heartbeat before another run may take it over.
-pub const LEASE: Duration = Duration::from_secs(60);
-const HEARTBEAT: Duration = Duration::from_secs(15);
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The lease length: 60 s, or `SECHUB_EXPORT_LEASE_SECS` (at least 4; tests shorten it so a
+/// takeover does not take a minute). Every run of a job must use the same length.
+pub fn lease_length() -> Duration {
+    static LEASE: OnceLock<Duration> = OnceLock::new();
+    *LEASE.get_or_init(|| {
+        std::env::var("SECHUB_EXPORT_LEASE_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(DEFAULT_LEASE, |secs| Duration::from_secs(secs.max(4)))
+    })
+}
+
+/// How often a lease is renewed: four times per lease length.
+fn heartbeat_interval() -> Duration {
+    lease_length() / 4
+}
 
 /// The content of an S3 lease object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Lease {
     host: String,
     pid: u32,
+    /// A random id of the process: a later process on the same host with a recycled pid (a
+    /// Lambda sandbox after a timeout) tells a dead predecessor's lease from its own.
+    #[serde(default)]
+    process: String,
     heartbeat_at_ms: i64,
+}
+
+impl Lease {
+    /// Whether `self`, the stored lease, can be taken over by `me`.
+    fn is_stale_for(&self, me: &Lease) -> bool {
+        let expired = now_ms() - self.heartbeat_at_ms > lease_length().as_millis() as i64;
+        let same_host = self.host == me.host;
+        let dead_pid = same_host && self.pid != me.pid && !process_alive(self.pid);
+        let recycled_pid = same_host && self.pid == me.pid && self.process != me.process;
+        expired || dead_pid || recycled_pid
+    }
 }
 
 /// Held while a run writes a job; dropped or released at the end.
@@ -35,6 +66,8 @@ enum Held {
     Lease {
         store: Arc<dyn ObjectStore>,
         key: String,
+        /// The ETag of the lease as this run last wrote it.
+        etag: Arc<Mutex<String>>,
         lost: Arc<AtomicBool>,
         last_beat_ms: Arc<AtomicI64>,
         task: tokio::task::JoinHandle<()>,
@@ -58,6 +91,12 @@ fn host_name() -> String {
     }
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// This process's random id, the same for every lease it takes.
+fn process_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| hex::encode(rand::random::<[u8; 8]>()))
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -115,6 +154,7 @@ impl JobLock {
         let me = Lease {
             host: host_name(),
             pid: std::process::id(),
+            process: process_id().to_string(),
             heartbeat_at_ms: now_ms(),
         };
         let body = || Bytes::from(serde_json::to_vec(&me).expect("lease serialises"));
@@ -124,17 +164,9 @@ impl JobLock {
                 return Err(busy(job_id, "its lock changed while we looked".into()));
             };
             let holder: Option<Lease> = serde_json::from_slice(&current).ok();
-            let stale = match &holder {
-                None => true,
-                Some(h) => {
-                    now_ms() - h.heartbeat_at_ms > LEASE.as_millis() as i64
-                        || (h.host == me.host && !process_alive(h.pid))
-                }
-            };
-            if !stale {
-                let h = holder.expect("live lease parsed");
+            if let Some(h) = holder.filter(|h| !h.is_stale_for(&me)) {
                 let age = (now_ms() - h.heartbeat_at_ms) / 1000;
-                return Err(busy(job_id, format!("host {} pid {}, heartbeat {age}s ago; a dead run's lease expires after {}s", h.host, h.pid, LEASE.as_secs())));
+                return Err(busy(job_id, format!("host {} pid {}, heartbeat {age}s ago; a dead run's lease expires after {}s", h.host, h.pid, lease_length().as_secs())));
             }
             outcome =
                 put_if_or_own(store.as_ref(), &key, body(), Precondition::Matches(etag)).await?;
@@ -144,11 +176,12 @@ impl JobLock {
         };
         let lost = Arc::new(AtomicBool::new(false));
         let last_beat_ms = Arc::new(AtomicI64::new(now_ms()));
+        let etag = Arc::new(Mutex::new(etag));
         let task = tokio::spawn(heartbeat(
             store.clone(),
             key.clone(),
             me,
-            etag,
+            etag.clone(),
             lost.clone(),
             last_beat_ms.clone(),
         ));
@@ -156,6 +189,7 @@ impl JobLock {
             held: Held::Lease {
                 store,
                 key,
+                etag,
                 lost,
                 last_beat_ms,
                 task,
@@ -171,55 +205,64 @@ impl JobLock {
         } = &self.held
         {
             let silent_ms = now_ms() - last_beat_ms.load(Ordering::Relaxed);
-            if lost.load(Ordering::Relaxed) || silent_ms > (LEASE.as_millis() as i64) * 2 / 3 {
+            let limit_ms = lease_length().as_millis() as i64 * 2 / 3;
+            if lost.load(Ordering::Relaxed) || silent_ms > limit_ms {
                 return Err(busy(job_id, "this run lost its lease to it".into()));
             }
         }
         Ok(())
     }
 
-    /// Releases the lock (deleting the S3 lease object).
+    /// Releases the lock: deletes the S3 lease object only while it is still the version this
+    /// run wrote, so a run that was overtaken never removes its successor's lease.
     pub async fn release(self) {
         if let Held::Lease {
             store,
             key,
-            lost,
+            etag,
             task,
             ..
         } = self.held
         {
             task.abort();
-            if !lost.load(Ordering::Relaxed) {
-                let _ = store.delete(&key).await;
+            let _ = task.await;
+            let etag = etag.lock().expect("lease etag").clone();
+            if let Err(err) = store.delete_if(&key, &etag).await {
+                tracing::warn!(
+                    "could not release the lease; it expires after {}s: {}",
+                    lease_length().as_secs(),
+                    crate::error::one_line(&err)
+                );
             }
         }
     }
 }
 
-/// Renews the lease every [`HEARTBEAT`]. A renewal whose answer was lost may still have landed:
+/// Renews the lease every [`heartbeat_interval`]. A renewal whose answer was lost may still have landed:
 /// when the next write then fails its precondition, the stored lease is read back, and if it is
 /// one this run wrote, its ETag is adopted instead of giving the lease up.
 async fn heartbeat(
     store: Arc<dyn ObjectStore>,
     key: String,
     mut lease: Lease,
-    mut etag: String,
+    etag: Arc<Mutex<String>>,
     lost: Arc<AtomicBool>,
     last_beat_ms: Arc<AtomicI64>,
 ) {
     // Renewals whose outcome is unknown: their body and heartbeat time.
     let mut unconfirmed: Vec<(Bytes, i64)> = Vec::new();
     loop {
-        tokio::time::sleep(HEARTBEAT).await;
+        tokio::time::sleep(heartbeat_interval()).await;
         lease.heartbeat_at_ms = now_ms();
         let body = Bytes::from(serde_json::to_vec(&lease).expect("lease serialises"));
         unconfirmed.push((body.clone(), lease.heartbeat_at_ms));
+        let current = etag.lock().expect("lease etag").clone();
         let outcome = store
-            .put_if(&key, body, Precondition::Matches(etag.clone()))
+            .put_if(&key, body, Precondition::Matches(current))
             .await;
         match outcome {
             Ok(CondPut::Written(new_etag)) => {
-                etag = new_etag;
+                *etag.lock().expect("lease etag") = new_etag;
                 last_beat_ms.store(lease.heartbeat_at_ms, Ordering::Relaxed);
                 unconfirmed.clear();
             }
@@ -229,7 +272,7 @@ async fn heartbeat(
                         lost.store(true, Ordering::Relaxed);
                         return;
                     };
-                    etag = stored_etag;
+                    *etag.lock().expect("lease etag") = stored_etag;
                     last_beat_ms.store(*beat_ms, Ordering::Relaxed);
                     unconfirmed.clear();
                 }
@@ -277,7 +320,7 @@ mod tests {
         memory.lose_response("lock.json", 0);
         // The first renewal lands but its answer is lost; the second finds the lease it wrote
         // and adopts its ETag; the third renews over it.
-        tokio::time::sleep(HEARTBEAT * 3 + Duration::from_secs(1)).await;
+        tokio::time::sleep(heartbeat_interval() * 3 + Duration::from_secs(1)).await;
         assert!(lock.ensure_held("j").is_ok(), "the lease was kept");
         let renewals = memory
             .writes()
@@ -296,7 +339,16 @@ mod tests {
             .put(&layout::lock_key("j"), Bytes::from_static(b"{}"), "x")
             .await
             .unwrap();
-        tokio::time::sleep(HEARTBEAT + Duration::from_secs(1)).await;
+        tokio::time::sleep(heartbeat_interval() + Duration::from_secs(1)).await;
+        assert!(lock.ensure_held("j").is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_deleted_by_someone_else_is_lost() {
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::sink::memory::MemoryStore::new());
+        let lock = JobLock::acquire_lease(store.clone(), "j").await.unwrap();
+        store.delete(&layout::lock_key("j")).await.unwrap();
+        tokio::time::sleep(heartbeat_interval() + Duration::from_secs(1)).await;
         assert!(lock.ensure_held("j").is_err());
     }
 
@@ -307,6 +359,7 @@ mod tests {
         let dead = Lease {
             host: host_name(),
             pid: 999_999_999,
+            process: "dead".into(),
             heartbeat_at_ms: now_ms(),
         };
         let body = Bytes::from(serde_json::to_vec(&dead).unwrap());
@@ -323,5 +376,41 @@ mod tests {
         assert!(live.to_string().contains("another run"), "{live}");
         lock.release().await;
         assert!(store.get(&layout::lock_key("j")).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_lease_left_under_this_very_pid_by_an_earlier_process_is_taken_over() {
+        // A Lambda sandbox restarted after a timeout: same host, the pid recycled.
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::sink::memory::MemoryStore::new());
+        let earlier = Lease {
+            host: host_name(),
+            pid: std::process::id(),
+            process: "earlier".into(),
+            heartbeat_at_ms: now_ms(),
+        };
+        let body = Bytes::from(serde_json::to_vec(&earlier).unwrap());
+        store
+            .put_if(&layout::lock_key("j"), body, Precondition::Absent)
+            .await
+            .unwrap();
+        let lock = JobLock::acquire_lease(store.clone(), "j").await.unwrap();
+        assert!(lock.ensure_held("j").is_ok());
+        lock.release().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overtaken_run_releasing_leaves_its_successors_lease_in_place() {
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::sink::memory::MemoryStore::new());
+        let key = layout::lock_key("j");
+        let overtaken = JobLock::acquire_lease(store.clone(), "j").await.unwrap();
+        let successor = Bytes::from_static(b"{\"host\":\"other\",\"pid\":1,\"heartbeat_at_ms\":0}");
+        store.put(&key, successor.clone(), "x").await.unwrap();
+        overtaken.release().await;
+        let (left, _) = store
+            .get(&key)
+            .await
+            .unwrap()
+            .expect("successor's lease kept");
+        assert_eq!(left, successor);
     }
 }

@@ -125,7 +125,7 @@ pub async fn run(
             source: stats.snapshot(),
         });
     }
-    let (fetch_result, encode_result) = stages.join().await?;
+    let (fetch_result, encode_result) = stages.join(failure.is_some()).await?;
     if let Some(err) = failure {
         return Err(err);
     }
@@ -183,9 +183,17 @@ impl Stages {
     }
 
     /// Stops taking parts and waits for every stage; returns the fetch and encode results.
-    async fn join(self) -> Result<(Result<()>, Result<()>)> {
+    /// After a failed commit (`stop_fetching`) the fetcher is stopped at once rather than left
+    /// to finish, and perhaps retry for minutes, a page that will not be written.
+    async fn join(self, stop_fetching: bool) -> Result<(Result<()>, Result<()>)> {
         drop(self.parts);
-        let fetched = joined(self.fetcher.await, "fetch")?;
+        if stop_fetching {
+            self.fetcher.abort();
+        }
+        let fetched = match self.fetcher.await {
+            Err(stopped) if stopped.is_cancelled() => Ok(()),
+            finished => joined(finished, "fetch")?,
+        };
         let encoded = joined(self.encoder.await, "encode")?;
         joined(self.converter.await, "convert")?;
         Ok((fetched, encoded))
@@ -336,6 +344,7 @@ async fn commit_part(
         checkpoint.advance(record, part.pages, part.next_token, now);
     }
     target.lock.ensure_held(&checkpoint.job_id)?;
+    crash_point("checkpoint-before-commit");
     target.checkpoints.commit(checkpoint).await?;
     crash_point("checkpoint-after-commit");
     Ok(())

@@ -204,6 +204,14 @@ impl ObjectStore for LocalStore {
             Err(e) => Err(self.io_error(key, "delete", e)),
         }
     }
+
+    async fn delete_if(&self, key: &str, etag: &str) -> Result<bool> {
+        // Compare-then-remove, like `put_if`: atomic only under the job lock.
+        match self.get(key).await? {
+            Some((_, current)) if current == etag => self.delete(key).await.map(|()| true),
+            _ => Ok(false),
+        }
+    }
 }
 
 #[cfg(test)]

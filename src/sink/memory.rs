@@ -155,4 +155,14 @@ impl ObjectStore for MemoryStore {
         state.writes.push(format!("delete {key}"));
         Ok(())
     }
+
+    async fn delete_if(&self, key: &str, etag: &str) -> Result<bool> {
+        let mut state = self.lock();
+        if state.objects.get(key).map(|(_, e)| e.as_str()) != Some(etag) {
+            return Ok(false);
+        }
+        state.objects.remove(key);
+        state.writes.push(format!("delete {key}"));
+        Ok(true)
+    }
 }

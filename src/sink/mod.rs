@@ -196,6 +196,9 @@ pub trait ObjectStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
     /// Deletes an object; deleting an absent object succeeds.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Deletes an object only while its ETag is `etag` (S3's conditional delete); returns
+    /// whether it was deleted (`false`: it changed or is gone, and is left as it is).
+    async fn delete_if(&self, key: &str, etag: &str) -> Result<bool>;
 }
 
 /// A conditional write that recognises its own earlier attempt: when the precondition fails and

@@ -289,6 +289,10 @@ impl ObjectStore for S3Store {
             };
             match failure.status {
                 Some(412) => return Ok(CondPut::PreconditionFailed),
+                // If-Match on a key deleted since answers 404: the version is gone all the same.
+                Some(404) if matches!(precondition, Precondition::Matches(_)) => {
+                    return Ok(CondPut::PreconditionFailed)
+                }
                 // A concurrent conditional write to the same key: S3 says retry.
                 Some(409) if attempt < CONFLICT_ATTEMPTS => {
                     tracing::debug!(
@@ -380,5 +384,27 @@ impl ObjectStore for S3Store {
             .await
             .map(|_| ())
             .map_err(|e| self.failed(key, "delete", Failure::of(&e)))
+    }
+
+    async fn delete_if(&self, key: &str, etag: &str) -> Result<bool> {
+        let sent = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .if_match(etag)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(err) => {
+                let failure = Failure::of(&err);
+                // 412: replaced since; 404: already gone; 409: a concurrent write won.
+                match failure.status {
+                    Some(412 | 404 | 409) => Ok(false),
+                    _ => Err(self.failed(key, "delete", failure)),
+                }
+            }
+        }
     }
 }

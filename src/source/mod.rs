@@ -25,6 +25,11 @@ use retry::RetryPolicy;
 /// just ahead of the service's own token bucket (which would answer 429).
 pub const PACING_MARGIN: f64 = 0.005;
 
+/// Requests of the burst the limiter keeps unused (when the burst allows): a request delayed in
+/// transit and the next one arriving together then find a token in the service's bucket instead
+/// of a 429. Costs one request interval per run, at the start.
+pub const BURST_RESERVE: u32 = 1;
+
 /// A rate limiter shared by everything that draws on one quota.
 pub type Limiter = Arc<DefaultDirectRateLimiter>;
 
@@ -55,7 +60,11 @@ impl Pace {
             return Err(bad());
         }
         let period = Duration::from_secs_f64((1.0 + PACING_MARGIN) / self.rate);
-        let burst = NonZeroU32::new(self.burst).ok_or_else(bad)?;
+        if self.burst == 0 {
+            return Err(bad());
+        }
+        let burst =
+            NonZeroU32::new(self.burst.saturating_sub(BURST_RESERVE)).unwrap_or(NonZeroU32::MIN);
         Ok(Quota::with_period(period)
             .ok_or_else(bad)?
             .allow_burst(burst))

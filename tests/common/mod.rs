@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod crash;
+#[allow(unused_imports)]
+pub use crash::*;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_sechub-export");
 
 /// The venv's Python. Missing is a failure, never a skip: run scripts/test.sh.
@@ -341,6 +345,16 @@ pub fn moto_with_proxy(bucket: &str) -> (Moto, FaultProxy) {
     lake_tool(&["create-bucket", &moto.url, bucket]);
     let proxy = FaultProxy::start(&moto.url);
     (moto, proxy)
+}
+
+/// Security Hub and STS on the emulator at `emulator`; S3 and SSM on `aws` (moto or the proxy).
+pub fn split_command(emulator: &str, aws: &str) -> Command {
+    let mut cmd = command(None);
+    cmd.env("AWS_ENDPOINT_URL_SECURITYHUB", emulator)
+        .env("AWS_ENDPOINT_URL_STS", emulator)
+        .env("AWS_ENDPOINT_URL_S3", aws)
+        .env("AWS_ENDPOINT_URL_SSM", aws);
+    cmd
 }
 
 /// Downloads everything under `s3://lake/sh/` from moto into `dir/name`.

@@ -64,8 +64,8 @@ class Proxy(BaseHTTPRequestHandler):
         return self._reply(200, out, "application/json")
 
     def _s3_write(self):
-        """The S3 object write this request is (put, create_multipart, upload_part, complete,
-        abort), or None."""
+        """The S3 object write this request is (put, conditional_put, create_multipart,
+        upload_part, complete, abort, delete), or None."""
         url = urlsplit(self.path)
         if url.path.count("/") < 2 or self.headers.get("X-Amz-Target"):
             return None
@@ -79,8 +79,8 @@ class Proxy(BaseHTTPRequestHandler):
             return "create_multipart"
         if self.command == "POST" and "uploadId" in params:
             return "complete"
-        if self.command == "DELETE" and "uploadId" in params:
-            return "abort"
+        if self.command == "DELETE":
+            return "abort" if "uploadId" in params else "delete"
         return None
 
     def _fault(self):
@@ -93,7 +93,7 @@ class Proxy(BaseHTTPRequestHandler):
                 ops = STATE["stats"]["s3_ops"]
                 ops[operation] = ops.get(operation, 0) + 1
             allowed = faults.get("s3_only") or [operation]
-            if (operation and operation in allowed and operation != "abort"
+            if (operation and operation in allowed and operation not in ("abort", "delete")
                     and STATE["rng"].random() < faults.get("s3_probability", 0)):
                 STATE["stats"]["s3_faults"] += 1
                 faulted = STATE["stats"].setdefault("s3_faulted_ops", {})

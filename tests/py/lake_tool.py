@@ -66,6 +66,18 @@ def cmd_uploads(args):
     print(json.dumps({"uploads": [u["Key"] for u in uploads]}))
 
 
+def cmd_exists(args):
+    s3 = client("s3", args.endpoint)
+    try:
+        s3.head_object(Bucket=args.bucket, Key=args.key)
+        exists = True
+    except s3.exceptions.ClientError as err:
+        if err.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        exists = False
+    print(json.dumps({"exists": exists}))
+
+
 def cmd_get_parameter(args):
     ssm = client("ssm", args.endpoint)
     try:
@@ -224,6 +236,7 @@ def main():
     p = sub.add_parser("download"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("prefix"); p.add_argument("dir")
     p.set_defaults(fn=cmd_download)
     p = sub.add_parser("uploads"); p.add_argument("endpoint"); p.add_argument("bucket"); p.set_defaults(fn=cmd_uploads)
+    p = sub.add_parser("exists"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("key"); p.set_defaults(fn=cmd_exists)
     p = sub.add_parser("get-parameter"); p.add_argument("endpoint"); p.add_argument("name"); p.set_defaults(fn=cmd_get_parameter)
     p = sub.add_parser("check"); p.add_argument("dir"); p.add_argument("--expect"); p.add_argument("--job")
     p.add_argument("--exact", action="store_true"); p.set_defaults(fn=cmd_check)
