@@ -129,7 +129,7 @@ impl Job<'_> {
         result
     }
 
-    /// Loads the job's checkpoint and checks it matches this request, or creates it.
+    /// Loads the job's checkpoint and checks it matches this request, or starts a new one.
     async fn resolve_checkpoint(
         &self,
         checkpoints: &mut CheckpointStore,
@@ -138,9 +138,8 @@ impl Job<'_> {
         let now = Utc::now();
         let job_id = self.job_id.to_string();
         let Some(checkpoint) = checkpoints.load().await? else {
-            let checkpoint = Checkpoint::new(job_id, identity.freeze(now), now);
-            checkpoints.commit(&checkpoint).await?;
-            return Ok(checkpoint);
+            // Not written here: the pipeline's claim of the job creates it (If-None-Match).
+            return Ok(Checkpoint::new(job_id, identity.freeze(now), now));
         };
         if checkpoint.request.identity != identity {
             return Err(Error::JobConflict {

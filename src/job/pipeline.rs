@@ -107,15 +107,17 @@ pub async fn run(
             started,
         ));
     }
-    // Fence first: once this commit lands, a previous holder's next commit fails its
-    // precondition, so the stray parts deleted below can never end up in a checkpoint.
-    checkpoint.owner_generation += 1;
-    target.lock.ensure_held(&checkpoint.job_id)?;
-    target.checkpoints.commit(&checkpoint).await?;
-    target.parts.remove_from(checkpoint.next_part).await?;
+    // Fetching only reads, so it starts at once and overlaps the claim below.
     let mut stages = Stages::start(source, format, &checkpoint, options, cancel);
-    let mut failure = None;
-    while let Some(part) = stages.parts.recv().await {
+    // Fence first: once this commit lands (it creates a new job's checkpoint), a previous
+    // holder's next commit fails its precondition, so the stray parts deleted below can never
+    // end up in a checkpoint.
+    checkpoint.owner_generation += 1;
+    let mut failure = claim(&mut target, &checkpoint).await.err();
+    while failure.is_none() {
+        let Some(part) = stages.parts.recv().await else {
+            break;
+        };
         if let Err(err) = commit_part(&mut target, &mut checkpoint, part).await {
             failure = Some(err);
             break;
@@ -316,6 +318,14 @@ fn encode_parts(
             return Ok(());
         }
     }
+}
+
+/// Claims the job (commits the checkpoint under a new owner generation), then deletes parts
+/// written after it by an earlier run.
+async fn claim(target: &mut Target<'_>, checkpoint: &Checkpoint) -> Result<()> {
+    target.lock.ensure_held(&checkpoint.job_id)?;
+    target.checkpoints.commit(checkpoint).await?;
+    target.parts.remove_from(checkpoint.next_part).await
 }
 
 /// Writes a part under its deterministic key, then commits the checkpoint that covers it.
