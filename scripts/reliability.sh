@@ -6,4 +6,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sechub-export/target}"
 . scripts/setup-test-env.sh
 cargo test --quiet --features failpoints --test reliability --test reliability_s3 -- --nocapture --test-threads 1 2>&1 \
-  | tee /dev/stderr | grep -E '^reliability:|^test result' 
+  | tee /dev/stderr | grep -oE 'reliability: .*|test result.*'
