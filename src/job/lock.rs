@@ -352,21 +352,26 @@ mod tests {
         assert!(lock.ensure_held("j").is_err());
     }
 
-    #[tokio::test]
-    async fn a_lease_left_by_a_dead_process_on_this_host_is_taken_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
-        let dead = Lease {
+    /// Writes job `j`'s lease as another process of this host (`pid`, `process`) left it, fresh.
+    async fn plant_lease(store: &dyn ObjectStore, pid: u32, process: &str) {
+        let lease = Lease {
             host: host_name(),
-            pid: 999_999_999,
-            process: "dead".into(),
+            pid,
+            process: process.into(),
             heartbeat_at_ms: now_ms(),
         };
-        let body = Bytes::from(serde_json::to_vec(&dead).unwrap());
+        let body = Bytes::from(serde_json::to_vec(&lease).unwrap());
         store
             .put_if(&layout::lock_key("j"), body, Precondition::Absent)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lease_left_by_a_dead_process_on_this_host_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+        plant_lease(store.as_ref(), 999_999_999, "dead").await;
         let lock = JobLock::acquire_lease(store.clone(), "j").await.unwrap();
         assert!(lock.ensure_held("j").is_ok());
         let live = JobLock::acquire_lease(store.clone(), "j")
@@ -382,17 +387,7 @@ mod tests {
     async fn a_lease_left_under_this_very_pid_by_an_earlier_process_is_taken_over() {
         // A Lambda sandbox restarted after a timeout: same host, the pid recycled.
         let store: Arc<dyn ObjectStore> = Arc::new(crate::sink::memory::MemoryStore::new());
-        let earlier = Lease {
-            host: host_name(),
-            pid: std::process::id(),
-            process: "earlier".into(),
-            heartbeat_at_ms: now_ms(),
-        };
-        let body = Bytes::from(serde_json::to_vec(&earlier).unwrap());
-        store
-            .put_if(&layout::lock_key("j"), body, Precondition::Absent)
-            .await
-            .unwrap();
+        plant_lease(store.as_ref(), std::process::id(), "earlier").await;
         let lock = JobLock::acquire_lease(store.clone(), "j").await.unwrap();
         assert!(lock.ensure_held("j").is_ok());
         lock.release().await;

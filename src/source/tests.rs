@@ -150,3 +150,13 @@ fn a_pace_must_be_positive() {
     }
     assert!(Pace::new(3.0, 6).is_ok());
 }
+
+#[test]
+fn the_limiter_keeps_one_request_of_the_burst_in_reserve() {
+    let at_once = |burst| {
+        let limiter = Pace::new(1.0, burst).unwrap().limiter();
+        (0..10).take_while(|_| limiter.check().is_ok()).count()
+    };
+    assert_eq!(at_once(6), 5, "burst 6 sends 5 at once");
+    assert_eq!(at_once(1), 1, "a burst of 1 has nothing to spare");
+}
