@@ -47,8 +47,12 @@ pub enum Command {
 #[allow(missing_docs)]
 pub struct AthenaDdlFlags {
     /// The export destination, s3://bucket/prefix.
-    #[arg(long)]
-    pub destination: String,
+    #[arg(long, required_unless_present = "cloudformation")]
+    pub destination: Option<String>,
+    /// Print the Glue table and view resources of infra/cloudformation/sechub-export.yaml
+    /// instead (the same columns and projection).
+    #[arg(long, conflicts_with_all = ["destination", "database", "table"])]
+    pub cloudformation: bool,
     /// Glue database.
     #[arg(long, default_value = "securityhub")]
     pub database: String,
@@ -139,6 +143,19 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Logs as JSON lines on stdout (Lambda sends them to CloudWatch Logs); `RUST_LOG` overrides
+/// the level.
+pub fn init_json_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "sechub_export=info,lambda_runtime=warn,warn".into());
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .init();
+}
+
 /// Runs a parsed command; returns what to print on standard output.
 pub async fn run(cli: Cli) -> Result<Option<String>> {
     match cli.command {
@@ -151,8 +168,12 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
                 .map(Some)
         }
         Command::Verify(args) => commands::verify::verify(&args).await.map(Some),
+        Command::AthenaDdl(flags) if flags.cloudformation => commands::athena::write_or_return(
+            crate::athena::cloudformation_resources(crate::request::Api::GetFindings.format()),
+            flags.output.as_deref(),
+        ),
         Command::AthenaDdl(flags) => commands::athena::athena_ddl(
-            &flags.destination,
+            flags.destination.as_deref().unwrap_or_default(),
             &flags.database,
             &flags.table,
             flags.output.as_deref(),

@@ -59,6 +59,10 @@ pub enum Error {
     #[error("job {job_id}: {message}")]
     JobConflict { job_id: String, message: String },
 
+    /// Another run holds the job's lock (or took it from this run); a later run resumes.
+    #[error("job {job_id}: {message}")]
+    JobBusy { job_id: String, message: String },
+
     /// The job's state is corrupt, foreign or from a newer build.
     #[error("job {job_id}: the checkpoint at {location} cannot be used: {message}")]
     CorruptState {
@@ -124,7 +128,9 @@ impl Error {
             Error::Usage(_) | Error::Filters(_) => ExitCode::Usage,
             Error::Auth { .. } => ExitCode::Auth,
             Error::Destination { .. } => ExitCode::Destination,
-            Error::JobConflict { .. } | Error::CorruptState { .. } => ExitCode::JobConflict,
+            Error::JobConflict { .. } | Error::JobBusy { .. } | Error::CorruptState { .. } => {
+                ExitCode::JobConflict
+            }
             Error::Source { .. }
             | Error::Rejected { .. }
             | Error::Transient { .. }
@@ -143,6 +149,22 @@ impl Error {
             self,
             Error::Transient { .. } | Error::Source { .. } | Error::Unreachable { .. }
         )
+    }
+
+    /// The error's kind as a stable name, for machines (a Lambda slice's `errorType`, which a
+    /// state machine's Retry and Catch match on): `SechubExport.<Kind>`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            err if err.is_retryable() => "SechubExport.Retryable",
+            Error::Usage(_) | Error::Filters(_) => "SechubExport.BadRequest",
+            Error::Auth { .. } => "SechubExport.AccessDenied",
+            Error::Destination { .. } => "SechubExport.Destination",
+            Error::JobBusy { .. } => "SechubExport.JobBusy",
+            Error::JobConflict { .. } | Error::CorruptState { .. } => "SechubExport.JobConflict",
+            Error::Rejected { .. } | Error::CursorDead { .. } => "SechubExport.SourceRejected",
+            Error::Verify { .. } => "SechubExport.Verify",
+            _ => "SechubExport.Internal",
+        }
     }
 
     /// A destination error with a source.

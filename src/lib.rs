@@ -26,6 +26,7 @@
 //! - [`athena`] generates the DDL from a format's table.
 //! - [`aws`], [`error`] and [`crash`] hold AWS configuration and SDK failures, the one error
 //!   enum with its exit codes, and crash points for the reliability suite.
+//! - [`lambda`] serves Lambda invocations, each a time-boxed slice of a job.
 //! - [`commands`] and [`cli`] are what the binary runs; the default `emulator` feature adds
 //!   the local Security Hub emulator, the demo and the generator.
 #![warn(missing_docs, unreachable_pub)]
@@ -40,6 +41,7 @@ pub mod emulator;
 pub mod encode;
 pub mod error;
 pub mod job;
+pub mod lambda;
 pub mod plan;
 pub mod request;
 pub mod sink;

@@ -1,8 +1,18 @@
 //! Entry point: parse flags, run the command, map errors to documented exit codes.
 
-use sechub_export::{cli, error::one_line, ExitCode};
+use sechub_export::{cli, error::one_line, lambda, ExitCode};
 
 fn main() -> std::process::ExitCode {
+    if lambda::invoked_by_lambda() {
+        cli::init_json_logging();
+        return match cli::runtime().block_on(lambda::serve()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!("the Lambda runtime stopped: {err}");
+                std::process::ExitCode::from(ExitCode::Internal as u8)
+            }
+        };
+    }
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(message) => {

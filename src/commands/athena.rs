@@ -16,7 +16,11 @@ pub fn athena_ddl(
 ) -> Result<Option<String>> {
     let destination = Destination::parse(destination)?;
     let spec = TableSpec::new(database, table, &destination, Api::GetFindings.format())?;
-    let text = ddl(&spec);
+    write_or_return(ddl(&spec), output)
+}
+
+/// Writes `text` to `output`, or returns it to print.
+pub fn write_or_return(text: String, output: Option<&Path>) -> Result<Option<String>> {
     match output {
         Some(path) => std::fs::write(path, text)
             .map(|_| None)

@@ -106,7 +106,7 @@ fn process_alive(pid: u32) -> bool {
 }
 
 fn busy(job_id: &str, detail: String) -> Error {
-    Error::JobConflict {
+    Error::JobBusy {
         job_id: job_id.to_string(),
         message: format!("another run is exporting this job ({detail}); wait for it to finish, then re-run this command to resume"),
     }
@@ -307,7 +307,7 @@ mod tests {
             .await
             .err()
             .expect("second run refused");
-        assert!(matches!(err, Error::JobConflict { .. }), "{err}");
+        assert!(matches!(err, Error::JobBusy { .. }), "{err}");
         first.release().await;
         assert!(JobLock::acquire(store, "j").await.is_ok());
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod crash;
+pub mod lambda_host;
 #[allow(unused_imports)]
 pub use crash::*;
 
@@ -73,6 +74,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// A moto server with extra environment (e.g. `MOTO_PORT`: where its Step Functions
+    /// interpreter sends Lambda invocations).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let moto = python().with_file_name("moto_server");
         assert!(
             moto.exists(),
@@ -82,6 +89,7 @@ impl Moto {
         let port = free_port();
         let child = Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

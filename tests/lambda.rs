@@ -1,0 +1,337 @@
+//! The AWS deployment, run for real on this machine: the built binary as a Lambda function
+//! under a Runtime API stand-in, invoked in short slices against the emulator and moto; the
+//! template's state machine executed by moto's ASL interpreter with its Lambda tasks reaching
+//! that function; the template's notification rule fed real-shaped events; the template linted.
+
+mod common;
+
+use std::time::Duration;
+
+use common::lambda_host::{InvokeFault, LambdaHost, Outcome};
+use common::*;
+use sechub_export::emulator::{Emulator, EmulatorConfig};
+use serde_json::{json, Value};
+
+const TEMPLATE: &str = "infra/cloudformation/sechub-export.yaml";
+
+/// moto for S3 and SSM, the emulator for Security Hub, and the function's sandbox command.
+struct World {
+    dir: tempfile::TempDir,
+    moto: Moto,
+    emulator: Emulator,
+    findings: u64,
+    seed: u64,
+}
+
+impl World {
+    async fn new(findings: u64, seed: u64, moto: Moto) -> World {
+        lake_tool(&["create-bucket", &moto.url, "lake"]);
+        let emulator = start_emulator(EmulatorConfig {
+            rate: 100.0,
+            burst: 50,
+            ..EmulatorConfig::generated(findings, seed)
+        })
+        .await;
+        World {
+            dir: tempfile::tempdir().unwrap(),
+            moto,
+            emulator,
+            findings,
+            seed,
+        }
+    }
+
+    /// The function's process: Security Hub on the emulator, S3 and SSM on moto, a short lease.
+    fn sandbox(&self) -> std::process::Command {
+        let mut cmd = split_command(&self.emulator.url(), &self.moto.url);
+        cmd.env("SECHUB_EXPORT_LEASE_SECS", "4");
+        cmd
+    }
+
+    fn lake(&self, name: &str) -> std::path::PathBuf {
+        s3_lake(&self.moto, self.dir.path(), name)
+    }
+
+    fn assert_landed_once(&self) {
+        let expected = self.dir.path().join("expected.ndjson");
+        generate(self.findings, self.seed, &expected);
+        let report = check_lake(&self.lake("landed"), &expected, false);
+        assert_exactly_once(&report, self.findings);
+    }
+
+    fn assert_verified(&self, job: &str) {
+        let mut verify = split_command(&self.emulator.url(), &self.moto.url);
+        verify.args([
+            "verify",
+            "--destination",
+            "s3://lake/sh",
+            "--job-id",
+            job,
+            "--deep",
+        ]);
+        let out = run(verify).ok();
+        assert!(
+            out.contains(&format!("verified: job {job}: {} findings", self.findings)),
+            "{out}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slices_with_short_deadlines_export_every_finding_once_even_when_one_is_killed() {
+    let world = World::new(2_000, 61, Moto::start()).await;
+    let host = LambdaHost::listen(Duration::from_secs(4)).await;
+    host.run_sandbox(world.sandbox());
+    let event = json!({"destination": "s3://lake/sh", "job_id": "slices", "rate": 3, "burst": 2, "part_rows": 100});
+    let mut done = None;
+    for invocation in 0..30 {
+        if invocation == 1 {
+            // The second slice's sandbox dies mid-way (as at an out-of-memory kill).
+            host.inject(&[InvokeFault::KillAfter(Duration::from_millis(1500))]);
+        }
+        if let Outcome::Ok(result) = host.invoke(&event).await {
+            if result["complete"] == true {
+                done = Some(result);
+                break;
+            }
+        }
+    }
+    let done = done.expect("the job completes within 30 slices");
+    let outcomes = host.outcomes();
+    let slices: Vec<&Value> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Ok(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    let killed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::FunctionError { .. }))
+        .count();
+    eprintln!(
+        "lambda: {} slices ok, {killed} killed; results {slices:?}",
+        slices.len()
+    );
+    assert!(slices.len() >= 3, "at least 3 slices: {outcomes:?}");
+    assert_eq!(killed, 1, "{outcomes:?}");
+    assert_eq!(outcomes[1].error_type(), "Runtime.ExitError");
+    assert!(
+        slices[0]["stopped"].as_str().unwrap().contains("time box"),
+        "{}",
+        slices[0]
+    );
+    let counts: Vec<u64> = slices
+        .iter()
+        .map(|s| s["exported_count"].as_u64().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    assert_eq!(done["exported_count"], world.findings);
+    assert_eq!(done["job_id"], "slices");
+    let logs = host.json_logs();
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "slice ended" && l["fields"]["complete"] == true),
+        "each slice logs its end as JSON fields"
+    );
+    world.assert_landed_once();
+    world.assert_verified("slices");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_event_fails_the_slice_with_its_error_type_and_writes_nothing() {
+    let world = World::new(300, 62, Moto::start()).await;
+    let host = LambdaHost::listen(Duration::from_secs(20)).await;
+    host.run_sandbox(world.sandbox());
+    let done = host
+        .invoke(
+            &json!({"destination": "s3://lake/sh", "job_id": "frozen", "rate": 50, "burst": 10}),
+        )
+        .await;
+    assert_eq!(done.ok()["complete"], true);
+    let before = tree(&world.lake("before"));
+    for (event, error_type, needle) in [
+        (
+            json!({"job_id": "x"}),
+            "SechubExport.BadRequest",
+            "destination",
+        ),
+        (
+            json!({"destination": "s3://lake/sh", "filters": {"Nope": []}}),
+            "SechubExport.BadRequest",
+            "Nope",
+        ),
+        (
+            json!({"destination": "s3://lake/sh", "filters": "{not json"}),
+            "SechubExport.BadRequest",
+            "filters",
+        ),
+        (
+            json!({"destination": "s3://lake/sh", "job_id": "frozen", "filters": {"SeverityLabel": [{"Value": "HIGH", "Comparison": "EQUALS"}]}}),
+            "SechubExport.JobConflict",
+            "different request",
+        ),
+    ] {
+        let outcome = host.invoke(&event).await;
+        assert_eq!(outcome.error_type(), error_type, "{event}: {outcome:?}");
+        let Outcome::FunctionError { message, .. } = &outcome else {
+            unreachable!()
+        };
+        assert!(
+            message.contains(needle) && !message.contains('\n'),
+            "{event}: {message}"
+        );
+    }
+    assert_eq!(
+        before,
+        tree(&world.lake("after")),
+        "a refused slice wrote nothing"
+    );
+}
+
+/// Runs the template's state machine in moto with `input`; `aws_tool.py sfn-run`'s answer.
+fn run_state_machine(moto: &Moto, input: Value) -> Value {
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:sechub-export";
+    let out = std::process::Command::new(python())
+        .arg(repo_file("tests/py/aws_tool.py"))
+        .args([
+            "sfn-run",
+            &moto.url,
+            repo_file(TEMPLATE).to_str().unwrap(),
+            function,
+            "s3://lake/sh",
+        ])
+        .arg(input.to_string())
+        .arg("240")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_through_catch() {
+    let host = LambdaHost::listen(Duration::from_secs(4)).await;
+    // moto's ASL interpreter sends its Lambda invocations to MOTO_PORT: our function.
+    let port = host.url.rsplit(':').next().unwrap().to_string();
+    let world = World::new(1_000, 63, Moto::start_with_env(&[("MOTO_PORT", &port)])).await;
+    host.run_sandbox(world.sandbox());
+    host.inject(&[InvokeFault::ServiceException]);
+    let moto = &world.moto;
+    let done = run_state_machine(moto, json!({"rate": 3, "burst": 2, "part_rows": 100}));
+    eprintln!("lambda: state machine {done}");
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["output"]["complete"], true, "{done}");
+    assert_eq!(done["output"]["exported_count"], world.findings, "{done}");
+    assert_eq!(
+        done["task_failures"],
+        json!(["Lambda.ServiceException"]),
+        "retried once: {done}"
+    );
+    assert!(
+        done["slices_succeeded"].as_u64().unwrap() >= 2,
+        "looped: {done}"
+    );
+    world.assert_landed_once();
+    // The default job id is the execution's name: a redriven execution resumes its own job.
+    assert_eq!(done["output"]["job_id"], done["execution_name"], "{done}");
+    world.assert_verified(done["execution_name"].as_str().unwrap());
+
+    let failed = run_state_machine(moto, json!({"filters": {"Nope": []}}));
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["error"], "SechubExport.BadRequest", "{failed}");
+    assert!(
+        failed["cause"].as_str().unwrap().contains("Nope"),
+        "{failed}"
+    );
+    assert_eq!(
+        failed["task_failures"],
+        json!(["SechubExport.BadRequest"]),
+        "not retried: {failed}"
+    );
+}
+
+#[test]
+fn the_notification_rule_matches_this_state_machines_ends_and_nothing_else() {
+    let moto = Moto::start();
+    let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:sechub-export-Export";
+    let out = std::process::Command::new(python())
+        .arg(repo_file("tests/py/aws_tool.py"))
+        .args([
+            "events",
+            &moto.url,
+            repo_file(TEMPLATE).to_str().unwrap(),
+            machine,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let delivered: Vec<String> = answer["delivered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(delivered.len(), 4, "{answer}");
+    for (name, status) in [
+        ("ok-1", "SUCCEEDED"),
+        ("bad-1", "FAILED"),
+        ("slow-1", "TIMED_OUT"),
+        ("stop-1", "ABORTED"),
+    ] {
+        assert!(
+            delivered
+                .iter()
+                .any(|m| m.contains(&format!("execution {name} ended {status}"))),
+            "{name} {status}: {delivered:?}"
+        );
+    }
+    assert!(
+        delivered
+            .iter()
+            .any(|m| m.contains("Error: SechubExport.BadRequest. Cause: invalid filters")),
+        "a failure's notification carries its error and cause: {delivered:?}"
+    );
+}
+
+#[test]
+fn the_template_passes_cfn_lint_and_checkov() {
+    let venv = std::env::var_os("SECHUB_IAC_VENV")
+        .expect("SECHUB_IAC_VENV is not set: run the suite with scripts/test.sh, which installs cfn-lint and checkov");
+    let bin = std::path::Path::new(&venv).join("bin");
+    let template = repo_file(TEMPLATE);
+    let lint = std::process::Command::new(bin.join("cfn-lint"))
+        .arg(&template)
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "cfn-lint: {}",
+        String::from_utf8_lossy(&lint.stdout)
+    );
+    let checkov = std::process::Command::new(bin.join("checkov"))
+        .args([
+            "--framework",
+            "cloudformation",
+            "--compact",
+            "--quiet",
+            "--skip-download",
+            "-f",
+        ])
+        .arg(&template)
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&checkov.stdout);
+    assert!(checkov.status.success(), "checkov: {report}");
+    assert!(report.contains("Failed checks: 0"), "{report}");
+}

@@ -1,0 +1,147 @@
+"""Drives moto's Step Functions and EventBridge with parts of the CloudFormation template, as the
+tests' client (boto3); prints one JSON answer.
+
+  aws_tool.py sfn-run MOTO TEMPLATE FUNCTION_ARN DESTINATION INPUT_JSON TIMEOUT_S
+      Runs the template's state machine definition in moto's ASL interpreter to its end.
+  aws_tool.py events MOTO TEMPLATE STATE_MACHINE_ARN
+      Puts real-shaped Step Functions status events through the template's rule and
+      InputTransformer into an SQS queue; prints what was delivered.
+"""
+import json
+import sys
+import time
+import urllib.request
+
+import boto3
+from cfnlint.decode import decode_str
+
+
+def client(service, endpoint):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def resources(template_path):
+    with open(template_path) as f:
+        template, problems = decode_str(f.read())
+    assert not problems, problems
+    return template["Resources"]
+
+
+def substitute(value, names):
+    text = json.dumps(value)
+    for name, replacement in names.items():
+        text = text.replace("${" + name + "}", replacement)
+    assert "${" not in text, f"unsubstituted name in {text}"
+    return text
+
+
+def cmd_sfn_run(args):
+    moto, template, function_arn, destination, execution_input, timeout = args
+    machine = resources(template)["ExportStateMachine"]["Properties"]
+    definition = substitute(
+        machine["Definition"],
+        {"ExportFunctionArn": function_arn, "LakeDestination": destination},
+    )
+    config = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
+    urllib.request.urlopen(urllib.request.Request(moto + "/moto-api/config", data=config, method="POST"))
+    sfn = client("stepfunctions", moto)
+    arn = sfn.create_state_machine(
+        name=f"export-{time.time_ns()}",
+        definition=definition,
+        roleArn="arn:aws:iam::123456789012:role/sechub-export-states",
+        type=machine["StateMachineType"],
+    )["stateMachineArn"]
+    name = f"run-{time.time_ns()}"
+    execution = sfn.start_execution(stateMachineArn=arn, name=name, input=execution_input)["executionArn"]
+    deadline = time.time() + float(timeout)
+    while True:
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING" or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    failures = [e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"]
+    print(json.dumps({
+        "status": described["status"],
+        "execution_name": name,
+        "output": json.loads(described.get("output") or "null"),
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+        "history_events": len(history),
+        "task_failures": failures,
+        "slices_succeeded": sum(1 for e in history if e["type"] == "TaskSucceeded"),
+    }))
+
+
+def status_event(machine_arn, name, status, error=None, cause=None):
+    region, account = "us-east-1", "123456789012"
+    machine_name = machine_arn.rsplit(":", 1)[1]
+    execution = f"arn:aws:states:{region}:{account}:execution:{machine_name}:{name}"
+    detail = {
+        "executionArn": execution,
+        "stateMachineArn": machine_arn,
+        "name": name,
+        "status": status,
+        "startDate": 1763892000000,
+        "stopDate": None if status == "RUNNING" else 1763892600000,
+        "input": "{}",
+        "output": None,
+        "inputDetails": {"included": True},
+        "outputDetails": None,
+        "error": error,
+        "cause": cause,
+    }
+    return {
+        "Source": "aws.states",
+        "DetailType": "Step Functions Execution Status Change",
+        "Resources": [execution],
+        "Detail": json.dumps(detail),
+    }
+
+
+def cmd_events(args):
+    moto, template, machine_arn = args
+    rule = resources(template)["ExecutionStatusRule"]["Properties"]
+    pattern = json.loads(json.dumps(rule["EventPattern"]).replace(
+        json.dumps({"Ref": "ExportStateMachine"}), json.dumps(machine_arn)))
+    transformer = rule["Targets"][0]["InputTransformer"]
+    sqs = client("sqs", moto)
+    queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = client("events", moto)
+    events.put_rule(Name="status", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="status", Targets=[{"Id": "notify", "Arn": queue_arn, "InputTransformer": transformer}])
+    other = machine_arn.rsplit(":", 1)[0] + ":other-machine"
+    sent = [
+        status_event(machine_arn, "ok-1", "SUCCEEDED"),
+        status_event(machine_arn, "bad-1", "FAILED", "SechubExport.BadRequest", "invalid filters: unknown filter attribute Nope"),
+        status_event(machine_arn, "slow-1", "TIMED_OUT", "States.Timeout"),
+        status_event(machine_arn, "stop-1", "ABORTED"),
+        status_event(machine_arn, "run-1", "RUNNING"),
+        status_event(other, "theirs-1", "FAILED", "States.TaskFailed", "not ours"),
+        status_event(other, "theirs-2", "SUCCEEDED"),
+    ]
+    answer = events.put_events(Entries=sent)
+    assert answer["FailedEntryCount"] == 0, answer
+    delivered = []
+    for _ in range(10):
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        delivered += [m["Body"] for m in got]
+        if not got and delivered:
+            break
+    print(json.dumps({"pattern": pattern, "delivered": delivered}))
+
+
+def main():
+    command, args = sys.argv[1], sys.argv[2:]
+    {"sfn-run": cmd_sfn_run, "events": cmd_events}[command](args)
+
+
+if __name__ == "__main__":
+    main()
