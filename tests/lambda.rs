@@ -215,22 +215,24 @@ fn run_state_machine(moto: &Moto, input: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_through_catch() {
+    // Function timeout 4 s; the first invocation fails in Lambda itself, the second overruns
+    // its timeout and its sandbox is killed mid-slice; the retry after it resumes the job.
     let host = LambdaHost::listen(Duration::from_secs(4)).await;
     // moto's ASL interpreter sends its Lambda invocations to MOTO_PORT: our function.
     let port = host.url.rsplit(':').next().unwrap().to_string();
-    let world = World::new(1_000, 63, Moto::start_with_env(&[("MOTO_PORT", &port)])).await;
+    let world = World::new(1_500, 63, Moto::start_with_env(&[("MOTO_PORT", &port)])).await;
     host.run_sandbox(world.sandbox());
-    host.inject(&[InvokeFault::ServiceException]);
+    host.inject(&[InvokeFault::ServiceException, InvokeFault::Overrun]);
     let moto = &world.moto;
-    let done = run_state_machine(moto, json!({"rate": 3, "burst": 2, "part_rows": 100}));
+    let done = run_state_machine(moto, json!({"rate": 2, "burst": 2, "part_rows": 100}));
     eprintln!("lambda: state machine {done}");
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["output"]["complete"], true, "{done}");
     assert_eq!(done["output"]["exported_count"], world.findings, "{done}");
     assert_eq!(
         done["task_failures"],
-        json!(["Lambda.ServiceException"]),
-        "retried once: {done}"
+        json!(["Lambda.ServiceException", "Sandbox.Timedout"]),
+        "Lambda's error and a timed-out slice each retried: {done}"
     );
     assert!(
         done["slices_succeeded"].as_u64().unwrap() >= 2,
