@@ -191,6 +191,11 @@ async fn a_bad_event_fails_the_slice_with_its_error_type_and_writes_nothing() {
 
 /// Runs the template's state machine in moto with `input`; `aws_tool.py sfn-run`'s answer.
 fn run_state_machine(moto: &Moto, input: Value) -> Value {
+    run_state_machine_with(moto, input, &[])
+}
+
+/// The same, with `aws_tool.py`'s options (`fast-retries`).
+fn run_state_machine_with(moto: &Moto, input: Value, options: &[&str]) -> Value {
     let function = "arn:aws:lambda:us-east-1:123456789012:function:sechub-export";
     let out = std::process::Command::new(python())
         .arg(repo_file("tests/py/aws_tool.py"))
@@ -203,6 +208,7 @@ fn run_state_machine(moto: &Moto, input: Value) -> Value {
         ])
         .arg(input.to_string())
         .arg("240")
+        .args(options)
         .output()
         .unwrap();
     assert!(
@@ -254,6 +260,19 @@ async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_th
         failed["task_failures"],
         json!(["SechubExport.BadRequest"]),
         "not retried: {failed}"
+    );
+
+    // Lambda failing on every attempt: the Retry's 6 attempts run out, then Catch -> Fail.
+    // (The template's waits, 2 s doubling, would take 2 minutes; fast-retries makes them 1 s.)
+    host.inject(&[InvokeFault::ServiceException; 7]);
+    let input = json!({"job_id": "never", "rate": 2, "burst": 2});
+    let exhausted = run_state_machine_with(moto, input, &["fast-retries"]);
+    assert_eq!(exhausted["status"], "FAILED", "{exhausted}");
+    assert_eq!(exhausted["error"], "Lambda.ServiceException", "{exhausted}");
+    assert_eq!(
+        exhausted["task_failures"],
+        json!(vec!["Lambda.ServiceException"; 7]),
+        "1 try + 6 retries: {exhausted}"
     );
 }
 

@@ -1,8 +1,9 @@
 """Drives moto's Step Functions and EventBridge with parts of the CloudFormation template, as the
 tests' client (boto3); prints one JSON answer.
 
-  aws_tool.py sfn-run MOTO TEMPLATE FUNCTION_ARN DESTINATION INPUT_JSON TIMEOUT_S
-      Runs the template's state machine definition in moto's ASL interpreter to its end.
+  aws_tool.py sfn-run MOTO TEMPLATE FUNCTION_ARN DESTINATION INPUT_JSON TIMEOUT_S [fast-retries]
+      Runs the template's state machine definition in moto's ASL interpreter to its end
+      (fast-retries: every Retry's wait shortened to 1 s, so exhausting one takes seconds).
   aws_tool.py events MOTO TEMPLATE STATE_MACHINE_ARN
       Puts real-shaped Step Functions status events through the template's rule and
       InputTransformer into an SQS queue; prints what was delivered.
@@ -41,9 +42,18 @@ def substitute(value, names):
     return text
 
 
+def fast_retries(definition):
+    for state in definition["States"].values():
+        for retrier in state.get("Retry", []):
+            retrier["IntervalSeconds"], retrier["BackoffRate"] = 1, 1.0
+    return definition
+
+
 def cmd_sfn_run(args):
-    moto, template, function_arn, destination, execution_input, timeout = args
+    moto, template, function_arn, destination, execution_input, timeout = args[:6]
     machine = resources(template)["ExportStateMachine"]["Properties"]
+    if args[6:] == ["fast-retries"]:
+        fast_retries(machine["Definition"])
     definition = substitute(
         machine["Definition"],
         {"ExportFunctionArn": function_arn, "LakeDestination": destination},
