@@ -356,3 +356,75 @@ fn the_template_passes_cfn_lint_and_checkov() {
     assert!(checkov.status.success(), "checkov: {report}");
     assert!(report.contains("Failed checks: 0"), "{report}");
 }
+
+#[test]
+fn the_template_deploys_as_a_stack_and_its_rule_names_the_deployed_state_machine() {
+    let moto = Moto::start();
+    let out = std::process::Command::new(python())
+        .arg(repo_file("tests/py/aws_tool.py"))
+        .args(["deploy", &moto.url, repo_file(TEMPLATE).to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["status"], "CREATE_COMPLETE", "{seen}");
+    let outputs = &seen["outputs"];
+    let machine = outputs["StateMachineArn"]
+        .as_str()
+        .expect("StateMachineArn output");
+    let bucket = outputs["LakeBucketName"]
+        .as_str()
+        .expect("LakeBucketName output");
+    assert_eq!(outputs["Destination"], format!("s3://{bucket}/securityhub"));
+    assert_eq!(outputs["FindingsTable"], "securityhub.findings");
+    // Conditions resolved: the schedule's role exists because a schedule was given.
+    assert!(
+        seen["made"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("SchedulerRole")),
+        "{seen}"
+    );
+    // The rule matches on the deployed state machine's own ARN, as the events carry it.
+    assert_eq!(
+        seen["rule_pattern"]["detail"]["stateMachineArn"],
+        json!([machine]),
+        "{seen}"
+    );
+    let by_default = &seen["encryption"]["Rules"][0]["ApplyServerSideEncryptionByDefault"];
+    assert_eq!(by_default["SSEAlgorithm"], "aws:kms", "{seen}");
+    let key = seen["key"].as_str().unwrap();
+    assert!(
+        by_default["KMSMasterKeyID"]
+            .as_str()
+            .unwrap()
+            .ends_with(key),
+        "the stack's own key: {seen}"
+    );
+    let function = &seen["function"];
+    assert_eq!(function["Runtime"], "provided.al2023");
+    assert_eq!(function["Handler"], "bootstrap");
+    assert_eq!(
+        (
+            function["MemorySize"].as_u64(),
+            function["Timeout"].as_u64()
+        ),
+        (Some(512), Some(900))
+    );
+    for group in [
+        "/aws/lambda/sechub-export-export",
+        "/aws/vendedlogs/states/sechub-export-export",
+    ] {
+        assert_eq!(seen["log_retention"][group], 90, "{seen}");
+    }
+    let parameter: Value = serde_json::from_str(seen["parameter"].as_str().unwrap()).unwrap();
+    assert_eq!(parameter["state_machine"], machine);
+    assert_eq!(
+        seen["bucket_kept_after_delete"], true,
+        "the lake outlives the stack"
+    );
+}

@@ -4,6 +4,9 @@ tests' client (boto3); prints one JSON answer.
   aws_tool.py sfn-run MOTO TEMPLATE FUNCTION_ARN DESTINATION INPUT_JSON TIMEOUT_S [fast-retries]
       Runs the template's state machine definition in moto's ASL interpreter to its end
       (fast-retries: every Retry's wait shortened to 1 s, so exhausting one takes seconds).
+  aws_tool.py deploy MOTO TEMPLATE
+      Deploys the template as a stack in moto's CloudFormation (a dummy code zip, an email and
+      a schedule given), reads back what it made, deletes the stack; prints what it saw.
   aws_tool.py events MOTO TEMPLATE STATE_MACHINE_ARN
       Puts real-shaped Step Functions status events through the template's rule and
       InputTransformer into an SQS queue; prints what was delivered.
@@ -14,6 +17,7 @@ import time
 import urllib.request
 
 import boto3
+import botocore.exceptions
 from cfnlint.decode import decode_str
 
 
@@ -89,6 +93,68 @@ def cmd_sfn_run(args):
     }))
 
 
+def cmd_deploy(args):
+    moto, template = args
+    s3 = client("s3", moto)
+    s3.create_bucket(Bucket="artifacts")
+    s3.put_object(Bucket="artifacts", Key="sechub-export/bootstrap-v1.zip", Body=dummy_zip())
+    cf = client("cloudformation", moto)
+    with open(template) as f:
+        body = f.read()
+    parameters = {"CodeBucket": "artifacts", "CodeKey": "sechub-export/bootstrap-v1.zip",
+                  "NotificationEmail": "me@example.com", "ScheduleExpression": "rate(1 day)"}
+    cf.create_stack(StackName="sechub-export", TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"],
+                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
+    for _ in range(60):
+        stack = cf.describe_stacks(StackName="sechub-export")["Stacks"][0]
+        if not stack["StackStatus"].endswith("IN_PROGRESS"):
+            break
+        time.sleep(0.5)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    made = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in cf.list_stack_resources(StackName="sechub-export")["StackResourceSummaries"]
+            if r["LogicalResourceId"]}
+    bucket = outputs["LakeBucketName"]
+    function = client("lambda", moto).get_function_configuration(FunctionName=outputs["FunctionName"])
+    rule = client("events", moto).describe_rule(Name=made["ExecutionStatusRule"])
+    groups = client("logs", moto).describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]
+    seen = {
+        "status": stack["StackStatus"],
+        "outputs": outputs,
+        "made": sorted(made),
+        "encryption": s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"],
+        "key": made["ExportKey"],
+        "versioning": optional(lambda: s3.get_bucket_versioning(Bucket=bucket).get("Status")),
+        # moto's CloudFormation does not apply every bucket property (lifecycle, public access
+        # block): None where it did not.
+        "lifecycle": optional(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]),
+        "function": {k: function.get(k) for k in ["Runtime", "Handler", "Architectures", "MemorySize", "Timeout"]},
+        "rule_pattern": json.loads(rule["EventPattern"]),
+        "log_retention": {g["logGroupName"]: g.get("retentionInDays") for g in groups},
+        "parameter": client("ssm", moto).get_parameter(Name="/sechub-export/_deployments/sechub-export")["Parameter"]["Value"],
+    }
+    cf.delete_stack(StackName="sechub-export")
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    seen["bucket_kept_after_delete"] = bucket in buckets
+    print(json.dumps(seen, default=str))
+
+
+def optional(read):
+    try:
+        return read()
+    except botocore.exceptions.ClientError:
+        return None
+
+
+def dummy_zip():
+    import io
+    import zipfile
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as archive:
+        archive.writestr("bootstrap", "not run: the stack is only deployed")
+    return data.getvalue()
+
+
 def status_event(machine_arn, name, status, error=None, cause=None):
     region, account = "us-east-1", "123456789012"
     machine_name = machine_arn.rsplit(":", 1)[1]
@@ -150,7 +216,7 @@ def cmd_events(args):
 
 def main():
     command, args = sys.argv[1], sys.argv[2:]
-    {"sfn-run": cmd_sfn_run, "events": cmd_events}[command](args)
+    {"sfn-run": cmd_sfn_run, "events": cmd_events, "deploy": cmd_deploy}[command](args)
 
 
 if __name__ == "__main__":
