@@ -156,10 +156,21 @@ fn unreadable(message: &str) -> Error {
 
 /// Maps a non-retryable failure to the error the user sees.
 fn fatal(failure: &Failure, page: u64, had_token: bool) -> Error {
+    if failure.code.as_deref() == Some("InvalidAccessException") {
+        // The account is not subscribed to Security Hub CSPM (the service whose ASFF findings
+        // GetFindings reads) in this Region; an account on the new Security Hub alone answers so.
+        return Error::auth(
+            format!(
+                "Security Hub CSPM is not enabled for this account in this Region ({}): GetFindings reads Security Hub CSPM's ASFF findings; enable Security Hub CSPM here, or check --region. An account that uses only the new Security Hub (OCSF findings, GetFindingsV2) cannot be exported by this build",
+                failure.summary()
+            ),
+            None,
+        );
+    }
     if failure.is_access_denied() {
         return Error::auth(
             format!(
-                "Security Hub refused GetFindings ({}); enable Security Hub in this Region and allow securityhub:GetFindings for these credentials",
+                "Security Hub refused GetFindings ({}); allow securityhub:GetFindings for these credentials",
                 failure.summary()
             ),
             None,
@@ -179,5 +190,35 @@ fn fatal(failure: &Failure, page: u64, had_token: bool) -> Error {
             "Security Hub rejected the request ({}); check --filters",
             failure.summary()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, code: &str) -> String {
+        let failure = Failure {
+            status: Some(status),
+            code: Some(code.into()),
+            message: "refused".into(),
+            transport: false,
+        };
+        let err = fatal(&failure, 1, false);
+        assert!(matches!(err, Error::Auth { .. }), "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn a_hub_not_enabled_and_a_missing_permission_get_different_advice() {
+        let not_enabled = refused(401, "InvalidAccessException");
+        assert!(
+            not_enabled.contains("Security Hub CSPM is not enabled"),
+            "{not_enabled}"
+        );
+        assert!(not_enabled.contains("new Security Hub"), "{not_enabled}");
+        let denied = refused(403, "AccessDeniedException");
+        assert!(denied.contains("allow securityhub:GetFindings"), "{denied}");
+        assert!(!denied.contains("not enabled"), "{denied}");
     }
 }
