@@ -20,16 +20,9 @@ case "$arch" in
   *) echo "error: --arch $arch: use arm64 or x86_64" >&2; exit 2 ;;
 esac
 
+. scripts/pinned-venv.sh
 venv="${SECHUB_LAMBDA_VENV:-$HOME/.cache/sechub-export/lambda-venv}"
-requirements=scripts/requirements-lambda.txt
-wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/cargo-lambda" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$wanted" ]; then
-  echo "package: installing cargo-lambda and zig into $venv (pinned: $requirements)" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  echo "$wanted" > "$venv/.requirements.sha256"
-fi
+pinned_venv "$venv" scripts/requirements-lambda.txt
 export PATH="$venv/bin:$PATH"
 rustup target add "$target" >/dev/null
 

@@ -53,27 +53,12 @@ impl World {
     }
 
     fn assert_landed_once(&self) {
-        let expected = self.dir.path().join("expected.ndjson");
-        generate(self.findings, self.seed, &expected);
-        let report = check_lake(&self.lake("landed"), &expected, false);
-        assert_exactly_once(&report, self.findings);
+        assert_s3_landed_once(&self.moto, self.dir.path(), self.findings, self.seed);
     }
 
     fn assert_verified(&self, job: &str) {
-        let mut verify = split_command(&self.emulator.url(), &self.moto.url);
-        verify.args([
-            "verify",
-            "--destination",
-            "s3://lake/sh",
-            "--job-id",
-            job,
-            "--deep",
-        ]);
-        let out = run(verify).ok();
-        assert!(
-            out.contains(&format!("verified: job {job}: {} findings", self.findings)),
-            "{out}"
-        );
+        let emulator = self.emulator.url();
+        assert_s3_verified(&emulator, &self.moto.url, job, self.findings);
     }
 }
 
@@ -197,26 +182,12 @@ fn run_state_machine(moto: &Moto, input: Value) -> Value {
 /// The same, with `aws_tool.py`'s options (`fast-retries`).
 fn run_state_machine_with(moto: &Moto, input: Value, options: &[&str]) -> Value {
     let function = "arn:aws:lambda:us-east-1:123456789012:function:sechub-export";
-    let out = std::process::Command::new(python())
-        .arg(repo_file("tests/py/aws_tool.py"))
-        .args([
-            "sfn-run",
-            &moto.url,
-            repo_file(TEMPLATE).to_str().unwrap(),
-            function,
-            "s3://lake/sh",
-        ])
-        .arg(input.to_string())
-        .arg("240")
-        .args(options)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let template = repo_file(TEMPLATE);
+    let input = input.to_string();
+    let mut args = vec!["sfn-run", &moto.url, template.to_str().unwrap(), function];
+    args.extend(["s3://lake/sh", &input, "240"]);
+    args.extend(options);
+    aws_tool(&args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,22 +251,8 @@ async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_th
 fn the_notification_rule_matches_this_state_machines_ends_and_nothing_else() {
     let moto = Moto::start();
     let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:sechub-export-Export";
-    let out = std::process::Command::new(python())
-        .arg(repo_file("tests/py/aws_tool.py"))
-        .args([
-            "events",
-            &moto.url,
-            repo_file(TEMPLATE).to_str().unwrap(),
-            machine,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let template = repo_file(TEMPLATE);
+    let answer = aws_tool(&["events", &moto.url, template.to_str().unwrap(), machine]);
     let delivered: Vec<String> = answer["delivered"]
         .as_array()
         .unwrap()
@@ -360,17 +317,8 @@ fn the_template_passes_cfn_lint_and_checkov() {
 #[test]
 fn the_template_deploys_as_a_stack_and_its_rule_names_the_deployed_state_machine() {
     let moto = Moto::start();
-    let out = std::process::Command::new(python())
-        .arg(repo_file("tests/py/aws_tool.py"))
-        .args(["deploy", &moto.url, repo_file(TEMPLATE).to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let template = repo_file(TEMPLATE);
+    let seen = aws_tool(&["deploy", &moto.url, template.to_str().unwrap()]);
     assert_eq!(seen["status"], "CREATE_COMPLETE", "{seen}");
     let outputs = &seen["outputs"];
     let machine = outputs["StateMachineArn"]

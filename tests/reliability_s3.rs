@@ -66,26 +66,16 @@ impl S3World {
 
     /// Every finding the emulator served is in the lake exactly once.
     fn assert_landed_once(&self) {
-        let landed = s3_lake(&self.moto, self.dir.path(), "landed");
-        let expected = self.dir.path().join("expected.ndjson");
-        generate(self.findings, self.seed, &expected);
-        assert_exactly_once(&check_lake(&landed, &expected, false), self.findings);
+        assert_s3_landed_once(&self.moto, self.dir.path(), self.findings, self.seed);
     }
 
-    /// `verify --deep` of `job` passes: every committed part is there, whole, and nothing else.
-    fn assert_verified(&self, job: &str) {
-        let mut verify = split_command(&self.emulator.url(), &self.proxy.url);
-        verify.args([
-            "verify",
-            "--destination",
-            "s3://lake/sh",
-            "--job-id",
-            job,
-            "--deep",
-        ]);
-        let out = run(verify).ok();
-        let expected = format!("verified: job {job}: {} findings", self.findings);
-        assert!(out.contains(&expected), "{out}");
+    /// The job ended well: its lease released, every finding in the lake once, `verify --deep`
+    /// passing.
+    fn assert_finished(&self, job: &str) {
+        assert!(!self.lease_exists(job), "the last run released the lease");
+        self.assert_landed_once();
+        let emulator = self.emulator.url();
+        assert_s3_verified(&emulator, &self.proxy.url, job, self.findings);
     }
 
     /// Whether the job's lease object exists (a run holds it or died holding it).
@@ -230,12 +220,7 @@ async fn crashes_and_kills_on_s3_lose_and_duplicate_nothing_and_a_dead_lease_is_
         waited_out >= 1,
         "a killed run's lease was taken over by another host"
     );
-    assert!(
-        !world.lease_exists("crash"),
-        "the last run released the lease"
-    );
-    world.assert_landed_once();
-    world.assert_verified("crash");
+    world.assert_finished("crash");
     println!("reliability: crash anywhere on S3: {aborted} crash-point aborts + {killed} SIGKILLs survived, {waited_out} leases of killed runs taken over by another host after expiry; 10000 findings, lost 0, duplicated 0, verify --deep passed");
 }
 
@@ -298,11 +283,6 @@ async fn a_run_frozen_across_a_takeover_cannot_commit_when_it_wakes() {
         output: second.wait_with_output().await.unwrap(),
     };
     assert!(second.ok().contains("complete: job frozen: 1500 findings"));
-    assert!(
-        !world.lease_exists("frozen"),
-        "the successor released its lease"
-    );
-    world.assert_landed_once();
-    world.assert_verified("frozen");
+    world.assert_finished("frozen");
     println!("reliability: frozen across a takeover (S3): the woken run's checkpoint commit was refused (exit 5), its successor completed; 1500 findings, lost 0, duplicated 0, verify --deep passed");
 }

@@ -33,28 +33,35 @@ pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(&root).join(relative)
 }
 
-fn tool_path() -> PathBuf {
-    repo_file("tests/py/lake_tool.py")
-}
-
-/// Runs tests/py/lake_tool.py and parses its JSON answer.
-pub fn lake_tool(args: &[&str]) -> Value {
+/// Runs one of the Python tools in tests/py (`lake_tool.py`, `aws_tool.py`) and parses its JSON
+/// answer.
+pub fn py_tool(script: &str, args: &[&str]) -> Value {
     let out = Command::new(python())
-        .arg(tool_path())
+        .arg(repo_file(&format!("tests/py/{script}")))
         .args(args)
         .output()
-        .expect("run lake_tool.py");
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
         out.status.success(),
-        "lake_tool {args:?} failed: {}",
+        "{script} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "lake_tool output not JSON ({e}): {}",
+            "{script} output not JSON ({e}): {}",
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// Runs tests/py/lake_tool.py (the lake read back with DuckDB and pyarrow, S3 and SSM helpers).
+pub fn lake_tool(args: &[&str]) -> Value {
+    py_tool("lake_tool.py", args)
+}
+
+/// Runs tests/py/aws_tool.py (moto's Step Functions, EventBridge and CloudFormation).
+pub fn aws_tool(args: &[&str]) -> Value {
+    py_tool("aws_tool.py", args)
 }
 
 /// A free loopback port.
@@ -376,4 +383,30 @@ pub fn s3_lake(moto: &Moto, dir: &Path, name: &str) -> PathBuf {
         landed.to_str().unwrap(),
     ]);
     landed
+}
+
+/// The `findings` generated with `seed` are all in moto's `s3://lake/sh`, each exactly once
+/// (downloaded under `dir`).
+pub fn assert_s3_landed_once(moto: &Moto, dir: &Path, findings: u64, seed: u64) {
+    let landed = s3_lake(moto, dir, "landed");
+    let expected = dir.join("expected.ndjson");
+    generate(findings, seed, &expected);
+    assert_exactly_once(&check_lake(&landed, &expected, false), findings);
+}
+
+/// `verify --deep` of `job` at `s3://lake/sh` passes (Security Hub on `emulator`, S3 and SSM on
+/// `aws`): every committed part is there, whole, and nothing else.
+pub fn assert_s3_verified(emulator: &str, aws: &str, job: &str, findings: u64) {
+    let mut verify = split_command(emulator, aws);
+    verify.args([
+        "verify",
+        "--destination",
+        "s3://lake/sh",
+        "--job-id",
+        job,
+        "--deep",
+    ]);
+    let out = run(verify).ok();
+    let expected = format!("verified: job {job}: {findings} findings");
+    assert!(out.contains(&expected), "{out}");
 }
