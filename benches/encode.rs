@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sechub_export::emulator::generate::Generator;
 use sechub_export::encode::asff::ASFF;
-use sechub_export::encode::{encode_pages, page_batch, Compression, Format, PartWriter};
+use sechub_export::encode::{encode_pages, page_batch, Compression, Format, PartWriter, RowOrigin};
 use sechub_export::source::Page;
 
 /// `count` generated findings as pages of 100, exactly as GetFindings bodies.
@@ -41,7 +41,7 @@ fn encode_two_threads(bodies: &[String], codec: Compression) -> Vec<u8> {
         let (tx, rx) = std::sync::mpsc::sync_channel(32);
         scope.spawn(move || {
             for page in parse(bodies) {
-                tx.send(page_batch(&ASFF, &page, "bench"))
+                tx.send(page_batch(&ASFF, &page, &RowOrigin::job("bench")))
                     .expect("writer alive");
             }
         });
@@ -63,7 +63,7 @@ fn encode(c: &mut Criterion) {
         group.bench_function(format!("{name}/one-thread"), |b| {
             b.iter(|| {
                 let pages: Vec<Page> = parse(&bodies).collect();
-                encode_pages(&ASFF, &pages, "bench", codec).expect("encodes")
+                encode_pages(&ASFF, &pages, &RowOrigin::job("bench"), codec).expect("encodes")
             })
         });
         group.bench_function(format!("{name}/two-threads"), |b| {

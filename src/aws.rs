@@ -1,7 +1,8 @@
 //! AWS configuration (credential chain, profile, Region, endpoint) and a uniform view of SDK errors.
 
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -9,6 +10,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::streams::{regions, Role, Stream};
 
 /// How to reach AWS: everything optional falls back to the standard chain and environment.
 /// The same fields are command-line flags and event fields.
@@ -76,6 +78,73 @@ pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
         ));
     }
     Ok(config)
+}
+
+/// The session name of every role a job assumes (CloudTrail shows it).
+const SESSION_NAME: &str = "sechub-export";
+
+/// The SDK config of one stream: the stream's Region, with the caller's own credentials in the
+/// caller's account and the role assumed (and checked at once) in any other.
+pub async fn stream_config(
+    base: &SdkConfig,
+    caller: &str,
+    stream: &Stream,
+    role: Option<&Role>,
+) -> Result<SdkConfig> {
+    let region = Region::new(stream.region.clone());
+    let builder = base.to_builder().region(region.clone());
+    if stream.account_id == caller {
+        return Ok(builder.build());
+    }
+    let Some(role) = role else {
+        return Err(Error::Usage(format!(
+            "reading account {} needs --role-name",
+            stream.account_id
+        )));
+    };
+    let arn = format!(
+        "arn:{}:iam::{}:role/{}",
+        regions::partition(&stream.region),
+        stream.account_id,
+        role.name
+    );
+    // Assumed once here so a missing role or trust fails the stream at once with the
+    // service's own words; the provider then assumes and refreshes it for the stream's calls.
+    let sts = aws_sdk_sts::Client::new(base);
+    let check = sts
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name(SESSION_NAME)
+        .set_external_id(role.external_id.clone())
+        .send()
+        .await;
+    if let Err(err) = check {
+        let failure = Failure::of(&err);
+        if failure.transport {
+            return Err(Error::Unreachable {
+                service: "STS".into(),
+                message: failure.message,
+            });
+        }
+        return Err(Error::auth(
+            format!(
+                "cannot assume {arn} ({}); create the role in that account with a trust policy for the caller's account{} and securityhub:GetFindings, or leave the account out",
+                failure.summary(),
+                if role.external_id.is_some() { " and the external id" } else { "" }
+            ),
+            None,
+        ));
+    }
+    let mut assume = AssumeRoleProvider::builder(arn)
+        .session_name(SESSION_NAME)
+        .configure(base);
+    if let Some(id) = &role.external_id {
+        assume = assume.external_id(id.clone());
+    }
+    let provider = assume.build().await;
+    Ok(builder
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build())
 }
 
 /// An S3 client; path-style addressing when an endpoint override points at an emulator.

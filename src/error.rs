@@ -22,6 +22,8 @@ pub enum ExitCode {
     Source = 6,
     /// `verify` found the lake disagreeing with the manifest, checkpoint or SSM count.
     Verify = 7,
+    /// Some streams of a job over several accounts or Regions failed; the others completed.
+    Partial = 8,
 }
 
 /// Every way the library can fail. Each message says what went wrong and what to do.
@@ -58,6 +60,11 @@ pub enum Error {
     /// Another run holds the job, or the job was created with another request.
     #[error("job {job_id}: {message}")]
     JobConflict { job_id: String, message: String },
+
+    /// Some streams of a multi-stream job failed (each named with its reason); the rest are
+    /// complete, and re-running resumes only the unfinished ones.
+    #[error("partial: job {job_id}: {message}")]
+    Partial { job_id: String, message: String },
 
     /// Another run holds the job's lock (or took it from this run); a later run resumes.
     #[error("job {job_id}: {message}")]
@@ -137,6 +144,7 @@ impl Error {
             | Error::CursorDead { .. }
             | Error::Unreachable { .. } => ExitCode::Source,
             Error::Verify { .. } => ExitCode::Verify,
+            Error::Partial { .. } => ExitCode::Partial,
             Error::Encode { .. } | Error::Internal(_) => ExitCode::Internal,
         }
     }
@@ -163,6 +171,7 @@ impl Error {
             Error::JobConflict { .. } | Error::CorruptState { .. } => "SechubExport.JobConflict",
             Error::Rejected { .. } | Error::CursorDead { .. } => "SechubExport.SourceRejected",
             Error::Verify { .. } => "SechubExport.Verify",
+            Error::Partial { .. } => "SechubExport.Partial",
             _ => "SechubExport.Internal",
         }
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{one_line, Error};
+use crate::job::fanout::{self, FanOutSummary};
 use crate::job::observer::{Observers, TerminalProgress};
 use crate::job::{self, Cancel, RunEnd, RunSummary};
 use crate::plan::ExportPlan;
@@ -67,6 +68,28 @@ impl From<&RunSummary> for SliceResult {
                 RunEnd::Stopped(reason) => Some(reason.clone()),
                 _ => None,
             },
+        }
+    }
+}
+
+impl From<&FanOutSummary> for SliceResult {
+    fn from(summary: &FanOutSummary) -> Self {
+        let (rows, parts, _) = summary.this_run();
+        let total_parts = summary
+            .streams
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .map(|s| s.checkpoint.parts.len() as u64)
+            .sum();
+        SliceResult {
+            job_id: summary.job_id.clone(),
+            complete: summary.complete(),
+            exported_count: summary.exported_count(),
+            parts: total_parts,
+            slice_rows: rows,
+            slice_parts: parts,
+            slice_seconds: summary.elapsed.as_secs_f64(),
+            stopped: (!summary.complete()).then(|| "the slice's time box".to_string()),
         }
     }
 }
@@ -129,6 +152,14 @@ async fn run_slice(event: Value, budget: Duration) -> Result<SliceResult, SliceE
     }
     let cancel = Cancel::new();
     let _time_box = cancel.cancel_after(budget, "the slice's time box before the Lambda deadline");
+    if !plan.streams.is_single() {
+        let summary = fanout::run(&plan, true, &cancel)
+            .await
+            .and_then(FanOutSummary::into_result)
+            .map_err(SliceError)?;
+        tracing::info!("{}", summary.line());
+        return Ok(SliceResult::from(&summary));
+    }
     let mut observers = Observers::new();
     observers.push(TerminalProgress::new(true));
     let summary = job::run(&plan, observers, &cancel)

@@ -46,5 +46,6 @@ pub mod plan;
 pub mod request;
 pub mod sink;
 pub mod source;
+pub mod streams;
 
 pub use error::{Error, ExitCode, Result};

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::request::{self, filters, Api};
 use crate::sink::Destination;
 use crate::source::Pace;
+use crate::streams::{StreamArgs, StreamSpec, MAX_FANOUT_JOB_ID};
 
 /// Largest `part_rows` accepted (a part is built in memory before upload).
 pub const MAX_PART_ROWS: u64 = 1_000_000;
@@ -32,6 +33,10 @@ pub struct ExportRequest {
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub aws: AwsSettings,
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub streams: StreamArgs,
     /// Filters as JSON or file://path, in the `aws securityhub get-findings --filters` format.
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +166,8 @@ pub struct ExportPlan {
     pub filters: Value,
     /// Whether attribute names unknown to this build were allowed.
     pub allow_unknown_filters: bool,
+    /// The accounts and Regions read (one stream each), and how many at once.
+    pub streams: StreamSpec,
     /// The job id asked for, if any (otherwise derived from the identity).
     pub job_id: Option<String>,
     /// Pace of every attempt.
@@ -187,8 +194,14 @@ impl ExportPlan {
             None => Value::Object(Default::default()),
         };
         api.validate_filters(&filters, request.allow_unknown_filters)?;
+        let streams = StreamSpec::new(&request.streams)?;
         if let Some(job_id) = &request.job_id {
             request::validate_job_id(job_id)?;
+            if !streams.is_single() && job_id.len() > MAX_FANOUT_JOB_ID {
+                return Err(Error::Usage(format!(
+                    "invalid --job-id: a job over several accounts or Regions takes at most {MAX_FANOUT_JOB_ID} characters (its streams append .<account>.<region>)"
+                )));
+            }
         }
         if !(1..=MAX_PART_ROWS).contains(&request.part_rows) {
             return Err(Error::Usage(format!(
@@ -215,6 +228,7 @@ impl ExportPlan {
             api,
             filters,
             allow_unknown_filters: request.allow_unknown_filters,
+            streams,
             job_id: request.job_id.clone(),
             pace: Pace::new(request.rate, request.burst)?,
             progress,
@@ -249,6 +263,7 @@ impl From<ExportPlan> for ExportRequest {
             aws: plan.aws,
             filters: Some(FiltersArg::Json(plan.filters)),
             allow_unknown_filters: plan.allow_unknown_filters,
+            streams: plan.streams.to_args(),
             job_id: plan.job_id,
             rate: plan.pace.rate,
             burst: plan.pace.burst,
@@ -357,6 +372,7 @@ mod tests {
             filters: Some(FiltersArg::Text(
                 r#"{"RecordState":[{"Value":"ACTIVE","Comparison":"EQUALS"}]}"#.into(),
             )),
+            streams: StreamArgs::default(),
             allow_unknown_filters: false,
             job_id: Some("nightly".into()),
             rate: 3.0,

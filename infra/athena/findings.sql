@@ -26,7 +26,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `securityhub`.`findings` (
   `user_defined_fields` map<string,string> COMMENT 'UserDefinedFields',
   `finding_json` string COMMENT 'the finding exactly as GetFindings returned it',
   `export_job_id` string COMMENT 'the job that exported this row',
-  `exported_at` timestamp COMMENT 'when the page holding this row was fetched, UTC'
+  `exported_at` timestamp COMMENT 'when the page holding this row was fetched, UTC',
+  `source_account_id` string COMMENT 'the account whose GetFindings returned this row (the streams account)',
+  `source_region` string COMMENT 'the Region whose GetFindings returned this row (the streams Region)'
 )
 PARTITIONED BY (`export_date` string COMMENT 'start date of the export job, UTC, yyyy-MM-dd')
 STORED AS PARQUET
@@ -44,7 +46,7 @@ TBLPROPERTIES (
 
 -- Latest state of each finding across every export.
 CREATE OR REPLACE VIEW "securityhub"."findings_latest" AS
-SELECT "id", "product_arn", "product_name", "company_name", "generator_id", "aws_account_id", "region", "types", "title", "description", "severity_label", "severity_normalized", "compliance_status", "workflow_status", "record_state", "created_at", "updated_at", "first_observed_at", "last_observed_at", "resource_types", "resource_ids", "product_fields", "user_defined_fields", "finding_json", "export_job_id", "exported_at", "export_date"
+SELECT "id", "product_arn", "product_name", "company_name", "generator_id", "aws_account_id", "region", "types", "title", "description", "severity_label", "severity_normalized", "compliance_status", "workflow_status", "record_state", "created_at", "updated_at", "first_observed_at", "last_observed_at", "resource_types", "resource_ids", "product_fields", "user_defined_fields", "finding_json", "export_job_id", "exported_at", "source_account_id", "source_region", "export_date"
 FROM (
   SELECT *, row_number() OVER (
     PARTITION BY "id", "product_arn"

@@ -21,6 +21,7 @@ use crate::plan::{ExportPlan, ExportRequest};
 use crate::sink::layout;
 use crate::sink::local::LocalStore;
 use crate::sink::ObjectStore;
+use crate::streams::StreamArgs;
 
 /// The demo's job id.
 pub const DEMO_JOB: &str = "demo";
@@ -69,6 +70,7 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
             endpoint_url: Some(emulator.url()),
             demo_credentials: true,
         },
+        streams: StreamArgs::default(),
         filters: None,
         allow_unknown_filters: false,
         job_id: Some(DEMO_JOB.into()),

@@ -30,6 +30,13 @@ pub struct ServeArgs {
     /// Quota: burst.
     #[arg(long, default_value_t = 6)]
     pub burst: u32,
+    /// Member accounts of the administrator 123456789012: with any (or --hub-regions), every
+    /// account gets its own findings and quota per Region, and AssumeRole into them works.
+    #[arg(long, value_delimiter = ',')]
+    pub members: Vec<String>,
+    /// Regions where Security Hub is enabled (default: every Region).
+    #[arg(long, value_delimiter = ',')]
+    pub hub_regions: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub faults: Faults,
@@ -52,6 +59,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         rate: args.rate,
         burst: args.burst,
         faults: args.faults.clone(),
+        members: args.members.clone(),
+        regions: args.hub_regions.clone(),
         ..EmulatorConfig::generated(args.findings, args.seed)
     };
     if let Some(path) = &args.load {

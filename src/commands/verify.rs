@@ -297,10 +297,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_real_part_reports_its_rows() {
-        use crate::encode::{asff::ASFF, encode_pages, Compression};
+        use crate::encode::{asff::ASFF, encode_pages, Compression, RowOrigin};
         let body = r#"{"Findings":[{"Id":"a"},{"Id":"b"}]}"#.to_string();
         let page = crate::source::Page::parse(1, body, 0).unwrap();
-        let part = encode_pages(&ASFF, &[page], "j", Compression::Zstd).unwrap();
+        let part = encode_pages(&ASFF, &[page], &RowOrigin::job("j"), Compression::Zstd).unwrap();
         assert_eq!(rows_of(part).await, Ok(2));
     }
 }

@@ -32,6 +32,9 @@ pub struct Generator {
     pub seed: u64,
     /// Timestamps are spread before this moment.
     pub base_time: DateTime<Utc>,
+    /// The account and Region of every finding (one account's hub in one Region); `None`:
+    /// findings of five accounts in three Regions, as an aggregating administrator sees them.
+    pub home: Option<(String, String)>,
 }
 
 impl Default for Generator {
@@ -39,6 +42,7 @@ impl Default for Generator {
         Generator {
             seed: 1,
             base_time: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+            home: None,
         }
     }
 }
@@ -72,11 +76,15 @@ impl Generator {
             SmallRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index);
         let product_index = rng.random_range(0..PRODUCTS.len());
         let product = PRODUCTS[product_index];
-        let region = *pick(&mut rng, REGIONS);
-        let account = format!(
+        let mut region = *pick(&mut rng, REGIONS);
+        let mut account = format!(
             "{:012}",
             111_111_111_111u64 * (1 + rng.random_range(0..5u64)) % 1_000_000_000_000
         );
+        if let Some((home_account, home_region)) = &self.home {
+            account = home_account.clone();
+            region = home_region.as_str();
+        }
         let created = self.base_time - Duration::seconds(rng.random_range(3_600..86 * 86_400));
         let updated = created + Duration::seconds(rng.random_range(0..3 * 86_400));
         let roll = rng.random_range(0..100);

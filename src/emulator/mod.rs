@@ -1,16 +1,15 @@
 //! A local Security Hub GetFindings endpoint for the demo, tests and benchmarks: the real wire
-//! protocol, the real quota (token bucket, 429s), and faults on demand.
+//! protocol, the real quota (token bucket, 429s) per account and Region, AssumeRole into member
+//! accounts, and faults on demand.
 
 pub mod generate;
+pub mod hubs;
 pub mod query;
 pub mod quota;
 mod server;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,8 +18,8 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use hubs::Hubs;
 use query::Dataset;
-use quota::{DemandMeter, TokenBucket};
 use server::{Counters, EmulatorState};
 
 /// The account id the emulator's STS answers with.
@@ -45,6 +44,9 @@ pub struct Faults {
     /// After N pages, reject every NextToken issued so far (once).
     #[arg(long)]
     pub invalid_token_after_pages: Option<u64>,
+    /// Accounts whose export role is missing: AssumeRole into them is denied.
+    #[arg(long, value_delimiter = ',')]
+    pub missing_roles: Vec<String>,
 }
 
 /// What the emulator saw (served at `GET /stats`).
@@ -90,6 +92,11 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     /// Seed of the fault dice.
     pub fault_seed: u64,
+    /// Member accounts of the administrator ([`EMULATOR_ACCOUNT`]): with any, or with
+    /// `regions`, every account has a hub per Region of `dataset`'s size, findings of its own.
+    pub members: Vec<String>,
+    /// Regions where Security Hub is enabled (empty: every Region).
+    pub regions: Vec<String>,
 }
 
 impl EmulatorConfig {
@@ -107,6 +114,8 @@ impl EmulatorConfig {
             burst: 6,
             faults: Faults::default(),
             fault_seed: seed,
+            members: Vec::new(),
+            regions: Vec::new(),
         }
     }
 }
@@ -124,21 +133,24 @@ impl Emulator {
     /// Starts serving on `bind` (port 0 picks a free port).
     pub async fn start(config: EmulatorConfig, bind: SocketAddr) -> std::io::Result<Emulator> {
         let state = Arc::new(EmulatorState {
-            dataset: config.dataset,
-            account_id: EMULATOR_ACCOUNT.into(),
+            hubs: Hubs::new(
+                config.dataset,
+                config.members,
+                config.regions,
+                config.rate,
+                config.burst,
+            ),
             rate: config.rate,
             burst: config.burst,
-            bucket: Mutex::new(TokenBucket::new(config.rate, config.burst, Instant::now())),
-            meter: Mutex::new(DemandMeter::new(config.rate)),
             faults: Mutex::new(config.faults),
             rng: Mutex::new(SmallRng::seed_from_u64(config.fault_seed)),
             counters: Counters::default(),
-            epoch: AtomicU64::new(0),
-            matches: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
             .route("/findings", post(server::get_findings))
-            .route("/", post(server::sts))
+            .route("/accounts", get(hubs::describe_hub))
+            .route("/members", get(hubs::list_members))
+            .route("/", post(hubs::sts))
             .route("/stats", get(server::stats))
             .route("/faults", get(server::get_faults).put(server::put_faults))
             .with_state(state.clone());

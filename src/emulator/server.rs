@@ -1,39 +1,31 @@
-//! The emulator's HTTP handlers: GetFindings (rest-json, real error shapes, quota, faults),
-//! STS GetCallerIdentity (so the SDK's account lookup works), and stats / faults endpoints.
+//! The emulator's HTTP handlers: GetFindings (rest-json, real error shapes, quota, faults) on
+//! the caller's hub, and the stats / faults endpoints (STS and the hub calls are in `hubs`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::Value;
 
-use super::query::{self, Dataset, TokenError};
-use super::quota::{DemandMeter, TokenBucket};
+use super::hubs::{self, Hub, Hubs};
+use super::query::{self, TokenError};
 use super::{Faults, Stats};
 
 /// Shared state of a running emulator.
 pub(super) struct EmulatorState {
-    pub dataset: Dataset,
-    pub account_id: String,
+    pub hubs: Hubs,
     pub rate: f64,
     pub burst: u32,
-    pub bucket: Mutex<TokenBucket>,
-    pub meter: Mutex<DemandMeter>,
     pub faults: Mutex<Faults>,
     pub rng: Mutex<SmallRng>,
     pub counters: Counters,
-    /// Bumped when the invalid-token fault fires: every older token is dead from then on.
-    pub epoch: AtomicU64,
-    /// Matching finding indexes per filtered query.
-    pub matches: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
 }
 
 /// What the emulator has seen.
@@ -64,7 +56,12 @@ impl EmulatorState {
             invalid_tokens: load(&c.invalid_tokens),
             pages: load(&c.pages),
             findings: load(&c.findings),
-            peak_demand: self.meter.lock().expect("meter").peak(),
+            peak_demand: self
+                .hubs
+                .all()
+                .iter()
+                .map(|hub| hub.meter.lock().expect("meter").peak())
+                .fold(0.0, f64::max),
             rate: self.rate,
             burst: self.burst,
         }
@@ -81,7 +78,7 @@ impl EmulatorState {
 }
 
 /// An error response in the service's rest-json shape.
-fn service_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn service_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"Code": code, "Message": message, "message": message});
     (
         status,
@@ -108,11 +105,19 @@ fn throttled(counter: &AtomicU64) -> Response {
     )
 }
 
-/// `POST /findings`.
-pub(super) async fn get_findings(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
+/// `POST /findings`: a page of the caller's hub in the signed Region.
+pub(super) async fn get_findings(
+    State(state): State<Arc<EmulatorState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = Instant::now();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
-    state.meter.lock().expect("meter").record(now);
+    let (account, region) = hubs::caller(&headers);
+    let Some(hub) = state.hubs.get(&account, &region) else {
+        return hubs::not_subscribed(&account);
+    };
+    hub.meter.lock().expect("meter").record(now);
     let faults = state.faults.lock().expect("faults").clone();
     if faults.latency_ms > 0 {
         let delay = state
@@ -123,7 +128,7 @@ pub(super) async fn get_findings(State(state): State<Arc<EmulatorState>>, body: 
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let counters = &state.counters;
-    if !state.bucket.lock().expect("bucket").try_take(now) {
+    if !hub.bucket.lock().expect("bucket").try_take(now) {
         return throttled(&counters.throttled_quota);
     }
     if state.chance(faults.throttle_probability) {
@@ -138,7 +143,7 @@ pub(super) async fn get_findings(State(state): State<Arc<EmulatorState>>, body: 
             message,
         );
     }
-    let response = match page(&state, &body, &faults) {
+    let response = match page(&state, &hub, &body, &faults) {
         Ok(text) => text,
         Err(message) => return invalid_input(&message),
     };
@@ -168,7 +173,7 @@ pub(super) async fn get_findings(State(state): State<Arc<EmulatorState>>, body: 
 }
 
 /// Builds the page for a request body, or the InvalidInputException message the service would answer.
-fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, String> {
+fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Result<String, String> {
     let request: Value =
         serde_json::from_slice(body).map_err(|_| "Request body is not valid JSON".to_string())?;
     let filters = request
@@ -199,9 +204,9 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, S
                     .lock()
                     .expect("faults")
                     .invalid_token_after_pages = None;
-                state.epoch.fetch_add(1, Ordering::Relaxed);
+                hub.epoch.fetch_add(1, Ordering::Relaxed);
             }
-            let epoch = state.epoch.load(Ordering::Relaxed);
+            let epoch = hub.epoch.load(Ordering::Relaxed);
             query::read_token(token, epoch, hash).map_err(|e| {
                 state
                     .counters
@@ -216,10 +221,10 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, S
             })?
         }
     };
-    let indexes = matching(state, &filters, hash);
+    let indexes = matching(hub, &filters, hash);
     let total = indexes
         .as_ref()
-        .map_or(state.dataset.len(), |m| m.len() as u64);
+        .map_or(hub.dataset.len(), |m| m.len() as u64);
     let end = (offset + max_results as u64).min(total);
     let mut text = String::from("{\"Findings\":[");
     for (n, position) in (offset..end).enumerate() {
@@ -227,11 +232,11 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, S
             text.push(',');
         }
         let index = indexes.as_ref().map_or(position, |m| m[position as usize]);
-        text.push_str(&state.dataset.text(index));
+        text.push_str(&hub.dataset.text(index));
     }
     text.push(']');
     if end < total {
-        let token = query::make_token(state.epoch.load(Ordering::Relaxed), hash, end);
+        let token = query::make_token(hub.epoch.load(Ordering::Relaxed), hash, end);
         text.push_str(&format!(",\"NextToken\":\"{token}\""));
     }
     text.push('}');
@@ -243,43 +248,23 @@ fn page(state: &EmulatorState, body: &[u8], faults: &Faults) -> Result<String, S
 }
 
 /// The indexes matching a filtered query (`None`: no filters, every finding), computed once.
-fn matching(state: &EmulatorState, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
+fn matching(hub: &Hub, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
     if filters.as_object().is_none_or(|f| f.is_empty()) {
         return None;
     }
-    if let Some(found) = state.matches.lock().expect("matches").get(&hash) {
+    if let Some(found) = hub.matches.lock().expect("matches").get(&hash) {
         return Some(found.clone());
     }
     let found: Arc<Vec<u64>> = Arc::new(
-        (0..state.dataset.len())
-            .filter(|&i| query::matches(filters, &state.dataset.value(i)))
+        (0..hub.dataset.len())
+            .filter(|&i| query::matches(filters, &hub.dataset.value(i)))
             .collect(),
     );
-    state
-        .matches
+    hub.matches
         .lock()
         .expect("matches")
         .insert(hash, found.clone());
     Some(found)
-}
-
-/// `POST /`: STS (query protocol). Only GetCallerIdentity is served.
-pub(super) async fn sts(State(state): State<Arc<EmulatorState>>, body: Bytes) -> Response {
-    let text = String::from_utf8_lossy(&body);
-    if !text.contains("Action=GetCallerIdentity") {
-        return (
-            StatusCode::BAD_REQUEST,
-            "the emulator serves only STS GetCallerIdentity",
-        )
-            .into_response();
-    }
-    let account = &state.account_id;
-    let xml = format!(
-        "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>\
-         <Arn>arn:aws:iam::{account}:user/emulator</Arn><UserId>AIDAEMULATOR</UserId><Account>{account}</Account>\
-         </GetCallerIdentityResult><ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
-    );
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], xml).into_response()
 }
 
 /// `GET /stats`.

@@ -10,6 +10,7 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 
 use super::table::{ColumnType, Table};
+use super::RowOrigin;
 
 /// One typed value of a row, borrowed from the finding's text where it can be.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +129,7 @@ impl BatchBuilder {
     }
 
     /// Ends a row whose typed cells were pushed: adds the raw text and the job columns.
-    pub fn end_row(&mut self, text: &str, job_id: &str, exported_at_ms: i64) {
+    pub fn end_row(&mut self, text: &str, origin: &RowOrigin, exported_at_ms: i64) {
         debug_assert_eq!(
             self.next,
             self.table.typed_columns().len(),
@@ -136,8 +137,10 @@ impl BatchBuilder {
         );
         for cell in [
             Cell::Str(Some(text)),
-            Cell::Str(Some(job_id)),
+            Cell::Str(Some(&origin.job_id)),
             Cell::Time(Some(exported_at_ms)),
+            Cell::Str(Some(&origin.account_id)),
+            Cell::Str(Some(&origin.region)),
         ] {
             self.push(cell);
         }

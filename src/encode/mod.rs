@@ -53,12 +53,35 @@ impl FromStr for Compression {
 /// Rows per Parquet row group: large enough for Athena scans, small enough to bound memory.
 pub const ROW_GROUP_ROWS: usize = 20_000;
 
+/// Where the rows of a stream come from: the job that exported them and the account and Region
+/// whose GetFindings returned them (the job columns of every row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowOrigin {
+    /// `export_job_id`.
+    pub job_id: String,
+    /// `source_account_id`.
+    pub account_id: String,
+    /// `source_region`.
+    pub region: String,
+}
+
+impl RowOrigin {
+    /// Rows of `job_id` fetched by no particular stream (tests and benches).
+    pub fn job(job_id: &str) -> RowOrigin {
+        RowOrigin {
+            job_id: job_id.into(),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+        }
+    }
+}
+
 /// Builds the Arrow record batch for the findings of one page.
-pub fn page_batch(format: &dyn Format, page: &Page, job_id: &str) -> RecordBatch {
+pub fn page_batch(format: &dyn Format, page: &Page, origin: &RowOrigin) -> RecordBatch {
     let mut builder = BatchBuilder::new(format.table(), page.len(), page.finding_bytes());
     for text in page.findings() {
         format.append_typed(text, &mut builder);
-        builder.end_row(text, job_id, page.fetched_at_ms);
+        builder.end_row(text, origin, page.fetched_at_ms);
     }
     builder.finish()
 }
@@ -117,12 +140,12 @@ impl PartWriter {
 pub fn encode_pages(
     format: &dyn Format,
     pages: &[Page],
-    job_id: &str,
+    origin: &RowOrigin,
     compression: Compression,
 ) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let mut writer = PartWriter::new(format.table(), compression)?;
     for page in pages {
-        writer.write(&page_batch(format, page, job_id))?;
+        writer.write(&page_batch(format, page, origin))?;
     }
     writer.finish()
 }

@@ -43,7 +43,8 @@ pub const fn col(name: &'static str, kind: ColumnType, doc: &'static str) -> Col
     }
 }
 
-/// The columns every format's table ends with: the raw document and the job that exported it.
+/// The columns every format's table ends with: the raw document, the job that exported it and
+/// the stream (account, Region) that fetched it.
 pub const JOB_COLUMNS: &[Column] = &[
     Column {
         name: "finding_json",
@@ -60,6 +61,16 @@ pub const JOB_COLUMNS: &[Column] = &[
         "exported_at",
         ColumnType::Timestamp,
         "when the page holding this row was fetched, UTC",
+    ),
+    col(
+        "source_account_id",
+        ColumnType::String,
+        "the account whose GetFindings returned this row (the stream's account)",
+    ),
+    col(
+        "source_region",
+        ColumnType::String,
+        "the Region whose GetFindings returned this row (the stream's Region)",
     ),
 ];
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::encode::RowOrigin;
 use crate::error::{Error, Result};
 use crate::request::FrozenRequest;
 use crate::sink::layout;
@@ -98,6 +99,15 @@ impl Checkpoint {
             progress_parameter: None,
             created_at: now,
             updated_at: now,
+        }
+    }
+
+    /// The job columns of this job's rows: its id and the account and Region it reads.
+    pub fn row_origin(&self) -> RowOrigin {
+        RowOrigin {
+            job_id: self.job_id.clone(),
+            account_id: self.request.identity.account_id.clone(),
+            region: self.request.identity.region.clone(),
         }
     }
 

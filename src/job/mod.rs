@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod checkpoint;
+pub mod fanout;
 pub mod lock;
 pub mod manifest;
 pub mod observer;
@@ -47,30 +48,48 @@ pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Re
         .clone()
         .unwrap_or_else(|| identity.default_job_id());
     let store = sink::open_store(&plan.destination, Some(&config)).await?;
-    let lock = JobLock::acquire(store.clone(), &job_id).await?;
-    let _time_box = plan
-        .max_duration
-        .map(|limit| cancel.cancel_after(limit, "--max-duration reached"));
+    let _time_box = time_box(plan, cancel);
     let job = Job {
         plan,
         config: &config,
         store,
         job_id: &job_id,
+        progress: plan.progress_parameter(&job_id),
     };
-    let result = job.run_locked(identity, &lock, observers, cancel).await;
-    lock.release().await;
-    result
+    job.run(identity, observers, cancel).await
 }
 
-/// A job whose lock is held.
+/// Cancels `cancel` when the plan's `--max-duration` is over (while the guard lives).
+fn time_box(plan: &ExportPlan, cancel: &Cancel) -> Option<cancel::TimerGuard> {
+    plan.max_duration
+        .map(|limit| cancel.cancel_after(limit, "--max-duration reached"))
+}
+
+/// One job (or one stream of a multi-stream job): where it reads and writes.
 struct Job<'a> {
     plan: &'a ExportPlan,
     config: &'a SdkConfig,
     store: Arc<dyn ObjectStore>,
     job_id: &'a str,
+    /// The SSM parameter this job publishes its own count to (`None` for a stream, whose
+    /// job publishes the sum).
+    progress: Option<String>,
 }
 
 impl Job<'_> {
+    /// Takes the job's lock, runs it, releases the lock.
+    async fn run(
+        &self,
+        identity: JobIdentity,
+        observers: Observers,
+        cancel: &Cancel,
+    ) -> Result<RunSummary> {
+        let lock = JobLock::acquire(self.store.clone(), self.job_id).await?;
+        let result = self.run_locked(identity, &lock, observers, cancel).await;
+        lock.release().await;
+        result
+    }
+
     async fn run_locked(
         &self,
         identity: JobIdentity,
@@ -80,7 +99,7 @@ impl Job<'_> {
     ) -> Result<RunSummary> {
         let mut checkpoints = CheckpointStore::new(self.store.clone(), self.job_id);
         let mut checkpoint = self.resolve_checkpoint(&mut checkpoints, identity).await?;
-        let parameter = self.plan.progress_parameter(self.job_id);
+        let parameter = self.progress.clone();
         // Recorded with the run's first commit (the pipeline's claim of the job).
         checkpoint.progress_parameter = Some(parameter.clone().unwrap_or_else(|| "none".into()));
         if let Some(name) = parameter {

@@ -13,7 +13,7 @@ use super::checkpoint::{Checkpoint, CheckpointStore, JobState, PartRecord};
 use super::lock::JobLock;
 use super::observer::{Committed, Observers};
 use crate::crash::crash_point;
-use crate::encode::{self, Compression, Format, PartWriter};
+use crate::encode::{self, Compression, Format, PartWriter, RowOrigin};
 use crate::error::{Error, Result};
 use crate::sink::parts::JobParts;
 use crate::source::{PacedSource, Page, SourceCounts};
@@ -49,6 +49,21 @@ pub struct RunSummary {
     pub source: SourceCounts,
     /// From the pipeline's start to its last checkpoint.
     pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// A run that did nothing: its job was already complete, or it stopped before starting.
+    pub fn idle(end: RunEnd, checkpoint: Checkpoint) -> RunSummary {
+        RunSummary {
+            end,
+            checkpoint,
+            rows_this_run: 0,
+            parts_this_run: 0,
+            bytes_this_run: 0,
+            source: SourceCounts::default(),
+            elapsed: Duration::ZERO,
+        }
+    }
 }
 
 /// How pages become parts.
@@ -99,13 +114,7 @@ pub async fn run(
     let base = checkpoint.clone();
     let stats = source.stats();
     if checkpoint.state == JobState::Complete {
-        return Ok(summary(
-            RunEnd::AlreadyComplete,
-            checkpoint,
-            &base,
-            stats.snapshot(),
-            started,
-        ));
+        return Ok(RunSummary::idle(RunEnd::AlreadyComplete, checkpoint));
     }
     // Fetching only reads, so it starts at once and overlaps the claim below.
     let mut stages = Stages::start(source, format, &checkpoint, options, cancel);
@@ -169,9 +178,9 @@ impl Stages {
         let (part_tx, parts) = mpsc::channel::<EncodedPart>(1);
         let token = checkpoint.next_token.clone();
         let fetcher = tokio::spawn(fetch_pages(source, token, page_tx, cancel.clone()));
-        let job_id = checkpoint.job_id.clone();
+        let origin = checkpoint.row_origin();
         let converter =
-            tokio::task::spawn_blocking(move || convert_pages(format, page_rx, batch_tx, &job_id));
+            tokio::task::spawn_blocking(move || convert_pages(format, page_rx, batch_tx, &origin));
         let first_part = checkpoint.next_part;
         let encoder = tokio::task::spawn_blocking(move || {
             encode_parts(format, batch_rx, part_tx, first_part, options)
@@ -255,11 +264,11 @@ fn convert_pages(
     format: &dyn Format,
     mut pages: mpsc::Receiver<Page>,
     batches: mpsc::Sender<Converted>,
-    job_id: &str,
+    origin: &RowOrigin,
 ) {
     while let Some(page) = pages.blocking_recv() {
         let converted = Converted {
-            batch: encode::page_batch(format, &page, job_id),
+            batch: encode::page_batch(format, &page, origin),
             next_token: page.next_token,
         };
         if batches.blocking_send(converted).is_err() {

@@ -56,6 +56,17 @@ pub fn lock_key(job_id: &str) -> String {
     format!("{}/lock.json", job_dir(job_id))
 }
 
+/// `_sechub_export/jobs/<job>/streams.json`: the frozen stream set of a multi-stream job.
+pub fn streams_key(job_id: &str) -> String {
+    format!("{}/streams.json", job_dir(job_id))
+}
+
+/// `_sechub_export/jobs/<job>/last-run.json`: how each stream of a multi-stream job ended in
+/// its last run (state, rows, error).
+pub fn last_run_key(job_id: &str) -> String {
+    format!("{}/last-run.json", job_dir(job_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use arrow::array::{
 };
 
 use super::*;
-use crate::encode::page_batch;
+use crate::encode::{page_batch, RowOrigin};
 use crate::source::Page;
 
 #[test]
@@ -22,13 +22,13 @@ fn column_names_are_athena_safe_snake_case_and_unique() {
         assert!(seen.insert(c.name), "duplicate {}", c.name);
     }
     assert!(!seen.contains(crate::sink::layout::PARTITION_COLUMN));
-    assert_eq!(ASFF.table().columns.len(), 26);
+    assert_eq!(ASFF.table().columns.len(), 28);
 }
 
 fn batch_of(findings: &[&str]) -> arrow::record_batch::RecordBatch {
     let body = format!(r#"{{"Findings":[{}]}}"#, findings.join(","));
     let page = Page::parse(1, body, 1_700_000_000_123).unwrap();
-    page_batch(&ASFF, &page, "job-1")
+    page_batch(&ASFF, &page, &RowOrigin::job("job-1"))
 }
 
 fn column<'b, T: 'static>(batch: &'b arrow::record_batch::RecordBatch, name: &str) -> &'b T {

@@ -1,0 +1,327 @@
+//! Accounts and Regions in the emulator: one hub (findings, quota bucket, token epoch) per
+//! account and Region, the caller told apart by the access key and Region of its SigV4
+//! signature, and the STS and Security Hub calls a job over many accounts makes: AssumeRole
+//! (denied where the role is missing), GetCallerIdentity, DescribeHub and ListMembers.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::generate::Generator;
+use super::query::Dataset;
+use super::quota::{DemandMeter, TokenBucket};
+use super::server::{service_error, EmulatorState};
+use super::EMULATOR_ACCOUNT;
+
+/// What one account's Security Hub holds in one Region, with its own quota.
+pub(super) struct Hub {
+    pub dataset: Dataset,
+    pub bucket: Mutex<TokenBucket>,
+    pub meter: Mutex<DemandMeter>,
+    /// Bumped when the invalid-token fault fires: every older token is dead from then on.
+    pub epoch: AtomicU64,
+    /// Matching finding indexes per filtered query.
+    pub matches: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
+}
+
+impl Hub {
+    pub(super) fn new(dataset: Dataset, rate: f64, burst: u32) -> Hub {
+        Hub {
+            dataset,
+            bucket: Mutex::new(TokenBucket::new(rate, burst, Instant::now())),
+            meter: Mutex::new(DemandMeter::new(rate)),
+            epoch: AtomicU64::new(0),
+            matches: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The hubs of an emulator: one shared by every caller (the default), or one per account and
+/// Region when accounts or Regions are configured.
+pub(super) struct Hubs {
+    single: Option<Arc<Hub>>,
+    template: Dataset,
+    members: Vec<String>,
+    regions: Vec<String>,
+    rate: f64,
+    burst: u32,
+    by_key: Mutex<HashMap<(String, String), Arc<Hub>>>,
+}
+
+impl Hubs {
+    /// `members` (besides [`EMULATOR_ACCOUNT`]) and `regions` (empty: any) make one hub per
+    /// account and Region, each serving the template's count of findings of its own; with
+    /// neither, every caller shares one hub serving `template`.
+    pub(super) fn new(
+        template: Dataset,
+        members: Vec<String>,
+        regions: Vec<String>,
+        rate: f64,
+        burst: u32,
+    ) -> Hubs {
+        let single = (members.is_empty() && regions.is_empty())
+            .then(|| Arc::new(Hub::new(template.clone(), rate, burst)));
+        Hubs {
+            single,
+            template,
+            members,
+            regions,
+            rate,
+            burst,
+            by_key: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The hub of `account` in `region`, or `None` where Security Hub is not enabled.
+    pub(super) fn get(&self, account: &str, region: &str) -> Option<Arc<Hub>> {
+        if let Some(hub) = &self.single {
+            return Some(hub.clone());
+        }
+        let known = account == EMULATOR_ACCOUNT || self.members.iter().any(|m| m == account);
+        let enabled = self.regions.is_empty() || self.regions.iter().any(|r| r == region);
+        if !(known && enabled) {
+            return None;
+        }
+        let key = (account.to_string(), region.to_string());
+        let mut hubs = self.by_key.lock().expect("hubs");
+        let hub = hubs.entry(key).or_insert_with(|| {
+            Arc::new(Hub::new(
+                self.dataset_of(account, region),
+                self.rate,
+                self.burst,
+            ))
+        });
+        Some(hub.clone())
+    }
+
+    /// Every hub made so far.
+    pub(super) fn all(&self) -> Vec<Arc<Hub>> {
+        match &self.single {
+            Some(hub) => vec![hub.clone()],
+            None => self
+                .by_key
+                .lock()
+                .expect("hubs")
+                .values()
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The member accounts (ListMembers of the administrator).
+    pub(super) fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    fn dataset_of(&self, account: &str, region: &str) -> Dataset {
+        match &self.template {
+            Dataset::Generated { generator, count } => Dataset::Generated {
+                generator: Generator {
+                    seed: hub_seed(generator.seed, account, region),
+                    home: Some((account.to_string(), region.to_string())),
+                    ..generator.clone()
+                },
+                count: *count,
+            },
+            loaded => loaded.clone(),
+        }
+    }
+}
+
+/// The seed of the findings of `account` in `region` for a base seed (tests regenerate them).
+pub fn hub_seed(seed: u64, account: &str, region: &str) -> u64 {
+    let digest = Sha256::digest(format!("{seed}/{account}/{region}"));
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// The generator of the findings `account` holds in `region` (what a hub serves).
+pub fn hub_generator(seed: u64, account: &str, region: &str) -> Generator {
+    Generator {
+        seed: hub_seed(seed, account, region),
+        home: Some((account.to_string(), region.to_string())),
+        ..Generator::default()
+    }
+}
+
+/// The caller's account and Region from the SigV4 `Authorization` header: keys the emulator's
+/// AssumeRole issued carry their account; any other key is [`EMULATOR_ACCOUNT`].
+pub(super) fn caller(headers: &HeaderMap) -> (String, String) {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let scope: Vec<&str> = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .map(|credential| credential.split('/').collect())
+        .unwrap_or_default();
+    let key = scope.first().copied().unwrap_or_default();
+    let region = scope.get(2).copied().unwrap_or("us-east-1").to_string();
+    (
+        account_of_key(key).unwrap_or(EMULATOR_ACCOUNT.into()),
+        region,
+    )
+}
+
+/// `ASIA<account>EMUL` keys come from the emulator's AssumeRole.
+fn access_key_for(account: &str) -> String {
+    format!("ASIA{account}EMUL")
+}
+
+fn account_of_key(key: &str) -> Option<String> {
+    let account = key.strip_prefix("ASIA")?.strip_suffix("EMUL")?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.into())
+}
+
+fn xml(body: String) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+fn sts_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    );
+    (status, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+/// A form field of a query-protocol body (values here never need more than `%3A`/`%2F`).
+fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.replace("%3A", ":").replace("%2F", "/"))
+    })
+}
+
+/// `POST /`: STS (query protocol): GetCallerIdentity and AssumeRole.
+pub(super) async fn sts(
+    State(state): State<Arc<EmulatorState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let (account, _) = caller(&headers);
+    match form_field(&body, "Action").as_deref() {
+        Some("GetCallerIdentity") => xml(format!(
+            "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>\
+             <Arn>arn:aws:iam::{account}:user/emulator</Arn><UserId>AIDAEMULATOR</UserId><Account>{account}</Account>\
+             </GetCallerIdentityResult><ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        )),
+        Some("AssumeRole") => assume_role(&state, &account, &body),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "the emulator serves only STS GetCallerIdentity and AssumeRole",
+        )
+            .into_response(),
+    }
+}
+
+fn assume_role(state: &EmulatorState, caller: &str, body: &str) -> Response {
+    let arn = form_field(body, "RoleArn").unwrap_or_default();
+    let target = arn.split(':').nth(4).unwrap_or_default().to_string();
+    let missing = state.faults.lock().expect("faults").missing_roles.clone();
+    let known = target == EMULATOR_ACCOUNT || state.hubs.members().contains(&target);
+    if !known || missing.contains(&target) {
+        return sts_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!("User: arn:aws:iam::{caller}:user/emulator is not authorized to perform: sts:AssumeRole on resource: {arn}"),
+        );
+    }
+    let key = access_key_for(&target);
+    let expires = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    xml(format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+         <Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>emulator</SecretAccessKey>\
+         <SessionToken>emulator-session</SessionToken><Expiration>{expires}</Expiration></Credentials>\
+         <AssumedRoleUser><AssumedRoleId>AROAEMULATOR:sechub-export</AssumedRoleId><Arn>{arn}</Arn></AssumedRoleUser>\
+         </AssumeRoleResult><ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata></AssumeRoleResponse>"
+    ))
+}
+
+/// The answer of an account with no hub in a Region, as the service gives it.
+pub(super) fn not_subscribed(account: &str) -> Response {
+    service_error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAccessException",
+        &format!("Account {account} is not subscribed to AWS Security Hub"),
+    )
+}
+
+/// `GET /accounts`: DescribeHub of the caller in the signed Region.
+pub(super) async fn describe_hub(
+    State(state): State<Arc<EmulatorState>>,
+    headers: HeaderMap,
+) -> Response {
+    let (account, region) = caller(&headers);
+    if state.hubs.get(&account, &region).is_none() {
+        return not_subscribed(&account);
+    }
+    let body = serde_json::json!({
+        "HubArn": format!("arn:aws:securityhub:{region}:{account}:hub/default"),
+        "SubscribedAt": "2025-01-01T00:00:00.000Z",
+        "AutoEnableControls": true,
+        "ControlFindingGenerator": "SECURITY_CONTROL",
+    });
+    axum::Json(body).into_response()
+}
+
+/// `GET /members`: ListMembers of the administrator ([`EMULATOR_ACCOUNT`]).
+pub(super) async fn list_members(
+    State(state): State<Arc<EmulatorState>>,
+    headers: HeaderMap,
+) -> Response {
+    let (account, _) = caller(&headers);
+    let members: Vec<serde_json::Value> = if account == EMULATOR_ACCOUNT {
+        state
+            .hubs
+            .members()
+            .iter()
+            .map(|id| serde_json::json!({"AccountId": id, "MemberStatus": "Enabled", "AdministratorId": EMULATOR_ACCOUNT}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    axum::Json(serde_json::json!({"Members": members})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caller_is_read_from_the_signature() {
+        let mut headers = HeaderMap::new();
+        let key = access_key_for("111111111111");
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("AWS4-HMAC-SHA256 Credential={key}/20261123/eu-west-1/securityhub/aws4_request, SignedHeaders=host, Signature=x").parse().unwrap(),
+        );
+        assert_eq!(
+            caller(&headers),
+            ("111111111111".into(), "eu-west-1".into())
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=testing/20261123/us-east-2/sts/aws4_request, SignedHeaders=host, Signature=x".parse().unwrap(),
+        );
+        assert_eq!(
+            caller(&headers),
+            (EMULATOR_ACCOUNT.into(), "us-east-2".into())
+        );
+        assert_eq!(
+            form_field(
+                "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2FR",
+                "RoleArn"
+            )
+            .as_deref(),
+            Some("arn:aws:iam::1:role/R")
+        );
+    }
+}

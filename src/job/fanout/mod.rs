@@ -1,0 +1,421 @@
+//! A job over many accounts and Regions: one stream per (account, Region), each its own job
+//! (`<job>.<account>.<region>`: checkpoint, lock, parts, manifest) read with its own
+//! credentials at its own quota, run a bounded number at once. The job's stream set is frozen
+//! when it is created; one stream's failure never stops the others, and re-running the same
+//! command resumes only the streams that are not complete.
+
+pub mod observe;
+pub mod record;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use futures::StreamExt;
+
+use super::checkpoint::{Checkpoint, CheckpointStore, JobState};
+use super::lock::JobLock;
+use super::observer::Observers;
+use super::ssm::SsmCounter;
+use super::{time_box, Cancel, Job, RunEnd, RunSummary};
+use crate::aws;
+use crate::error::{one_line, Error, Result};
+use crate::plan::ExportPlan;
+use crate::request::PAGE_SIZE;
+use crate::sink::{self, ObjectStore};
+use crate::streams::{resolve, Regions, Selection, Stream};
+use observe::Board;
+use record::{FanOutIdentity, LastRun, StreamRecord, StreamReport, StreamState};
+
+/// Checkpoints read at once when a run starts.
+const CHECKPOINT_READS: usize = 32;
+
+/// How one stream's run ended.
+#[derive(Debug)]
+pub struct StreamOutcome {
+    /// The stream.
+    pub stream: Stream,
+    /// Findings in its durable parts before this run.
+    pub prior_count: u64,
+    /// Its run, or why it failed.
+    pub result: Result<RunSummary>,
+}
+
+/// What a run of a multi-stream job did.
+#[derive(Debug)]
+pub struct FanOutSummary {
+    /// The job.
+    pub job_id: String,
+    /// One outcome per stream, in stream order.
+    pub streams: Vec<StreamOutcome>,
+    /// From start to the last stream's end.
+    pub elapsed: Duration,
+}
+
+/// Runs every stream of the plan's job that is not complete, `max_streams` at once.
+pub async fn run(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result<FanOutSummary> {
+    let started = Instant::now();
+    let base = aws::load(&plan.aws).await?;
+    let caller = aws::account_id(&base).await?;
+    let home = base.region().map(|r| r.to_string()).unwrap_or_default();
+    let identity = FanOutIdentity {
+        selection: Selection {
+            accounts: plan.streams.accounts.clone(),
+            regions: match &plan.streams.regions {
+                Regions::Caller => Regions::Listed(vec![home.clone()]),
+                other => other.clone(),
+            },
+            caller_account_id: caller.clone(),
+        },
+        api: plan.api,
+        filters_as_given: plan.filters.clone(),
+        page_size: PAGE_SIZE,
+        destination: plan.destination.url(),
+    };
+    let job_id = plan
+        .job_id
+        .clone()
+        .unwrap_or_else(|| identity.default_job_id());
+    let store = sink::open_store(&plan.destination, Some(&base)).await?;
+    let lock = JobLock::acquire(store.clone(), &job_id).await?;
+    let run = FanOut {
+        plan,
+        base: &base,
+        caller: &caller,
+        store,
+        job_id: &job_id,
+        cancel,
+    };
+    let result = run.run_locked(identity, &home, quiet).await;
+    lock.release().await;
+    Ok(FanOutSummary {
+        job_id,
+        streams: result?,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A multi-stream job whose lock is held.
+struct FanOut<'a> {
+    plan: &'a ExportPlan,
+    base: &'a SdkConfig,
+    caller: &'a str,
+    store: Arc<dyn ObjectStore>,
+    job_id: &'a str,
+    cancel: &'a Cancel,
+}
+
+impl FanOut<'_> {
+    async fn run_locked(
+        &self,
+        identity: FanOutIdentity,
+        home: &str,
+        quiet: bool,
+    ) -> Result<Vec<StreamOutcome>> {
+        let record = self.stream_record(identity, home).await?;
+        let _time_box = time_box(self.plan, self.cancel);
+        let priors = self.load_checkpoints(&record.streams).await;
+        let counts: Vec<u64> = priors
+            .iter()
+            .map(|p| match p {
+                Ok(Some(cp)) => cp.exported_count,
+                _ => 0,
+            })
+            .collect();
+        let ssm = self
+            .plan
+            .progress_parameter(self.job_id)
+            .map(|name| SsmCounter::start(self.base, name, counts.iter().sum()));
+        let board = Board::new(counts.clone(), quiet, ssm);
+        tracing::info!(
+            "job {}: {} streams, {} at once",
+            self.job_id,
+            record.streams.len(),
+            record.streams.len().min(self.plan.streams.max_streams as usize)
+        );
+        let runs = record
+            .streams
+            .iter()
+            .zip(priors)
+            .enumerate()
+            .map(|(index, (stream, prior))| {
+                let board = board.clone();
+                let identity = &record.identity;
+                let prior_count = counts[index];
+                async move {
+                    let observers = {
+                        let mut observers = Observers::new();
+                        observers.push(board.observer(index, stream));
+                        observers
+                    };
+                    let result = self.run_stream(identity, stream, prior, observers).await;
+                    board.ended(index);
+                    if let Err(err) = &result {
+                        tracing::warn!("stream {} failed: {}", stream.label(), one_line(err));
+                    }
+                    StreamOutcome {
+                        stream: stream.clone(),
+                        prior_count,
+                        result,
+                    }
+                }
+            });
+        let mut outcomes: Vec<StreamOutcome> = futures::stream::iter(runs)
+            .buffer_unordered(self.plan.streams.max_streams as usize)
+            .collect()
+            .await;
+        outcomes.sort_by(|a, b| a.stream.cmp(&b.stream));
+        board.finish().await;
+        let report = LastRun {
+            finished_at: chrono::Utc::now(),
+            streams: outcomes.iter().map(report).collect(),
+        };
+        if let Err(err) = report.save(self.store.as_ref(), self.job_id).await {
+            tracing::warn!("could not write the last-run report: {}", one_line(&err));
+        }
+        Ok(outcomes)
+    }
+
+    /// The job's stream record: loaded and checked against this request, or resolved and
+    /// created.
+    async fn stream_record(&self, identity: FanOutIdentity, home: &str) -> Result<StreamRecord> {
+        if let Some(record) = StreamRecord::load(self.store.as_ref(), self.job_id).await? {
+            return if record.identity == identity {
+                Ok(record)
+            } else {
+                Err(Error::JobConflict {
+                    job_id: self.job_id.to_string(),
+                    message: format!(
+                        "it was created for other streams or another request ({}); re-run with the original flags to resume it, or pick a new --job-id",
+                        describe_difference(&record.identity, &identity)
+                    ),
+                })
+            };
+        }
+        if CheckpointStore::new(self.store.clone(), self.job_id)
+            .load()
+            .await?
+            .is_some()
+        {
+            return Err(Error::JobConflict {
+                job_id: self.job_id.to_string(),
+                message: "it is a one-stream job (created without --accounts/--regions); pick a new --job-id for a job over several accounts or Regions".into(),
+            });
+        }
+        let streams = resolve::resolve(&self.plan.streams, self.base, self.caller, home).await?;
+        StreamRecord::new(self.job_id, identity, streams)
+            .create(self.store.as_ref())
+            .await
+    }
+
+    /// Every stream's checkpoint, read a few at once.
+    async fn load_checkpoints(&self, streams: &[Stream]) -> Vec<Result<Option<Checkpoint>>> {
+        let loads = streams.iter().map(|stream| {
+            let store = self.store.clone();
+            let job_id = stream.job_id(self.job_id);
+            async move { CheckpointStore::new(store, &job_id).load().await }
+        });
+        futures::stream::iter(loads)
+            .buffered(CHECKPOINT_READS)
+            .collect()
+            .await
+    }
+
+    /// Runs one stream: a complete one is skipped without credentials, any other gets its
+    /// own (a role assumed in another account) and runs as a job of its own.
+    async fn run_stream(
+        &self,
+        identity: &FanOutIdentity,
+        stream: &Stream,
+        prior: Result<Option<Checkpoint>>,
+        observers: Observers,
+    ) -> Result<RunSummary> {
+        let stream_identity = identity.stream_identity(stream);
+        let job_id = stream.job_id(self.job_id);
+        let prior = prior?;
+        if let Some(checkpoint) = &prior {
+            if checkpoint.state == JobState::Complete
+                && checkpoint.request.identity == stream_identity
+            {
+                return Ok(RunSummary::idle(
+                    RunEnd::AlreadyComplete,
+                    checkpoint.clone(),
+                ));
+            }
+        }
+        if let Some(reason) = self.cancel.reason() {
+            // Its slot came after the stop: left as it was, for the next run.
+            let now = chrono::Utc::now();
+            let checkpoint = prior.unwrap_or_else(|| {
+                Checkpoint::new(job_id.clone(), stream_identity.freeze(now), now)
+            });
+            return Ok(RunSummary::idle(RunEnd::Stopped(reason), checkpoint));
+        }
+        let role = self.plan.streams.role.as_ref();
+        let config = aws::stream_config(self.base, self.caller, stream, role).await?;
+        let job = Job {
+            plan: self.plan,
+            config: &config,
+            store: self.store.clone(),
+            job_id: &job_id,
+            progress: None,
+        };
+        job.run(stream_identity, observers, self.cancel).await
+    }
+}
+
+fn describe_difference(old: &FanOutIdentity, new: &FanOutIdentity) -> String {
+    let checks = [
+        (old.selection.accounts != new.selection.accounts, "accounts"),
+        (old.selection.regions != new.selection.regions, "Regions"),
+        (
+            old.selection.caller_account_id != new.selection.caller_account_id,
+            "calling account",
+        ),
+        (old.filters_as_given != new.filters_as_given, "filters"),
+        (old.destination != new.destination, "destination"),
+        (old.api != new.api || old.page_size != new.page_size, "API"),
+    ];
+    let fields: Vec<&str> = checks.iter().filter(|c| c.0).map(|c| c.1).collect();
+    format!("{} differ", fields.join(", "))
+}
+
+/// One stream's line in the last-run report.
+fn report(outcome: &StreamOutcome) -> StreamReport {
+    let (state, exported_count, parts, error_kind, reason) = match &outcome.result {
+        Ok(summary) => {
+            let cp = &summary.checkpoint;
+            let (state, reason) = match &summary.end {
+                RunEnd::Complete | RunEnd::AlreadyComplete => (StreamState::Complete, None),
+                RunEnd::Stopped(reason) => (StreamState::Resumable, Some(reason.clone())),
+            };
+            (
+                state,
+                cp.exported_count,
+                cp.parts.len() as u64,
+                None,
+                reason,
+            )
+        }
+        Err(err) => (
+            StreamState::Failed,
+            outcome.prior_count,
+            0,
+            Some(err.kind().to_string()),
+            Some(one_line(err)),
+        ),
+    };
+    StreamReport {
+        stream: outcome.stream.clone(),
+        state,
+        exported_count,
+        parts,
+        error_kind,
+        reason,
+    }
+}
+
+impl FanOutSummary {
+    /// Streams that failed, with their errors.
+    pub fn failures(&self) -> impl Iterator<Item = (&Stream, &Error)> {
+        self.streams
+            .iter()
+            .filter_map(|o| o.result.as_ref().err().map(|e| (&o.stream, e)))
+    }
+
+    /// True when every stream is complete.
+    pub fn complete(&self) -> bool {
+        self.streams.iter().all(|o| {
+            matches!(&o.result, Ok(s) if matches!(s.end, RunEnd::Complete | RunEnd::AlreadyComplete))
+        })
+    }
+
+    /// Findings in durable parts over every stream.
+    pub fn exported_count(&self) -> u64 {
+        self.streams
+            .iter()
+            .map(|o| match &o.result {
+                Ok(s) => s.checkpoint.exported_count,
+                Err(_) => o.prior_count,
+            })
+            .sum()
+    }
+
+    /// Sums of what this run wrote: findings, parts and bytes.
+    pub fn this_run(&self) -> (u64, u64, u64) {
+        self.streams
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .fold((0, 0, 0), |(r, p, b), s| {
+                (
+                    r + s.rows_this_run,
+                    p + s.parts_this_run,
+                    b + s.bytes_this_run,
+                )
+            })
+    }
+
+    /// The summary when no stream failed; [`Error::Partial`] naming each failed stream
+    /// otherwise (or [`Error::JobBusy`] when other runs hold every unfinished stream).
+    pub fn into_result(self) -> Result<FanOutSummary> {
+        let failed: Vec<(&Stream, &Error)> = self.failures().collect();
+        if failed.is_empty() {
+            return Ok(self);
+        }
+        let unfinished = self.streams.iter().filter(|o| !is_done(o)).count();
+        let busy = failed
+            .iter()
+            .filter(|(_, e)| matches!(e, Error::JobBusy { .. }))
+            .count();
+        if busy == unfinished {
+            return Err(Error::JobBusy {
+                job_id: self.job_id.clone(),
+                message: format!("another run holds its {busy} unfinished streams; wait for it to end (or for its leases to expire), then re-run the same command"),
+            });
+        }
+        let reasons: Vec<String> = failed
+            .iter()
+            .map(|(stream, err)| format!("{}: {}", stream.label(), one_line(*err)))
+            .collect();
+        Err(Error::Partial {
+            job_id: self.job_id.clone(),
+            message: format!(
+                "{} of {} streams complete ({} findings), {} failed: {}; fix them and re-run the same command: it resumes only the unfinished streams",
+                self.streams.len() - unfinished,
+                self.streams.len(),
+                self.exported_count(),
+                failed.len(),
+                reasons.join("; ")
+            ),
+        })
+    }
+
+    /// The one line a run ends with.
+    pub fn line(&self) -> String {
+        let (rows, parts, bytes) = self.this_run();
+        let secs = self.elapsed.as_secs_f64();
+        let rate = rows as f64 / secs.max(0.001);
+        let done = self.streams.iter().filter(|o| is_done(o)).count();
+        let this_run = format!(
+            "{rows} findings in {parts} parts ({bytes} bytes) in {secs:.2}s, {rate:.0} findings/s"
+        );
+        if self.complete() {
+            return format!(
+                "complete: job {}: {} streams; this run {this_run}; job total {} findings",
+                self.job_id,
+                self.streams.len(),
+                self.exported_count()
+            );
+        }
+        format!(
+            "resumable: job {} stopped with {done} of {} streams complete: this run {this_run}; job total {} findings; re-run the same command to continue",
+            self.job_id,
+            self.streams.len(),
+            self.exported_count()
+        )
+    }
+}
+
+fn is_done(outcome: &StreamOutcome) -> bool {
+    matches!(&outcome.result, Ok(s) if matches!(s.end, RunEnd::Complete | RunEnd::AlreadyComplete))
+}

@@ -1,0 +1,172 @@
+//! Watching a multi-stream run: one progress line per active stream plus a total on a terminal
+//! (indicatif's MultiProgress), a total log line every 10 s otherwise, and the job's one SSM
+//! count, the sum over streams, written at most once a second whatever the stream count.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::job::checkpoint::Checkpoint;
+use crate::job::observer::{Committed, Observer};
+use crate::job::ssm::SsmCounter;
+use crate::streams::Stream;
+
+/// What every stream's observer shares: the per-stream counts, the total line and the SSM count.
+pub struct Board {
+    multi: Option<MultiProgress>,
+    total: Option<ProgressBar>,
+    state: Mutex<Totals>,
+    ssm: Mutex<Option<SsmCounter>>,
+    started: Instant,
+}
+
+struct Totals {
+    counts: Vec<u64>,
+    base: u64,
+    streams_done: usize,
+    last_line: Instant,
+}
+
+impl Board {
+    /// A board for `counts.len()` streams whose checkpoints hold `counts` findings; bars on a
+    /// terminal unless `quiet`; the sum published to `ssm` if given.
+    pub fn new(counts: Vec<u64>, quiet: bool, ssm: Option<SsmCounter>) -> Arc<Board> {
+        let multi = (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
+        let total = multi.as_ref().map(|multi| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(style());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        let base = counts.iter().sum();
+        Arc::new(Board {
+            multi,
+            total,
+            state: Mutex::new(Totals {
+                counts,
+                base,
+                streams_done: 0,
+                last_line: Instant::now(),
+            }),
+            ssm: Mutex::new(ssm),
+            started: Instant::now(),
+        })
+    }
+
+    /// The observer of stream number `index`.
+    pub fn observer(self: &Arc<Board>, index: usize, stream: &Stream) -> StreamView {
+        StreamView {
+            board: self.clone(),
+            index,
+            label: stream.label(),
+            bar: None,
+            started: Instant::now(),
+            base: 0,
+        }
+    }
+
+    /// Records stream `index`'s count (if known) and refreshes the total and the SSM value.
+    fn set(&self, index: usize, count: Option<u64>, stream_done: bool) {
+        let mut totals = self.state.lock().expect("totals");
+        if let Some(count) = count {
+            totals.counts[index] = count;
+        }
+        totals.streams_done += usize::from(stream_done);
+        let sum: u64 = totals.counts.iter().sum();
+        if let Some(ssm) = self.ssm.lock().expect("ssm").as_ref() {
+            ssm.set(sum);
+        }
+        let this_run = sum.saturating_sub(totals.base);
+        let rate = this_run as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let line = format!(
+            "total: {sum} findings ({rate:.0}/s this run), {} of {} streams ended",
+            totals.streams_done,
+            totals.counts.len()
+        );
+        match &self.total {
+            Some(bar) => bar.set_message(line),
+            None if totals.last_line.elapsed() >= Duration::from_secs(10) => {
+                totals.last_line = Instant::now();
+                tracing::info!("{line}");
+            }
+            None => {}
+        }
+    }
+
+    /// Counts stream `index` as ended (whatever its outcome).
+    pub fn ended(&self, index: usize) {
+        self.set(index, None, true);
+    }
+
+    /// Clears the bars and writes the final sum to SSM; returns the sum.
+    pub async fn finish(&self) -> u64 {
+        if let Some(bar) = &self.total {
+            bar.finish_and_clear();
+        }
+        let sum = self.state.lock().expect("totals").counts.iter().sum();
+        let ssm = self.ssm.lock().expect("ssm").take();
+        if let Some(ssm) = ssm {
+            if !ssm.close(Some(sum)).await {
+                tracing::warn!("the SSM progress parameter could not be updated; it is set again on the next run");
+            }
+        }
+        sum
+    }
+}
+
+fn style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template")
+}
+
+/// One stream's observer: its own line while it runs (freed when it ends).
+pub struct StreamView {
+    board: Arc<Board>,
+    index: usize,
+    label: String,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    base: u64,
+}
+
+#[async_trait]
+impl Observer for StreamView {
+    fn started(&mut self, checkpoint: &Checkpoint) {
+        self.base = checkpoint.exported_count;
+        self.started = Instant::now();
+        self.board
+            .set(self.index, Some(checkpoint.exported_count), false);
+        if let Some(multi) = &self.board.multi {
+            let bar = multi.insert_from_back(1, ProgressBar::new_spinner());
+            bar.set_style(style());
+            bar.set_message(format!("{}: starting", self.label));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn committed(&mut self, event: &Committed<'_>) {
+        let rows = event.checkpoint.exported_count;
+        self.board.set(self.index, Some(rows), false);
+        if let Some(bar) = &self.bar {
+            let rate = (rows - self.base) as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!(
+                "{}: {rows} findings ({rate:.0}/s), {} parts, {} throttled, {} faults retried",
+                self.label,
+                event.checkpoint.parts.len(),
+                event.source.throttled,
+                event.source.faults
+            ));
+        }
+    }
+
+    async fn finish(self: Box<Self>, done: Option<&Checkpoint>) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        self.board
+            .set(self.index, done.map(|c| c.exported_count), false);
+    }
+}
