@@ -1,11 +1,14 @@
-//! `status`: a job's checkpoint in words, or every job under a destination.
+//! `status`: a job's checkpoint in words (for a job over several accounts or Regions: each
+//! stream's state, rows and last error), or every job under a destination.
 
 use std::sync::Arc;
 
 use crate::aws::AwsSettings;
 use crate::error::Result;
 use crate::job::checkpoint::{Checkpoint, CheckpointStore, JobState};
+use crate::job::fanout::record::{LastRun, StreamRecord, StreamState};
 use crate::sink::{self, layout, Destination, ObjectStore};
+use crate::streams::{Accounts, Regions};
 
 async fn load(store: &Arc<dyn ObjectStore>, job_id: &str) -> Result<Option<Checkpoint>> {
     CheckpointStore::new(store.clone(), job_id).load().await
@@ -18,23 +21,123 @@ pub async fn status(
     job_id: Option<&str>,
 ) -> Result<String> {
     let store = sink::open_existing(&Destination::parse(destination)?, settings).await?;
-    match job_id {
-        Some(job_id) => Ok(match load(&store, job_id).await? {
-            Some(checkpoint) => describe(&checkpoint),
-            None => format!("no job {job_id} at {destination} (run `sechub-export status --destination {destination}` to list jobs)"),
-        }),
-        None => list(&store, destination).await,
+    let Some(job_id) = job_id else {
+        return list(&store, destination).await;
+    };
+    if let Some(record) = StreamRecord::load(store.as_ref(), job_id).await? {
+        return describe_streams(&store, &record).await;
+    }
+    Ok(match load(&store, job_id).await? {
+        Some(checkpoint) => describe(&checkpoint),
+        None => format!("no job {job_id} at {destination} (run `sechub-export status --destination {destination}` to list jobs)"),
+    })
+}
+
+/// A multi-stream job: its selection, then one line per stream (state, rows, parts, the last
+/// run's error).
+async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -> Result<String> {
+    let last_run = LastRun::load(store.as_ref(), &record.job_id).await;
+    let mut complete = 0;
+    let mut total = 0;
+    let mut lines = Vec::new();
+    for stream in &record.streams {
+        let checkpoint = load(store, &stream.job_id(&record.job_id)).await?;
+        let report = last_run
+            .as_ref()
+            .and_then(|run| run.streams.iter().find(|r| &r.stream == stream));
+        let (state, rows, parts) = match &checkpoint {
+            Some(cp) => (state(cp), cp.exported_count, cp.parts.len()),
+            None => ("not started", 0, 0),
+        };
+        complete += usize::from(state == "complete");
+        total += rows;
+        let mut line = format!(
+            "  {:<28}{state:<13}{rows:>10} findings {parts:>6} parts",
+            stream.label()
+        );
+        if let Some(report) = report.filter(|r| r.state == StreamState::Failed) {
+            line.push_str(&format!(
+                "  last error ({}): {}",
+                report.error_kind.as_deref().unwrap_or("?"),
+                report.reason.as_deref().unwrap_or("")
+            ));
+        }
+        lines.push(line);
+    }
+    let identity = &record.identity;
+    let mut out = vec![
+        format!("job:          {}", record.job_id),
+        format!(
+            "state:        {}",
+            if complete == record.streams.len() {
+                "complete"
+            } else {
+                "resumable"
+            }
+        ),
+        format!(
+            "streams:      {} ({complete} complete), one per account and Region",
+            record.streams.len()
+        ),
+        format!("findings:     {total}"),
+        format!(
+            "selection:    accounts {} / Regions {} (caller {})",
+            describe_accounts(&identity.selection.accounts),
+            describe_regions(&identity.selection.regions),
+            identity.selection.caller_account_id
+        ),
+        format!(
+            "filters:      {}",
+            serde_json::to_string(&identity.filters_as_given).unwrap_or_default()
+        ),
+        format!("destination:  {}", identity.destination),
+        format!("created:      {}", record.created_at.to_rfc3339()),
+    ];
+    if let Some(run) = &last_run {
+        out.push(format!(
+            "last run:     ended {}",
+            run.finished_at.to_rfc3339()
+        ));
+    }
+    out.push("streams (account/Region, state, findings, parts):".into());
+    out.extend(lines);
+    Ok(out.join("\n"))
+}
+
+fn describe_accounts(accounts: &Accounts) -> String {
+    match accounts {
+        Accounts::Caller => "the caller's".into(),
+        Accounts::Listed(ids) => ids.join(","),
+        Accounts::Organization => "organization".into(),
+    }
+}
+
+fn describe_regions(regions: &Regions) -> String {
+    match regions {
+        Regions::Caller => "the caller's".into(),
+        Regions::Listed(names) => names.join(","),
+        Regions::All => "all".into(),
     }
 }
 
 async fn list(store: &Arc<dyn ObjectStore>, destination: &str) -> Result<String> {
     let mut lines = Vec::new();
     for object in store.list(&format!("{}/", layout::STATE_DIR)).await? {
-        let Some(job_id) = object
-            .key
-            .strip_prefix(&format!("{}/", layout::STATE_DIR))
-            .and_then(|k| k.strip_suffix("/checkpoint.json"))
-        else {
+        let Some(rest) = object.key.strip_prefix(&format!("{}/", layout::STATE_DIR)) else {
+            continue;
+        };
+        if let Some(job_id) = rest.strip_suffix("/streams.json") {
+            match StreamRecord::load(store.as_ref(), job_id).await {
+                Ok(Some(record)) => lines.push(format!(
+                    "{job_id}\t{} streams (each listed as {job_id}.<account>.<region>)",
+                    record.streams.len()
+                )),
+                Ok(None) => {}
+                Err(err) => lines.push(format!("{job_id}\tunreadable: {err}")),
+            }
+            continue;
+        }
+        let Some(job_id) = rest.strip_suffix("/checkpoint.json") else {
             continue;
         };
         match load(store, job_id).await {

@@ -1,4 +1,4 @@
-//! `verify`: reconciles a job's manifest and checkpoint with the objects actually present
+//! `verify`: reconciles a job's (or each stream's) manifest and checkpoint with the objects actually present
 //! (Parquet footers read with ranged GETs), and with the SSM progress count.
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::aws::{self, AwsSettings, Failure};
 use crate::error::{Error, Result};
 use crate::job::checkpoint::{Checkpoint, CheckpointStore, JobState, PartRecord};
+use crate::job::fanout::record::{LastRun, StreamRecord};
 use crate::job::manifest;
 use crate::plan::default_progress_parameter;
 use crate::sink::{self, layout, Destination, ObjectMeta, ObjectStore};
@@ -38,11 +39,15 @@ pub struct VerifyArgs {
     pub aws: AwsSettings,
 }
 
-/// Verifies a job; `Ok` holds the one-line summary, `Err` lists every discrepancy.
+/// Verifies a job (every stream of a job over several accounts or Regions); `Ok` holds the
+/// one-line summary, `Err` lists every discrepancy.
 pub async fn verify(args: &VerifyArgs) -> Result<String> {
     let destination = Destination::parse(&args.destination)?;
     let store = sink::open_existing(&destination, &args.aws).await?;
     let job_id = &args.job_id;
+    if let Some(record) = StreamRecord::load(store.as_ref(), job_id).await? {
+        return verify_streams(args, &store, &destination, &record).await;
+    }
     let Some(checkpoint) = CheckpointStore::new(store.clone(), job_id).load().await? else {
         return Err(Error::Usage(format!(
             "no job {job_id} at {}; check --destination and --job-id",
@@ -50,7 +55,94 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
         )));
     };
     let mut problems = Vec::new();
-    let parts = parts_to_check(&store, &checkpoint, &mut problems).await?;
+    let checked = check_job(&store, &checkpoint, args.deep, &mut problems).await?;
+    if let Some(name) = parameter_to_check(args, &checkpoint, &destination) {
+        check_ssm(&args.aws, &name, checkpoint.exported_count, &mut problems).await?;
+    }
+    verdict(args, problems, checked, "")
+}
+
+/// Verifies every stream of a multi-stream job, and the job's SSM count against their sum.
+async fn verify_streams(
+    args: &VerifyArgs,
+    store: &Arc<dyn ObjectStore>,
+    destination: &Destination,
+    record: &StreamRecord,
+) -> Result<String> {
+    let mut problems = Vec::new();
+    let mut checked = Checked::default();
+    let mut exported = 0;
+    for stream in &record.streams {
+        let label = stream.label();
+        let job_id = stream.job_id(&record.job_id);
+        let Some(checkpoint) = CheckpointStore::new(store.clone(), &job_id).load().await? else {
+            problems.push(format!(
+                "stream {label} has not started; re-run the export command to finish it"
+            ));
+            continue;
+        };
+        let mut found = Vec::new();
+        let one = check_job(store, &checkpoint, args.deep, &mut found).await?;
+        checked.rows += one.rows;
+        checked.parts += one.parts;
+        exported += checkpoint.exported_count;
+        problems.extend(found.into_iter().map(|p| format!("stream {label}: {p}")));
+    }
+    let last_run = LastRun::load(store.as_ref(), &record.job_id).await;
+    let named = args
+        .progress_parameter
+        .clone()
+        .or_else(|| last_run.and_then(|run| run.progress_parameter));
+    let parameter = match named.as_deref() {
+        Some("none") => None,
+        Some(name) => Some(name.to_string()),
+        None => default_progress_parameter(destination, &record.job_id),
+    };
+    if let Some(name) = parameter {
+        check_ssm(&args.aws, &name, exported, &mut problems).await?;
+    }
+    let streams = format!(" over {} streams", record.streams.len());
+    verdict(args, problems, checked, &streams)
+}
+
+/// What the parts of one or more jobs hold.
+#[derive(Debug, Default, Clone, Copy)]
+struct Checked {
+    rows: u64,
+    parts: usize,
+}
+
+fn verdict(
+    args: &VerifyArgs,
+    problems: Vec<String>,
+    checked: Checked,
+    scope: &str,
+) -> Result<String> {
+    if !problems.is_empty() {
+        return Err(Error::Verify {
+            job_id: args.job_id.clone(),
+            problems,
+        });
+    }
+    let depth = if args.deep {
+        "sizes, footers and SHA-256"
+    } else {
+        "sizes and footers"
+    };
+    Ok(format!(
+        "verified: job {}: {} findings in {} parts{scope}, all present, no extra parts, {depth} agree with the manifest and counts",
+        args.job_id, checked.rows, checked.parts
+    ))
+}
+
+/// Checks one job's parts against its manifest (or checkpoint) and the objects present.
+async fn check_job(
+    store: &Arc<dyn ObjectStore>,
+    checkpoint: &Checkpoint,
+    deep: bool,
+    problems: &mut Vec<String>,
+) -> Result<Checked> {
+    let parts = parts_to_check(store, checkpoint, problems).await?;
     let table_dir = checkpoint.request.identity.api.format().table().dir;
     let present = store
         .list(&layout::partition_prefix(
@@ -60,14 +152,14 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
         .await?;
     for object in &present {
         let known = parts.iter().any(|p| p.key == object.key);
-        if !known && layout::part_number(&object.key, job_id).is_some() {
+        if !known && layout::part_number(&object.key, &checkpoint.job_id).is_some() {
             problems.push(format!(
                 "extra part {} is not in the manifest",
                 store.location(&object.key)
             ));
         }
     }
-    let footer_rows = check_parts(store.as_ref(), &parts, &present, args.deep, &mut problems).await;
+    let rows = check_parts(store.as_ref(), &parts, &present, deep, problems).await;
     let listed: u64 = parts.iter().map(|p| p.rows).sum();
     if listed != checkpoint.exported_count {
         problems.push(format!(
@@ -75,21 +167,10 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
             checkpoint.exported_count
         ));
     }
-    if let Some(name) = parameter_to_check(args, &checkpoint, &destination) {
-        check_ssm(&args.aws, &name, checkpoint.exported_count, &mut problems).await?;
-    }
-    if !problems.is_empty() {
-        return Err(Error::Verify {
-            job_id: job_id.clone(),
-            problems,
-        });
-    }
-    let depth = if args.deep {
-        "sizes, footers and SHA-256"
-    } else {
-        "sizes and footers"
-    };
-    Ok(format!("verified: job {job_id}: {footer_rows} findings in {} parts, all present, no extra parts, {depth} agree with the manifest and counts", parts.len()))
+    Ok(Checked {
+        rows,
+        parts: parts.len(),
+    })
 }
 
 /// The SSM parameter to compare: the flag, else the one the job recorded, else the default of

@@ -122,16 +122,19 @@ impl FanOut<'_> {
                 _ => 0,
             })
             .collect();
-        let ssm = self
-            .plan
-            .progress_parameter(self.job_id)
+        let parameter = self.plan.progress_parameter(self.job_id);
+        let ssm = parameter
+            .clone()
             .map(|name| SsmCounter::start(self.base, name, counts.iter().sum()));
         let board = Board::new(counts.clone(), quiet, ssm);
         tracing::info!(
             "job {}: {} streams, {} at once",
             self.job_id,
             record.streams.len(),
-            record.streams.len().min(self.plan.streams.max_streams as usize)
+            record
+                .streams
+                .len()
+                .min(self.plan.streams.max_streams as usize)
         );
         let runs = record
             .streams
@@ -168,6 +171,7 @@ impl FanOut<'_> {
         board.finish().await;
         let report = LastRun {
             finished_at: chrono::Utc::now(),
+            progress_parameter: Some(parameter.unwrap_or_else(|| "none".into())),
             streams: outcomes.iter().map(report).collect(),
         };
         if let Err(err) = report.save(self.store.as_ref(), self.job_id).await {

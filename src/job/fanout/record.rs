@@ -154,6 +154,9 @@ pub struct StreamReport {
 pub struct LastRun {
     /// When the run ended.
     pub finished_at: DateTime<Utc>,
+    /// The SSM parameter it published the job's count to (`none`: none), for `verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_parameter: Option<String>,
     /// One report per stream.
     pub streams: Vec<StreamReport>,
 }
