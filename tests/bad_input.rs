@@ -127,6 +127,36 @@ fn catalogue() -> Vec<Case> {
             "invalid --progress-parameter",
         ),
         case(
+            "unknown Region",
+            &["--regions", "us-east-1,us-east-9"],
+            2,
+            "unknown Region \"us-east-9\" in --regions",
+        ),
+        case(
+            "malformed account id",
+            &["--accounts", "111111111111,12345", "--role-name", "R"],
+            2,
+            "invalid account id \"12345\" in --accounts",
+        ),
+        case(
+            "role without accounts",
+            &["--role-name", "SecurityHubExportRole"],
+            2,
+            "--role-name needs --accounts",
+        ),
+        case(
+            "accounts without a role",
+            &["--accounts", "111111111111"],
+            2,
+            "--accounts needs --role-name",
+        ),
+        case(
+            "zero streams at once",
+            &["--regions", "us-east-1", "--max-streams", "0"],
+            2,
+            "invalid --max-streams 0",
+        ),
+        case(
             "unreachable endpoint",
             &["--endpoint-url", "http://127.0.0.1:9"],
             6,
@@ -253,4 +283,27 @@ fn status_of_a_corrupt_checkpoint_is_a_clear_job_error() {
         std::fs::read(&checkpoint).unwrap(),
         b"{\"format_version\": 1, \"job_id\": \"bro"
     );
+}
+
+#[test]
+fn organization_without_a_security_hub_administrator_is_one_line_and_writes_nothing() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let mut cmd = command(Some(&moto.url));
+    cmd.args(["export", "--destination", lake.to_str().unwrap()])
+        .args([
+            "--accounts",
+            "organization",
+            "--role-name",
+            "SecurityHubExportRole",
+        ]);
+    run(cmd).fails(
+        3,
+        &[
+            "--accounts organization found no enabled member accounts of 123456789012",
+            "--accounts",
+        ],
+    );
+    assert!(!lake.exists(), "nothing may be written");
 }

@@ -48,6 +48,15 @@ pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Re
         .clone()
         .unwrap_or_else(|| identity.default_job_id());
     let store = sink::open_store(&plan.destination, Some(&config)).await?;
+    if fanout::record::StreamRecord::load(store.as_ref(), &job_id)
+        .await?
+        .is_some()
+    {
+        return Err(Error::JobConflict {
+            job_id,
+            message: "it is a job over several accounts or Regions: re-run it with its --accounts/--regions flags, or pick a new --job-id".into(),
+        });
+    }
     let _time_box = time_box(plan, cancel);
     let job = Job {
         plan,

@@ -116,8 +116,9 @@ pub async fn open_store(
     Ok(store)
 }
 
-/// A local folder as it is; an S3 bucket checked by HeadBucket (once) in its own Region.
-async fn open_checked(
+/// Opens a destination without creating anything: a local folder as it is (created later by
+/// [`ObjectStore::check`]), an S3 bucket checked by HeadBucket (once) in its own Region.
+pub async fn open_checked(
     destination: &Destination,
     config: Option<&SdkConfig>,
 ) -> Result<Arc<dyn ObjectStore>> {

@@ -79,6 +79,12 @@ async fn organization(base: &SdkConfig, caller: &str, region: &str) -> Result<Ve
             }
         }
     }
+    if accounts.len() == 1 {
+        return Err(Error::auth(
+            format!("--accounts organization found no enabled member accounts of {caller} in {region} (ListMembers is empty); run it as the Security Hub (delegated) administrator, or list the accounts with --accounts"),
+            None,
+        ));
+    }
     accounts.sort();
     accounts.dedup();
     Ok(accounts)

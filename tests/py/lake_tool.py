@@ -17,15 +17,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def client(service, endpoint):
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+def client(service, endpoint, account=None, region="us-east-1"):
+    """A client of the default account (123456789012), or of `account` through a role assumed
+    in it (moto gives every account its own data)."""
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    if account:
+        sts = boto3.client("sts", endpoint_url=endpoint, region_name=region, **keys)
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/SecurityHubExportRole",
+                                RoleSessionName="seed")["Credentials"]
+        keys = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"]}
+    return boto3.client(service, endpoint_url=endpoint, region_name=region, **keys)
 
 
 def cmd_seed(args):
     """Imports findings; boto3 refuses fields newer than its model, so those are dropped and the
     findings as actually imported are written to `out` (what the export must return)."""
-    hub = client("securityhub", args.endpoint)
+    hub = client("securityhub", args.endpoint, args.account, args.region)
     shape = hub.meta.service_model.shape_for("AwsSecurityFinding")
     known = set(shape.members)
     findings = [json.loads(line) for line in open(args.file, encoding="utf-8") if line.strip()]
@@ -38,6 +46,22 @@ def cmd_seed(args):
         out = hub.batch_import_findings(Findings=findings[start:start + 100])
         failed += out.get("FailedCount", 0)
     print(json.dumps({"imported": len(findings) - failed, "failed": failed}))
+
+
+def cmd_sources(args):
+    """Rows per (source_account_id, source_region), and rows whose finding says it comes from
+    another account or Region than the stream that fetched it."""
+    files = sorted(glob.glob(os.path.join(args.dir, "findings", "*", "*.parquet")))
+    by_source, wrong = {}, 0
+    for f in files:
+        cols = pq.read_table(f, columns=["source_account_id", "source_region", "aws_account_id",
+                                         "region"]).to_pydict()
+        for acct, reg, own_acct, own_reg in zip(cols["source_account_id"], cols["source_region"],
+                                               cols["aws_account_id"], cols["region"]):
+            key = f"{acct}/{reg}"
+            by_source[key] = by_source.get(key, 0) + 1
+            wrong += (acct, reg) != (own_acct, own_reg)
+    print(json.dumps({"by_source": by_source, "wrong_source": wrong}))
 
 
 def cmd_create_bucket(args):
@@ -231,7 +255,9 @@ def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("seed"); p.add_argument("endpoint"); p.add_argument("file"); p.add_argument("out")
+    p.add_argument("--account"); p.add_argument("--region", default="us-east-1")
     p.set_defaults(fn=cmd_seed)
+    p = sub.add_parser("sources"); p.add_argument("dir"); p.set_defaults(fn=cmd_sources)
     p = sub.add_parser("create-bucket"); p.add_argument("endpoint"); p.add_argument("bucket"); p.set_defaults(fn=cmd_create_bucket)
     p = sub.add_parser("download"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("prefix"); p.add_argument("dir")
     p.set_defaults(fn=cmd_download)

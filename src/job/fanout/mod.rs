@@ -76,17 +76,22 @@ pub async fn run(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result<FanO
         .job_id
         .clone()
         .unwrap_or_else(|| identity.default_job_id());
-    let store = sink::open_store(&plan.destination, Some(&base)).await?;
-    let lock = JobLock::acquire(store.clone(), &job_id).await?;
+    // Nothing is written until the stream set is known: a failed resolution leaves no trace.
+    let store = sink::open_checked(&plan.destination, Some(&base)).await?;
     let run = FanOut {
         plan,
         base: &base,
         caller: &caller,
-        store,
+        store: store.clone(),
         job_id: &job_id,
         cancel,
     };
-    let result = run.run_locked(identity, &home, quiet).await;
+    let record = run.stream_record(identity, &home).await?;
+    if !plan.destination.is_s3() {
+        store.check().await?;
+    }
+    let lock = JobLock::acquire(store.clone(), &job_id).await?;
+    let result = run.run_locked(record, quiet).await;
     lock.release().await;
     Ok(FanOutSummary {
         job_id,
@@ -95,7 +100,13 @@ pub async fn run(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result<FanO
     })
 }
 
-/// A multi-stream job whose lock is held.
+/// A job's stream record as found: stored, or resolved and not yet written.
+enum Resolved {
+    Existing(StreamRecord),
+    New(StreamRecord),
+}
+
+/// A multi-stream job.
 struct FanOut<'a> {
     plan: &'a ExportPlan,
     base: &'a SdkConfig,
@@ -106,13 +117,16 @@ struct FanOut<'a> {
 }
 
 impl FanOut<'_> {
-    async fn run_locked(
-        &self,
-        identity: FanOutIdentity,
-        home: &str,
-        quiet: bool,
-    ) -> Result<Vec<StreamOutcome>> {
-        let record = self.stream_record(identity, home).await?;
+    async fn run_locked(&self, record: Resolved, quiet: bool) -> Result<Vec<StreamOutcome>> {
+        let record = match record {
+            Resolved::Existing(record) => record,
+            Resolved::New(new) => {
+                // Create-only: a run that created it first with another request wins.
+                let stored = new.clone().create(self.store.as_ref()).await?;
+                self.check_identity(&stored, &new.identity)?;
+                stored
+            }
+        };
         let _time_box = time_box(self.plan, self.cancel);
         let priors = self.load_checkpoints(&record.streams).await;
         let counts: Vec<u64> = priors
@@ -180,21 +194,12 @@ impl FanOut<'_> {
         Ok(outcomes)
     }
 
-    /// The job's stream record: loaded and checked against this request, or resolved and
-    /// created.
-    async fn stream_record(&self, identity: FanOutIdentity, home: &str) -> Result<StreamRecord> {
+    /// The job's stream record: loaded and checked against this request, or resolved (and
+    /// written once the job's lock is held).
+    async fn stream_record(&self, identity: FanOutIdentity, home: &str) -> Result<Resolved> {
         if let Some(record) = StreamRecord::load(self.store.as_ref(), self.job_id).await? {
-            return if record.identity == identity {
-                Ok(record)
-            } else {
-                Err(Error::JobConflict {
-                    job_id: self.job_id.to_string(),
-                    message: format!(
-                        "it was created for other streams or another request ({}); re-run with the original flags to resume it, or pick a new --job-id",
-                        describe_difference(&record.identity, &identity)
-                    ),
-                })
-            };
+            self.check_identity(&record, &identity)?;
+            return Ok(Resolved::Existing(record));
         }
         if CheckpointStore::new(self.store.clone(), self.job_id)
             .load()
@@ -207,9 +212,25 @@ impl FanOut<'_> {
             });
         }
         let streams = resolve::resolve(&self.plan.streams, self.base, self.caller, home).await?;
-        StreamRecord::new(self.job_id, identity, streams)
-            .create(self.store.as_ref())
-            .await
+        Ok(Resolved::New(StreamRecord::new(
+            self.job_id,
+            identity,
+            streams,
+        )))
+    }
+
+    /// Refuses a stored record made for another request.
+    fn check_identity(&self, record: &StreamRecord, identity: &FanOutIdentity) -> Result<()> {
+        if &record.identity == identity {
+            return Ok(());
+        }
+        Err(Error::JobConflict {
+            job_id: self.job_id.to_string(),
+            message: format!(
+                "it was created for other streams or another request ({}); re-run with the original flags to resume it, or pick a new --job-id",
+                describe_difference(&record.identity, identity)
+            ),
+        })
     }
 
     /// Every stream's checkpoint, read a few at once.
