@@ -325,3 +325,54 @@ async fn organization_and_all_regions_resolve_to_the_members_and_the_enabled_reg
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregation_home_region_is_not_exported_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    // Both accounts aggregate eu-west-1 and ap-southeast-2 into us-east-1; the job reads
+    // us-east-1 and eu-west-1 only.
+    let hub_regions = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+    let emulator = start_emulator(EmulatorConfig {
+        rate: 20.0,
+        burst: 20,
+        members: vec![MEMBER_A.into()],
+        regions: hub_regions.iter().map(|r| r.to_string()).collect(),
+        aggregation_home: Some("us-east-1".into()),
+        ..EmulatorConfig::generated(200, 9)
+    })
+    .await;
+    let accounts = format!("{EMULATOR_ACCOUNT},{MEMBER_A}");
+    let flags = stream_flags(&accounts, "us-east-1,eu-west-1");
+    let cmd = export_command(&emulator.url(), &lake, "aggregated", &flags);
+    let done = finish(tokio::process::Command::from(cmd)).await.ok();
+    // Each account: its own 200 in us-east-1 and in eu-west-1, and ap-southeast-2's 200
+    // through the home Region (not in the job); eu-west-1's copies in us-east-1 left out.
+    assert!(done.contains("job total 1200 findings"), "{done}");
+    let expected = org_expected(dir.path(), &[EMULATOR_ACCOUNT, MEMBER_A], &hub_regions, 200);
+    assert_exactly_once(&check_lake(&lake, &expected, true), 1200);
+    let (by_source, through_home) = sources(&lake);
+    assert_eq!(
+        by_source[&format!("{MEMBER_A}/us-east-1")],
+        400,
+        "{by_source}"
+    );
+    assert_eq!(
+        through_home, 400,
+        "ap-southeast-2's findings came through us-east-1"
+    );
+    let mut status = command(Some(&emulator.url()));
+    status.args([
+        "status",
+        "--destination",
+        lake.to_str().unwrap(),
+        "--job-id",
+        "aggregated",
+    ]);
+    let shown = run(status).ok();
+    assert!(
+        shown.contains("aggregation:  111111111111: aggregates into us-east-1 (ALL_REGIONS)")
+            && shown.contains("111111111111/us-east-1      complete            400 findings      1 parts  leaves out eu-west-1"),
+        "{shown}"
+    );
+}

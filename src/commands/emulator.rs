@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Regions where Security Hub is enabled (default: every Region).
     #[arg(long, value_delimiter = ',')]
     pub hub_regions: Vec<String>,
+    /// Every account aggregates the findings of all --hub-regions into this home Region.
+    #[arg(long, requires = "hub_regions")]
+    pub aggregation_home: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub faults: Faults,
@@ -61,6 +64,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         faults: args.faults.clone(),
         members: args.members.clone(),
         regions: args.hub_regions.clone(),
+        aggregation_home: args.aggregation_home.clone(),
         ..EmulatorConfig::generated(args.findings, args.seed)
     };
     if let Some(path) = &args.load {

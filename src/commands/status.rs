@@ -55,6 +55,9 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
             "  {:<28}{state:<13}{rows:>10} findings {parts:>6} parts",
             stream.label()
         );
+        if !stream.left_out.is_empty() {
+            line.push_str(&format!("  leaves out {}", stream.left_out.join(",")));
+        }
         if let Some(report) = report.filter(|r| r.state == StreamState::Failed) {
             line.push_str(&format!(
                 "  last error ({}): {}",
@@ -93,6 +96,13 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
         format!("destination:  {}", identity.destination),
         format!("created:      {}", record.created_at.to_rfc3339()),
     ];
+    for account in &record.aggregation {
+        out.push(format!(
+            "aggregation:  {}: {}",
+            account.account_id,
+            account.aggregation.describe()
+        ));
+    }
     if let Some(run) = &last_run {
         out.push(format!(
             "last run:     ended {}",

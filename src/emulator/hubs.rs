@@ -49,6 +49,7 @@ pub(super) struct Hubs {
     template: Dataset,
     members: Vec<String>,
     regions: Vec<String>,
+    aggregation_home: Option<String>,
     rate: f64,
     burst: u32,
     by_key: Mutex<HashMap<(String, String), Arc<Hub>>>,
@@ -57,11 +58,13 @@ pub(super) struct Hubs {
 impl Hubs {
     /// `members` (besides [`EMULATOR_ACCOUNT`]) and `regions` (empty: any) make one hub per
     /// account and Region, each serving the template's count of findings of its own; with
-    /// neither, every caller shares one hub serving `template`.
+    /// neither, every caller shares one hub serving `template`. With `aggregation_home`, every
+    /// account aggregates all `regions` into that one (ALL_REGIONS linking).
     pub(super) fn new(
         template: Dataset,
         members: Vec<String>,
         regions: Vec<String>,
+        aggregation_home: Option<String>,
         rate: f64,
         burst: u32,
     ) -> Hubs {
@@ -72,10 +75,16 @@ impl Hubs {
             template,
             members,
             regions,
+            aggregation_home,
             rate,
             burst,
             by_key: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The home Region of the accounts' finding aggregator, if any.
+    pub(super) fn aggregation_home(&self) -> Option<&str> {
+        self.aggregation_home.as_deref()
     }
 
     /// The hub of `account` in `region`, or `None` where Security Hub is not enabled.
@@ -119,7 +128,25 @@ impl Hubs {
         &self.members
     }
 
+    /// A hub's findings: its own, and in an aggregation home Region every linked Region's too.
     fn dataset_of(&self, account: &str, region: &str) -> Dataset {
+        if self.aggregation_home.as_deref() == Some(region) {
+            let parts = std::iter::once(region)
+                .chain(
+                    self.regions
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|r| *r != region),
+                )
+                .map(|r| self.own_dataset(account, r))
+                .collect();
+            return Dataset::Union(Arc::new(parts));
+        }
+        self.own_dataset(account, region)
+    }
+
+    /// The findings generated in `region` for `account`.
+    fn own_dataset(&self, account: &str, region: &str) -> Dataset {
         match &self.template {
             Dataset::Generated { generator, count } => Dataset::Generated {
                 generator: Generator {
@@ -270,6 +297,47 @@ pub(super) async fn describe_hub(
         "ControlFindingGenerator": "SECURITY_CONTROL",
     });
     axum::Json(body).into_response()
+}
+
+/// `GET /findingAggregator/list`: the caller's aggregator, if the emulator has one.
+pub(super) async fn list_finding_aggregators(
+    State(state): State<Arc<EmulatorState>>,
+    headers: HeaderMap,
+) -> Response {
+    let (account, _) = caller(&headers);
+    let aggregators: Vec<serde_json::Value> = state
+        .hubs
+        .aggregation_home()
+        .map(|home| serde_json::json!({"FindingAggregatorArn": aggregator_arn(home, &account)}))
+        .into_iter()
+        .collect();
+    axum::Json(serde_json::json!({"FindingAggregators": aggregators})).into_response()
+}
+
+/// `GET /findingAggregator/get/{arn}`: the aggregator's home Region and linking, answered in
+/// its home Region only.
+pub(super) async fn get_finding_aggregator(
+    State(state): State<Arc<EmulatorState>>,
+    headers: HeaderMap,
+) -> Response {
+    let (account, region) = caller(&headers);
+    match state.hubs.aggregation_home() {
+        Some(home) if home == region => axum::Json(serde_json::json!({
+            "FindingAggregatorArn": aggregator_arn(home, &account),
+            "FindingAggregationRegion": home,
+            "RegionLinkingMode": "ALL_REGIONS",
+        }))
+        .into_response(),
+        _ => service_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            "No finding aggregator in this Region",
+        ),
+    }
+}
+
+fn aggregator_arn(home: &str, account: &str) -> String {
+    format!("arn:aws:securityhub:{home}:{account}:finding-aggregator/00000000-0000-0000-0000-000000000001")
 }
 
 /// `GET /members`: ListMembers of the administrator ([`EMULATOR_ACCOUNT`]).

@@ -97,6 +97,9 @@ pub struct EmulatorConfig {
     pub members: Vec<String>,
     /// Regions where Security Hub is enabled (empty: every Region).
     pub regions: Vec<String>,
+    /// Cross-Region aggregation: every account's findings of all `regions` also appear in this
+    /// home Region (ALL_REGIONS linking).
+    pub aggregation_home: Option<String>,
 }
 
 impl EmulatorConfig {
@@ -116,6 +119,7 @@ impl EmulatorConfig {
             fault_seed: seed,
             members: Vec::new(),
             regions: Vec::new(),
+            aggregation_home: None,
         }
     }
 }
@@ -137,6 +141,7 @@ impl Emulator {
                 config.dataset,
                 config.members,
                 config.regions,
+                config.aggregation_home,
                 config.rate,
                 config.burst,
             ),
@@ -150,6 +155,14 @@ impl Emulator {
             .route("/findings", post(server::get_findings))
             .route("/accounts", get(hubs::describe_hub))
             .route("/members", get(hubs::list_members))
+            .route(
+                "/findingAggregator/list",
+                get(hubs::list_finding_aggregators),
+            )
+            .route(
+                "/findingAggregator/get/{*arn}",
+                get(hubs::get_finding_aggregator),
+            )
             .route("/", post(hubs::sts))
             .route("/stats", get(server::stats))
             .route("/faults", get(server::get_faults).put(server::put_faults))

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::generate::Generator;
 use crate::encode::timestamp::parse_iso8601;
+use crate::request::narrow::string_conditions_match;
 
 /// The findings the emulator serves.
 #[derive(Debug, Clone)]
@@ -18,6 +19,9 @@ pub enum Dataset {
     Generated { generator: Generator, count: u64 },
     /// Findings loaded from a file, as JSON texts.
     Loaded(Arc<Vec<String>>),
+    /// Several data sets one after the other (an aggregation home Region: its own findings,
+    /// then each linked Region's).
+    Union(Arc<Vec<Dataset>>),
 }
 
 impl Dataset {
@@ -26,7 +30,19 @@ impl Dataset {
         match self {
             Dataset::Generated { count, .. } => *count,
             Dataset::Loaded(findings) => findings.len() as u64,
+            Dataset::Union(parts) => parts.iter().map(Dataset::len).sum(),
         }
+    }
+
+    /// The part of a union holding `index`, and the index within it.
+    fn locate(parts: &[Dataset], mut index: u64) -> (&Dataset, u64) {
+        for part in parts {
+            if index < part.len() {
+                return (part, index);
+            }
+            index -= part.len();
+        }
+        panic!("finding index {index} past the end of the data set")
     }
 
     /// True when there are none.
@@ -39,6 +55,10 @@ impl Dataset {
         match self {
             Dataset::Generated { generator, .. } => generator.finding(index),
             Dataset::Loaded(findings) => findings[index as usize].clone(),
+            Dataset::Union(parts) => {
+                let (part, index) = Self::locate(parts, index);
+                part.text(index)
+            }
         }
     }
 
@@ -48,6 +68,10 @@ impl Dataset {
             Dataset::Generated { generator, .. } => generator.finding_value(index),
             Dataset::Loaded(findings) => {
                 serde_json::from_str(&findings[index as usize]).unwrap_or(Value::Null)
+            }
+            Dataset::Union(parts) => {
+                let (part, index) = Self::locate(parts, index);
+                part.value(index)
             }
         }
     }
@@ -127,7 +151,7 @@ pub fn matches(filters: &Value, finding: &Value) -> bool {
     fields.iter().all(|(name, conditions)| {
         let conditions = conditions.as_array().map(Vec::as_slice).unwrap_or_default();
         if let Some((_, path)) = STRING_FIELDS.iter().find(|(n, _)| n == name) {
-            string_matches(finding.pointer(path).and_then(Value::as_str), conditions)
+            string_conditions_match(finding.pointer(path).and_then(Value::as_str), conditions)
         } else if let Some((_, path)) = DATE_FIELDS.iter().find(|(n, _)| n == name) {
             let time = finding
                 .pointer(path)
@@ -138,37 +162,6 @@ pub fn matches(filters: &Value, finding: &Value) -> bool {
             true
         }
     })
-}
-
-/// EQUALS/PREFIX/CONTAINS are OR-ed; NOT_EQUALS/PREFIX_NOT_EQUALS/NOT_CONTAINS are AND-ed.
-fn string_matches(value: Option<&str>, conditions: &[Value]) -> bool {
-    let mut positive = Vec::new();
-    let mut negative = Vec::new();
-    for condition in conditions {
-        let wanted = condition
-            .get("Value")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let comparison = condition
-            .get("Comparison")
-            .and_then(Value::as_str)
-            .unwrap_or("EQUALS");
-        let hit = value.is_some_and(|v| match comparison {
-            "EQUALS" | "NOT_EQUALS" => v == wanted,
-            "PREFIX" | "PREFIX_NOT_EQUALS" => v.starts_with(wanted),
-            "CONTAINS" | "NOT_CONTAINS" => v.contains(wanted),
-            _ => false,
-        });
-        if matches!(
-            comparison,
-            "NOT_EQUALS" | "PREFIX_NOT_EQUALS" | "NOT_CONTAINS"
-        ) {
-            negative.push(!hit);
-        } else {
-            positive.push(hit);
-        }
-    }
-    (positive.is_empty() || positive.iter().any(|h| *h)) && negative.iter().all(|h| *h)
 }
 
 fn date_matches(time: Option<chrono::DateTime<Utc>>, condition: &Value) -> bool {

@@ -3,6 +3,7 @@
 
 mod filter_fields;
 pub mod filters;
+pub mod narrow;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

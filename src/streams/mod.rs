@@ -2,6 +2,7 @@
 //! its own quota with its own credentials, checkpoint and parts. This module holds the flags
 //! that choose them, checked offline, and the stream set resolved when the job is created.
 
+pub mod aggregation;
 pub mod regions;
 pub mod resolve;
 
@@ -117,9 +118,22 @@ pub struct Stream {
     pub account_id: String,
     /// The Region read.
     pub region: String,
+    /// Regions whose findings this stream leaves out (`Region NOT_EQUALS`): an aggregation
+    /// home Region's copies of Regions that have streams of their own in the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 impl Stream {
+    /// The stream of `account_id` in `region`, reading all of it.
+    pub fn new(account_id: &str, region: &str) -> Stream {
+        Stream {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            left_out: Vec::new(),
+        }
+    }
+
     /// `111111111111/eu-west-1`, as the user reads it.
     pub fn label(&self) -> String {
         format!("{}/{}", self.account_id, self.region)

@@ -4,18 +4,38 @@
 
 use aws_config::{Region, SdkConfig};
 
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::aggregation::{self, AccountAggregation};
 use super::{regions, Accounts, Regions, Stream, StreamSpec};
 use crate::aws::Failure;
 use crate::error::{Error, Result};
+use crate::request::narrow;
+
+/// Streams read at once while their accounts' aggregation is read.
+const AGGREGATION_READS: usize = 16;
+
+/// The resolved stream set and what each account's aggregation was found to be.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// Every stream, sorted.
+    pub streams: Vec<Stream>,
+    /// Accounts with more than one Region in the job: their aggregation (the rest need none).
+    pub aggregation: Vec<AccountAggregation>,
+}
 
 /// The streams of `spec` for `caller` (account) whose own Region is `home_region`: every
-/// account crossed with every Region, sorted.
+/// account crossed with every Region, sorted; an aggregation home Region's stream leaves out
+/// the job's other Regions of its account (see [`super::aggregation`]), and a stream whose
+/// Region `filters` exclude altogether is left out of the job.
 pub async fn resolve(
     spec: &StreamSpec,
     base: &SdkConfig,
     caller: &str,
     home_region: &str,
-) -> Result<Vec<Stream>> {
+    filters: &Value,
+) -> Result<Resolution> {
     let accounts = match &spec.accounts {
         Accounts::Caller => vec![caller.to_string()],
         Accounts::Listed(ids) => ids.clone(),
@@ -26,17 +46,44 @@ pub async fn resolve(
         Regions::Listed(names) => names.clone(),
         Regions::All => enabled_regions(base, home_region).await?,
     };
-    let mut streams: Vec<Stream> = accounts
-        .iter()
-        .flat_map(|account_id| {
-            regions.iter().map(move |region| Stream {
+    let aggregation = if regions.len() > 1 {
+        let reads = accounts.iter().map(|account_id| async {
+            let probe = Stream::new(account_id, &regions[0]);
+            AccountAggregation {
                 account_id: account_id.clone(),
-                region: region.clone(),
-            })
-        })
-        .collect();
+                aggregation: aggregation::detect(base, caller, &probe, spec.role.as_ref()).await,
+            }
+        });
+        futures::stream::iter(reads)
+            .buffered(AGGREGATION_READS)
+            .collect::<Vec<_>>()
+            .await
+    } else {
+        Vec::new()
+    };
+    let mut streams = Vec::new();
+    for account_id in &accounts {
+        let found = aggregation.iter().find(|a| &a.account_id == account_id);
+        for region in &regions {
+            let mut stream = Stream::new(account_id, region);
+            if let Some(found) = found {
+                stream.left_out = found.aggregation.left_out(region, &regions);
+            }
+            if narrow::leave_out_regions(filters, &stream.left_out)?.is_some() {
+                streams.push(stream);
+            } else {
+                tracing::info!(
+                    "stream {} left out: the filters keep none of its Regions",
+                    stream.label()
+                );
+            }
+        }
+    }
     streams.sort();
-    Ok(streams)
+    Ok(Resolution {
+        streams,
+        aggregation,
+    })
 }
 
 fn securityhub(base: &SdkConfig, region: &str) -> aws_sdk_securityhub::Client {

@@ -92,10 +92,7 @@ fn bad_stream_flags_say_what_to_do() {
 
 #[test]
 fn stream_job_ids_extend_the_job_id() {
-    let stream = Stream {
-        account_id: "111111111111".into(),
-        region: "eu-west-1".into(),
-    };
+    let stream = Stream::new("111111111111", "eu-west-1");
     assert_eq!(stream.job_id("nightly"), "nightly.111111111111.eu-west-1");
     assert_eq!(stream.label(), "111111111111/eu-west-1");
     crate::request::validate_job_id(&stream.job_id(&"j".repeat(MAX_FANOUT_JOB_ID))).unwrap();

@@ -211,11 +211,18 @@ impl FanOut<'_> {
                 message: "it is a one-stream job (created without --accounts/--regions); pick a new --job-id for a job over several accounts or Regions".into(),
             });
         }
-        let streams = resolve::resolve(&self.plan.streams, self.base, self.caller, home).await?;
+        let resolved = resolve::resolve(
+            &self.plan.streams,
+            self.base,
+            self.caller,
+            home,
+            &self.plan.filters,
+        )
+        .await?;
         Ok(Resolved::New(StreamRecord::new(
             self.job_id,
             identity,
-            streams,
+            resolved,
         )))
     }
 
@@ -255,7 +262,7 @@ impl FanOut<'_> {
         prior: Result<Option<Checkpoint>>,
         observers: Observers,
     ) -> Result<RunSummary> {
-        let stream_identity = identity.stream_identity(stream);
+        let stream_identity = identity.stream_identity(stream)?;
         let job_id = stream.job_id(self.job_id);
         let prior = prior?;
         if let Some(checkpoint) = &prior {

@@ -8,9 +8,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::request::{Api, JobIdentity};
+use crate::request::{narrow, Api, JobIdentity};
 use crate::sink::layout;
 use crate::sink::{CondPut, ObjectStore, Precondition};
+use crate::streams::aggregation::AccountAggregation;
+use crate::streams::resolve::Resolution;
 use crate::streams::{Selection, Stream};
 
 /// Version of the stream record format this build writes and reads.
@@ -32,16 +34,21 @@ pub struct FanOutIdentity {
 }
 
 impl FanOutIdentity {
-    /// The identity of one stream's own job.
-    pub fn stream_identity(&self, stream: &Stream) -> JobIdentity {
-        JobIdentity {
+    /// The identity of one stream's own job: the job's filters, leaving out the Regions the
+    /// stream leaves out.
+    pub fn stream_identity(&self, stream: &Stream) -> Result<JobIdentity> {
+        let filters = narrow::leave_out_regions(&self.filters_as_given, &stream.left_out)?
+            .ok_or_else(|| {
+                Error::Internal(format!("stream {} has nothing to read", stream.label()))
+            })?;
+        Ok(JobIdentity {
             api: self.api,
             region: stream.region.clone(),
             account_id: stream.account_id.clone(),
-            filters_as_given: self.filters_as_given.clone(),
+            filters_as_given: filters,
             page_size: self.page_size,
             destination: self.destination.clone(),
-        }
+        })
     }
 
     /// `<caller account>-streams-<hash of the identity>`.
@@ -63,6 +70,10 @@ pub struct StreamRecord {
     pub identity: FanOutIdentity,
     /// Every stream, sorted: fixed for the life of the job.
     pub streams: Vec<Stream>,
+    /// The cross-Region aggregation of each account with several Regions in the job, and so
+    /// what its streams leave out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregation: Vec<AccountAggregation>,
     /// When the job was created.
     pub created_at: DateTime<Utc>,
 }
@@ -105,13 +116,14 @@ impl StreamRecord {
         }
     }
 
-    /// A new record of `streams` for `identity`.
-    pub fn new(job_id: &str, identity: FanOutIdentity, streams: Vec<Stream>) -> StreamRecord {
+    /// A new record of the resolved streams for `identity`.
+    pub fn new(job_id: &str, identity: FanOutIdentity, resolved: Resolution) -> StreamRecord {
         StreamRecord {
             format_version: RECORD_VERSION,
             job_id: job_id.to_string(),
             identity,
-            streams,
+            streams: resolved.streams,
+            aggregation: resolved.aggregation,
             created_at: Utc::now(),
         }
     }
