@@ -12,38 +12,20 @@ quick="${1:-}"
 pages=306; big=1000000; mid=100000; enc=4000
 if [ "$quick" = quick ]; then pages=40; big=20000; mid=5000; enc=1000; fi
 
-cargo build --release --quiet
-bin="$CARGO_TARGET_DIR/release/sechub-export"
-work="$(mktemp -d)"; trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-py="$SECHUB_TEST_PYTHON"
+. scripts/bench-lib.sh
 rows=()
-
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start_emulator FINDINGS RATE BURST [EMULATOR FLAGS...] -> sets EMU (url) and EMU_PID
-start_emulator() {
-  local port; port="$(free_port)"
-  "$bin" emulator --listen "127.0.0.1:$port" --findings "$1" --rate "$2" --burst "$3" "${@:4}" > "$work/emu.log" 2>&1 &
-  EMU_PID=$!; EMU="http://127.0.0.1:$port"
-  until "$py" -c "import urllib.request; urllib.request.urlopen('$EMU/stats')" 2>/dev/null; do sleep 0.2; done
-}
-stop_emulator() { kill "$EMU_PID" 2>/dev/null || true; wait "$EMU_PID" 2>/dev/null || true; }
-stat_of() { "$py" -c "import json,urllib.request; print(json.load(urllib.request.urlopen('$EMU/stats'))['$1'])"; }
-
-# seconds from a summary line: "... in 101.9s, ..."
-secs_of() { sed -E 's/.* in ([0-9.]+)s, .*/\1/' <<<"$1"; }
 
 quota_run() { # NAME RATE BURST DESTINATION [MEAN_LATENCY_MS]  (s3:// goes to moto S3 + SSM)
   local name="$1" rate="$2" burst="$3" dest="$4" latency="${5:-0}" endpoints setup
-  # The emulator's latency is uniform in 0..=N ms, so a mean of L takes N = 2L.
-  start_emulator "$((pages * 100))" "$rate" "$burst" --latency-ms "$((2 * latency))"
+  # The emulator's latency is a mean of L ms, uniform in L/2..3L/2.
+  start_emulator "$((pages * 100))" "$rate" "$burst" --latency-ms "$latency"
   if [[ "$dest" == s3://* ]]; then
     endpoints=(AWS_ENDPOINT_URL_SECURITYHUB="$EMU" AWS_ENDPOINT_URL_STS="$EMU" AWS_ENDPOINT_URL_S3="$MOTO" AWS_ENDPOINT_URL_SSM="$MOTO")
     setup="moto S3 + SSM, parts of 5,000"
   else
     endpoints=(AWS_ENDPOINT_URL="$EMU"); setup="local folder, parts of 5,000"
   fi
-  if [ "$latency" -gt 0 ]; then setup="$setup, GetFindings latency mean $latency ms (uniform 0-$((2 * latency)))"; fi
+  if [ "$latency" -gt 0 ]; then setup="$setup, GetFindings latency mean $latency ms (uniform $((latency / 2))-$((latency * 3 / 2)))"; fi
   local line secs requests throttled started wall
   started="$(date +%s.%N)"
   line="$(env AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true "${endpoints[@]}" \

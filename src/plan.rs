@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::aws::AwsSettings;
 use crate::encode::Compression;
 use crate::error::{Error, Result};
+use crate::job::shards::MAX_SHARDS;
 use crate::request::{self, filters, Api};
 use crate::sink::Destination;
 use crate::source::Pace;
@@ -63,6 +64,11 @@ pub struct ExportRequest {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_parameter: Option<String>,
+    /// Most shards (parallel NextToken chains on disjoint Id prefixes) a stream is split into
+    /// when GetFindings is too slow for one chain to use the quota; 1 never splits.
+    #[arg(long, default_value_t = MAX_SHARDS)]
+    #[serde(default = "default_max_shards")]
+    pub max_shards: u32,
     /// Findings per Parquet part (whole pages of 100; a checkpoint follows each part).
     #[arg(long, default_value_t = DEFAULT_PART_ROWS)]
     #[serde(default = "default_part_rows")]
@@ -94,6 +100,9 @@ fn default_burst() -> u32 {
 }
 fn default_part_rows() -> u64 {
     DEFAULT_PART_ROWS
+}
+fn default_max_shards() -> u32 {
+    MAX_SHARDS
 }
 
 /// `--filters`: JSON text or `file://path` on the command line; in an event, the JSON itself
@@ -172,6 +181,8 @@ pub struct ExportPlan {
     pub job_id: Option<String>,
     /// Pace of every attempt.
     pub pace: Pace,
+    /// Most shards of a slow stream (1: never sharded).
+    pub max_shards: u32,
     /// Where the count is published.
     pub progress: Progress,
     /// Findings per part.
@@ -209,6 +220,12 @@ impl ExportPlan {
                 request.part_rows
             )));
         }
+        if !(1..=MAX_SHARDS).contains(&request.max_shards) {
+            return Err(Error::Usage(format!(
+                "invalid --max-shards {}: use 1..={MAX_SHARDS} (1 never splits a stream)",
+                request.max_shards
+            )));
+        }
         let progress = match request.progress_parameter.as_deref() {
             None => Progress::Default,
             Some("none") => Progress::Off,
@@ -231,6 +248,7 @@ impl ExportPlan {
             streams,
             job_id: request.job_id.clone(),
             pace: Pace::new(request.rate, request.burst)?,
+            max_shards: request.max_shards,
             progress,
             part_rows: request.part_rows,
             compression: request.compression,
@@ -267,6 +285,7 @@ impl From<ExportPlan> for ExportRequest {
             job_id: plan.job_id,
             rate: plan.pace.rate,
             burst: plan.pace.burst,
+            max_shards: plan.max_shards,
             progress_parameter: match plan.progress {
                 Progress::Default => None,
                 Progress::Off => Some("none".into()),
@@ -377,6 +396,7 @@ mod tests {
             job_id: Some("nightly".into()),
             rate: 3.0,
             burst: 6,
+            max_shards: 16,
             progress_parameter: None,
             part_rows: 50_000,
             compression: Compression::Zstd,

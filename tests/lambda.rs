@@ -371,6 +371,13 @@ fn the_template_deploys_as_a_stack_and_its_rule_names_the_deployed_state_machine
     }
     let parameter: Value = serde_json::from_str(seen["parameter"].as_str().unwrap()).unwrap();
     assert_eq!(parameter["state_machine"], machine);
+    // MemberRoleName given: the function may assume that one role name in other accounts.
+    let assume = &seen["role_policies"]["assume-member-role"]["Statement"][0];
+    assert_eq!(assume["Action"], "sts:AssumeRole", "{seen}");
+    assert_eq!(
+        assume["Resource"], "arn:aws:iam::*:role/SecurityHubExportRole",
+        "{seen}"
+    );
     assert_eq!(
         seen["bucket_kept_after_delete"], true,
         "the lake outlives the stack"

@@ -372,7 +372,7 @@ async fn an_aggregation_home_region_is_not_exported_twice() {
     let shown = run(status).ok();
     assert!(
         shown.contains("aggregation:  111111111111: aggregates into us-east-1 (ALL_REGIONS)")
-            && shown.contains("111111111111/us-east-1      complete            400 findings      1 parts  leaves out eu-west-1"),
+            && shown.contains("111111111111/us-east-1      complete            400 findings      1 parts   1 chains  leaves out eu-west-1"),
         "{shown}"
     );
 }

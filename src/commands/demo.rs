@@ -76,6 +76,7 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
         job_id: Some(DEMO_JOB.into()),
         rate: args.rate,
         burst: args.burst,
+        max_shards: crate::job::shards::MAX_SHARDS,
         progress_parameter: Some("none".into()),
         part_rows: (args.findings / 4).clamp(100, 50_000),
         compression: Compression::Zstd,

@@ -45,14 +45,19 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
         let report = last_run
             .as_ref()
             .and_then(|run| run.streams.iter().find(|r| &r.stream == stream));
-        let (state, rows, parts) = match &checkpoint {
-            Some(cp) => (state(cp), cp.exported_count, cp.parts.len()),
-            None => ("not started", 0, 0),
+        let (state, rows, parts, shards) = match &checkpoint {
+            Some(cp) => (
+                state(cp),
+                cp.exported_count,
+                cp.parts.len(),
+                cp.shards.len().max(1),
+            ),
+            None => ("not started", 0, 0, 1),
         };
         complete += usize::from(state == "complete");
         total += rows;
         let mut line = format!(
-            "  {:<28}{state:<13}{rows:>10} findings {parts:>6} parts",
+            "  {:<28}{state:<13}{rows:>10} findings {parts:>6} parts {shards:>3} chains",
             stream.label()
         );
         if !stream.left_out.is_empty() {
@@ -175,6 +180,18 @@ fn state(checkpoint: &Checkpoint) -> &'static str {
     }
 }
 
+/// One NextToken chain, or the shards and how many are finished.
+fn describe_chains(cp: &Checkpoint) -> String {
+    if cp.shards.is_empty() {
+        return "1 (not sharded)".into();
+    }
+    let finished = cp.shards.iter().filter(|s| s.done).count();
+    format!(
+        "{} shards on Id prefixes, {finished} finished (calls were too slow for one chain)",
+        cp.shards.len()
+    )
+}
+
 /// A job's checkpoint in a few lines.
 pub fn describe(cp: &Checkpoint) -> String {
     let filters = serde_json::to_string(&cp.request.filters).unwrap_or_default();
@@ -188,6 +205,7 @@ pub fn describe(cp: &Checkpoint) -> String {
             cp.bytes_written
         ),
         format!("pages:        {}", cp.pages_fetched),
+        format!("chains:       {}", describe_chains(cp)),
         format!(
             "source:       {} {} account {}",
             cp.request.identity.api, cp.request.identity.region, cp.request.identity.account_id

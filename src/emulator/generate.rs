@@ -47,6 +47,60 @@ impl Default for Generator {
     }
 }
 
+/// Controls whose findings the "Security Hub" product imitates.
+const CONTROLS: &[&str] = &[
+    "EC2.2",
+    "EC2.19",
+    "S3.1",
+    "S3.8",
+    "IAM.1",
+    "IAM.6",
+    "Config.1",
+    "CloudTrail.1",
+    "Lambda.3",
+    "RDS.2",
+    "KMS.4",
+    "GuardDuty.1",
+];
+
+/// SplitMix64: a well-mixed 64-bit value of `x`.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// An Id shaped as each product's are: a product-specific ARN ending in random hex (a control
+/// finding: the control, then a UUID), unique per seed and index, uncorrelated with the order
+/// pages are served in.
+fn finding_id(product: &str, region: &str, account: &str, seed: u64, index: u64) -> String {
+    let high = mix(seed ^ mix(index));
+    let low = mix(high ^ index);
+    let hex = format!("{high:016x}{low:016x}");
+    match product {
+        "Security Hub" => format!(
+            "arn:aws:securityhub:{region}:{account}:security-control/{}/finding/{}-{}-{}-{}-{}",
+            CONTROLS[(low % CONTROLS.len() as u64) as usize],
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        ),
+        "GuardDuty" => format!(
+            "arn:aws:guardduty:{region}:{account}:detector/d{:x}/finding/{hex}",
+            index % 7
+        ),
+        "Inspector" => format!("arn:aws:inspector2:{region}:{account}:finding/{hex}"),
+        "Macie" => format!("arn:aws:macie2:{region}:{account}:finding/{hex}"),
+        "IAM Access Analyzer" => format!(
+            "arn:aws:access-analyzer:{region}:{account}:analyzer/ConsoleAnalyzer/finding/{hex}"
+        ),
+        _ => format!("acme:{account}:finding/{hex}"),
+    }
+}
+
 fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
@@ -118,10 +172,7 @@ impl Generator {
             ),
         };
         let product_arn = format!("arn:aws:securityhub:{region}::{product_arn_tail}");
-        let id = format!(
-            "arn:aws:securityhub:{region}:{account}:finding/{:016x}-{index:010}",
-            self.seed
-        );
+        let id = finding_id(product, region, &account, self.seed, index);
         let mut finding = json!({
             "SchemaVersion": "2018-10-08",
             "Id": id,

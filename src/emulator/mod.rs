@@ -35,7 +35,7 @@ pub struct Faults {
     /// Share answered 500 InternalException.
     #[arg(long, default_value_t = 0.0)]
     pub error_probability: f64,
-    /// Added latency per request, uniform in 0..=N ms.
+    /// Added latency per request: a mean of N ms, uniform in N/2..=3N/2 ms.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Share of responses whose connection drops halfway.

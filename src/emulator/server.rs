@@ -119,17 +119,19 @@ pub(super) async fn get_findings(
     };
     hub.meter.lock().expect("meter").record(now);
     let faults = state.faults.lock().expect("faults").clone();
+    let counters = &state.counters;
+    // The quota is checked on arrival, as the service's front door does; the latency is the
+    // work of answering an accepted request.
+    if !hub.bucket.lock().expect("bucket").try_take(now) {
+        return throttled(&counters.throttled_quota);
+    }
     if faults.latency_ms > 0 {
         let delay = state
             .rng
             .lock()
             .expect("rng")
-            .random_range(0..=faults.latency_ms);
+            .random_range(faults.latency_ms / 2..=faults.latency_ms * 3 / 2);
         tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    let counters = &state.counters;
-    if !hub.bucket.lock().expect("bucket").try_take(now) {
-        return throttled(&counters.throttled_quota);
     }
     if state.chance(faults.throttle_probability) {
         return throttled(&counters.throttled_injected);
@@ -143,9 +145,22 @@ pub(super) async fn get_findings(
             message,
         );
     }
-    let response = match page(&state, &hub, &body, &faults) {
-        Ok(text) => text,
-        Err(message) => return invalid_input(&message),
+    // Building a page (and matching a new filter over the whole data set) is CPU work: off the
+    // async workers, so other requests' arrival and quota check are never held up behind it.
+    let built = {
+        let (state, hub, faults) = (state.clone(), hub.clone(), faults.clone());
+        tokio::task::spawn_blocking(move || page(&state, &hub, &body, &faults)).await
+    };
+    let response = match built {
+        Ok(Ok(text)) => text,
+        Ok(Err(message)) => return invalid_input(&message),
+        Err(panicked) => {
+            return service_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalException",
+                &format!("the emulator failed to build the page: {panicked}"),
+            )
+        }
     };
     if state.chance(faults.drop_probability) {
         state.counters.dropped.fetch_add(1, Ordering::Relaxed);

@@ -41,6 +41,24 @@ pub struct PartRecord {
     pub sha256: String,
 }
 
+/// One sub-query of a sharded stream: the `Id` conditions that select its part of the request,
+/// and its own NextToken chain. Frozen in the checkpoint with the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardCursor {
+    /// String conditions on `Id` added to the request's filters (`PREFIX p`, or
+    /// `PREFIX_NOT_EQUALS` every other shard's prefix for the rest).
+    pub id_filter: Vec<serde_json::Value>,
+    /// Token for the shard's first page not yet in a durable part (`None`: from its start, or
+    /// nothing left when `done`).
+    pub next_token: Option<String>,
+    /// Every page of the shard is in a durable part.
+    pub done: bool,
+}
+
+/// Where one chain of pages ends in a part: chain `chain` continues at `next_token`, or is
+/// finished (`None`). An unsharded job has the one chain 0.
+pub type ChainEnd = (usize, Option<String>);
+
 /// The state of a job after its last durable part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -54,8 +72,13 @@ pub struct Checkpoint {
     pub request: FrozenRequest,
     /// Partition date of every part of this job (the job's start date, UTC).
     pub export_date: String,
-    /// Token for the first page not yet in a durable part; `None` before the first page.
+    /// Token for the first page not yet in a durable part; `None` before the first page. Unused
+    /// when the job is sharded: each shard has its own.
     pub next_token: Option<String>,
+    /// The sub-queries of a sharded job (empty: one chain, `next_token`). Decided before the
+    /// first page is kept, when calls are slower than the rate allows one chain to use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardCursor>,
     /// Number of the next part to write.
     pub next_part: u64,
     /// Findings in durable parts.
@@ -90,6 +113,7 @@ impl Checkpoint {
             export_date: now.format("%Y-%m-%d").to_string(),
             request,
             next_token: None,
+            shards: Vec::new(),
             next_part: 1,
             exported_count: 0,
             bytes_written: 0,
@@ -111,28 +135,72 @@ impl Checkpoint {
         }
     }
 
-    /// Records a durable part ending at `next_token` (`None`: the job is complete).
-    pub fn advance(
-        &mut self,
-        part: PartRecord,
-        pages: u64,
-        next_token: Option<String>,
-        now: DateTime<Utc>,
-    ) {
-        self.exported_count += part.rows;
-        self.bytes_written += part.bytes;
-        self.pages_fetched += pages;
-        self.next_part = part.number + 1;
-        self.parts.push(part);
-        self.finish_pages(next_token, now);
+    /// True before anything was fetched or decided: no page, no token, no shards.
+    pub fn is_new(&self) -> bool {
+        self.state == JobState::Running
+            && self.next_token.is_none()
+            && self.shards.is_empty()
+            && self.pages_fetched == 0
     }
 
-    /// Records pages that produced no part (empty pages) and where they end.
-    pub fn finish_pages(&mut self, next_token: Option<String>, now: DateTime<Utc>) {
-        if next_token.is_none() {
+    /// The chains still to fetch, each with the token it continues from.
+    pub fn open_chains(&self) -> Vec<ChainEnd> {
+        if self.shards.is_empty() {
+            return match self.state {
+                JobState::Complete => Vec::new(),
+                JobState::Running => vec![(0, self.next_token.clone())],
+            };
+        }
+        self.shards
+            .iter()
+            .enumerate()
+            .filter(|(_, shard)| !shard.done)
+            .map(|(index, shard)| (index, shard.next_token.clone()))
+            .collect()
+    }
+
+    /// The filters of chain `index`: the request's, plus the shard's `Id` conditions.
+    pub fn chain_filters(&self, index: usize) -> serde_json::Value {
+        let mut filters = self.request.filters.clone();
+        if let (Some(shard), Some(fields)) = (self.shards.get(index), filters.as_object_mut()) {
+            fields.insert(
+                "Id".into(),
+                serde_json::Value::Array(shard.id_filter.clone()),
+            );
+        }
+        filters
+    }
+
+    /// Records a durable part of `pages` pages and where each chain in it ends.
+    pub fn advance(&mut self, part: PartRecord, pages: u64, ends: &[ChainEnd], now: DateTime<Utc>) {
+        self.exported_count += part.rows;
+        self.bytes_written += part.bytes;
+        self.next_part = part.number + 1;
+        self.parts.push(part);
+        self.finish_pages(pages, ends, now);
+    }
+
+    /// Records `pages` pages (in a part, or empty ones) and where each chain in them ends; the
+    /// job is complete when every chain is finished.
+    pub fn finish_pages(&mut self, pages: u64, ends: &[ChainEnd], now: DateTime<Utc>) {
+        self.pages_fetched += pages;
+        for (chain, token) in ends {
+            match self.shards.get_mut(*chain) {
+                Some(shard) => {
+                    shard.done = token.is_none();
+                    shard.next_token = token.clone();
+                }
+                None => self.next_token = token.clone(),
+            }
+        }
+        let finished = if self.shards.is_empty() {
+            ends.iter().any(|(_, token)| token.is_none())
+        } else {
+            self.shards.iter().all(|shard| shard.done)
+        };
+        if finished {
             self.state = JobState::Complete;
         }
-        self.next_token = next_token;
         self.updated_at = now;
     }
 }
@@ -278,7 +346,7 @@ mod tests {
         let loaded = other.load().await.unwrap().unwrap();
         assert_eq!(loaded, checkpoint);
 
-        checkpoint.advance(part(1, 100), 1, Some("t1".into()), Utc::now());
+        checkpoint.advance(part(1, 100), 1, &[(0, Some("t1".into()))], Utc::now());
         mine.commit(&checkpoint).await.unwrap();
         let err = other.commit(&loaded).await.unwrap_err();
         assert!(matches!(err, Error::JobConflict { .. }), "{err}");
@@ -296,9 +364,9 @@ mod tests {
     #[test]
     fn the_last_part_completes_the_job() {
         let mut checkpoint = sample("j");
-        checkpoint.advance(part(1, 100), 1, Some("t".into()), Utc::now());
+        checkpoint.advance(part(1, 100), 1, &[(0, Some("t".into()))], Utc::now());
         assert_eq!(checkpoint.state, JobState::Running);
-        checkpoint.advance(part(2, 5), 1, None, Utc::now());
+        checkpoint.advance(part(2, 5), 1, &[(0, None)], Utc::now());
         assert_eq!(
             (
                 checkpoint.state,
@@ -312,7 +380,7 @@ mod tests {
     #[test]
     fn corrupt_newer_foreign_and_edited_checkpoints_are_refused() {
         let mut good = sample("j");
-        good.advance(part(1, 100), 1, Some("t".into()), Utc::now());
+        good.advance(part(1, 100), 1, &[(0, Some("t".into()))], Utc::now());
         let text = serde_json::to_string(&good).unwrap();
         assert!(parse(text.as_bytes(), "j", "x").is_ok());
         let truncated = &text[..text.len() / 2];
@@ -330,5 +398,36 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_sharded_job_completes_when_every_shard_is_finished() {
+        let mut checkpoint = sample("j");
+        let prefix = |p: &str| vec![serde_json::json!({"Value": p, "Comparison": "PREFIX"})];
+        checkpoint.shards = ["a", "b"]
+            .iter()
+            .map(|p| ShardCursor {
+                id_filter: prefix(p),
+                next_token: None,
+                done: false,
+            })
+            .collect();
+        assert_eq!(checkpoint.open_chains(), vec![(0, None), (1, None)]);
+        assert_eq!(
+            checkpoint.chain_filters(1)["Id"],
+            serde_json::json!(prefix("b"))
+        );
+        checkpoint.advance(
+            part(1, 100),
+            2,
+            &[(0, None), (1, Some("b2".into()))],
+            Utc::now(),
+        );
+        assert_eq!(checkpoint.open_chains(), vec![(1, Some("b2".into()))]);
+        assert_eq!(checkpoint.state, JobState::Running);
+        checkpoint.finish_pages(1, &[(1, None)], Utc::now());
+        assert_eq!(checkpoint.state, JobState::Complete);
+        assert!(checkpoint.open_chains().is_empty());
+        assert_eq!(checkpoint.pages_fetched, 3);
     }
 }

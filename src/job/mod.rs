@@ -9,6 +9,7 @@ pub mod lock;
 pub mod manifest;
 pub mod observer;
 pub mod pipeline;
+pub mod shards;
 pub mod ssm;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use crate::sink::parts::JobParts;
 use crate::sink::{self, ObjectStore};
 use crate::source::get_findings::GetFindings;
 use crate::source::retry::RetryPolicy;
-use crate::source::PacedSource;
+use crate::source::{PacedSource, SourceStats};
 pub use cancel::Cancel;
 use checkpoint::{Checkpoint, CheckpointStore, JobState};
 use lock::JobLock;
@@ -115,13 +116,15 @@ impl Job<'_> {
             let initial = checkpoint.exported_count;
             observers.push(SsmCounter::start(self.config, name, initial));
         }
+        let chains = match self.chains(&mut checkpoint).await {
+            Ok(chains) => chains,
+            Err(err) => {
+                observers.finish(None).await;
+                return Err(err);
+            }
+        };
         observers.started(&checkpoint);
         let format = self.plan.api.format();
-        let source = PacedSource::new(
-            Arc::new(GetFindings::new(self.config, &checkpoint.request)),
-            self.plan.pace.limiter(),
-            RetryPolicy::default(),
-        );
         let target = pipeline::Target {
             parts: JobParts::new(
                 self.store.clone(),
@@ -137,7 +140,7 @@ impl Job<'_> {
             compression: self.plan.compression,
         };
         let mut result = pipeline::run(
-            source,
+            chains,
             format,
             target,
             checkpoint,
@@ -155,6 +158,43 @@ impl Job<'_> {
             .finish(result.as_ref().ok().map(|s| &s.checkpoint))
             .await;
         result
+    }
+
+    /// The chains to fetch, all under one limiter: a new job first probes its latency and is
+    /// sharded when one chain could not keep up with the quota (see [`shards`]).
+    async fn chains(&self, checkpoint: &mut Checkpoint) -> Result<Vec<pipeline::Chain>> {
+        let limiter = self.plan.pace.limiter();
+        let stats = Arc::new(SourceStats::default());
+        let page_size = checkpoint.request.identity.page_size;
+        let paced = |filters: serde_json::Value| {
+            let source = GetFindings::with_filters(self.config, filters, page_size);
+            PacedSource::new(Arc::new(source), limiter.clone(), RetryPolicy::default())
+                .with_stats(stats.clone())
+        };
+        let mut prefetched = Vec::new();
+        if checkpoint.is_new() {
+            let filters = &checkpoint.request.filters;
+            let probe = paced(filters.clone());
+            match shards::probe(&probe, &self.plan.pace, filters, self.plan.max_shards).await? {
+                shards::Start::Unsharded(pages) => prefetched = pages,
+                shards::Start::Sharded(shards) => checkpoint.shards = shards,
+            }
+        }
+        Ok(checkpoint
+            .open_chains()
+            .into_iter()
+            .map(|(index, start)| pipeline::Chain {
+                index,
+                source: paced(checkpoint.chain_filters(index)),
+                start,
+                prefetched: std::mem::take(&mut prefetched),
+                id_filter: checkpoint
+                    .shards
+                    .get(index)
+                    .map(|shard| shard.id_filter.clone())
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// Loads the job's checkpoint and checks it matches this request, or starts a new one.
@@ -218,8 +258,12 @@ impl RunSummary {
         let cp = &self.checkpoint;
         let secs = self.elapsed.as_secs_f64();
         let rate = self.rows_this_run as f64 / secs.max(0.001);
+        let sharded = match cp.shards.len() {
+            0 => String::new(),
+            n => format!(" over {n} shards"),
+        };
         let this_run = format!(
-            "{} findings in {} parts ({} bytes) in {secs:.2}s, {rate:.0} findings/s",
+            "{} findings in {} parts ({} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s",
             self.rows_this_run, self.parts_this_run, self.bytes_this_run
         );
         match &self.end {

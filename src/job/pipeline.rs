@@ -1,7 +1,10 @@
 //! The export pipeline of one stream: fetch -> convert -> encode -> upload + checkpoint, each
-//! stage its own task joined by bounded channels, so the fetcher keeps the rate limiter busy
-//! while parts are written. A failure never advances the checkpoint past unwritten data.
+//! stage its own task joined by bounded channels, so the fetchers keep the rate limiter busy
+//! while parts are written. A stream is one NextToken chain, or several (its shards) fetched at
+//! once into the same parts; each part records where every chain in it ends. A failure never
+//! advances the checkpoint past unwritten data.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
@@ -9,12 +12,14 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::cancel::Cancel;
-use super::checkpoint::{Checkpoint, CheckpointStore, JobState, PartRecord};
+use super::checkpoint::{ChainEnd, Checkpoint, CheckpointStore, JobState, PartRecord};
 use super::lock::JobLock;
 use super::observer::{Committed, Observers};
+use super::shards;
 use crate::crash::crash_point;
 use crate::encode::{self, Compression, Format, PartWriter, RowOrigin};
 use crate::error::{Error, Result};
+use crate::request::narrow::string_conditions_match;
 use crate::sink::parts::JobParts;
 use crate::source::{PacedSource, Page, SourceCounts};
 
@@ -85,24 +90,39 @@ pub struct Target<'a> {
     pub lock: &'a JobLock,
 }
 
-/// A part ready to upload, with the pages it covers.
+/// One NextToken chain of a stream: where it starts, and pages of it already fetched.
+pub struct Chain {
+    /// The chain's index (0 for an unsharded stream, else its shard).
+    pub index: usize,
+    /// Its paced source (every chain of a stream shares the stream's limiter).
+    pub source: PacedSource,
+    /// The token it continues from (`None`: its first page).
+    pub start: Option<String>,
+    /// Its first pages, fetched before the pipeline started (the latency probe's).
+    pub prefetched: Vec<Page>,
+    /// A shard's `Id` conditions, checked on every finding it returns (empty: not a shard).
+    pub id_filter: Vec<serde_json::Value>,
+}
+
+/// A part ready to upload, with the pages it covers and where each chain in it ends.
 struct EncodedPart {
     bytes: Vec<u8>,
     rows: u64,
     pages: u64,
-    next_token: Option<String>,
+    ends: Vec<ChainEnd>,
 }
 
-/// One page's rows as an Arrow batch, and the token that follows the page.
+/// One page's rows as an Arrow batch, its chain, and the token that follows the page.
 struct Converted {
     batch: RecordBatch,
+    chain: usize,
     next_token: Option<String>,
 }
 
-/// Runs one stream from its checkpoint until complete, cancelled, or failed. Pages fetched
-/// before a failure are still written and checkpointed before the error is returned.
+/// Runs one stream's `chains` from its checkpoint until complete, cancelled, or failed. Pages
+/// fetched before a failure are still written and checkpointed before the error is returned.
 pub async fn run(
-    source: PacedSource,
+    chains: Vec<Chain>,
     format: &'static dyn Format,
     mut target: Target<'_>,
     mut checkpoint: Checkpoint,
@@ -112,12 +132,14 @@ pub async fn run(
 ) -> Result<RunSummary> {
     let started = Instant::now();
     let base = checkpoint.clone();
-    let stats = source.stats();
+    let Some(stats) = chains.first().map(|chain| chain.source.stats()) else {
+        return Ok(RunSummary::idle(RunEnd::AlreadyComplete, checkpoint));
+    };
     if checkpoint.state == JobState::Complete {
         return Ok(RunSummary::idle(RunEnd::AlreadyComplete, checkpoint));
     }
     // Fetching only reads, so it starts at once and overlaps the claim below.
-    let mut stages = Stages::start(source, format, &checkpoint, options, cancel);
+    let mut stages = Stages::start(chains, format, &checkpoint, options, cancel);
     // Fence first: once this commit lands (it creates a new job's checkpoint), a previous
     // holder's next commit fails its precondition, so the stray parts deleted below can never
     // end up in a checkpoint.
@@ -164,20 +186,19 @@ struct Stages {
 }
 
 impl Stages {
-    /// Starts fetching after the checkpoint's token, converting and encoding parts from its
-    /// next part number on.
+    /// Starts fetching every chain, converting and encoding parts from the checkpoint's next
+    /// part number on.
     fn start(
-        source: PacedSource,
+        chains: Vec<Chain>,
         format: &'static dyn Format,
         checkpoint: &Checkpoint,
         options: PartOptions,
         cancel: &Cancel,
     ) -> Stages {
-        let (page_tx, page_rx) = mpsc::channel::<Page>(PAGE_QUEUE);
+        let (page_tx, page_rx) = mpsc::channel::<(usize, Page)>(PAGE_QUEUE);
         let (batch_tx, batch_rx) = mpsc::channel::<Converted>(PAGE_QUEUE);
         let (part_tx, parts) = mpsc::channel::<EncodedPart>(1);
-        let token = checkpoint.next_token.clone();
-        let fetcher = tokio::spawn(fetch_pages(source, token, page_tx, cancel.clone()));
+        let fetcher = tokio::spawn(fetch_chains(chains, page_tx, cancel.clone()));
         let origin = checkpoint.row_origin();
         let converter =
             tokio::task::spawn_blocking(move || convert_pages(format, page_rx, batch_tx, &origin));
@@ -234,41 +255,97 @@ fn summary(
     }
 }
 
-/// Fetches pages from `token` until the last page, cancellation, or an error.
-async fn fetch_pages(
-    source: PacedSource,
-    mut token: Option<String>,
-    pages: mpsc::Sender<Page>,
+/// Fetches every chain at once into `pages`; the first chain to fail stops the others.
+async fn fetch_chains(
+    chains: Vec<Chain>,
+    pages: mpsc::Sender<(usize, Page)>,
     cancel: Cancel,
 ) -> Result<()> {
+    let mut fetchers = tokio::task::JoinSet::new();
+    for chain in chains {
+        fetchers.spawn(fetch_chain(chain, pages.clone(), cancel.clone()));
+    }
+    drop(pages);
+    while let Some(finished) = fetchers.join_next().await {
+        let failure = match finished {
+            Ok(Ok(())) => continue,
+            Ok(Err(err)) => err,
+            Err(stopped) if stopped.is_cancelled() => continue,
+            Err(panicked) => Error::Internal(format!("a fetch task failed: {panicked}")),
+        };
+        fetchers.abort_all();
+        return Err(failure);
+    }
+    Ok(())
+}
+
+/// Sends a chain's prefetched pages, then fetches from where they end until its last page,
+/// cancellation, or an error.
+async fn fetch_chain(
+    mut chain: Chain,
+    pages: mpsc::Sender<(usize, Page)>,
+    cancel: Cancel,
+) -> Result<()> {
+    let mut token = chain.start.take();
     let mut number = 0;
+    for page in std::mem::take(&mut chain.prefetched) {
+        number += 1;
+        token = page.next_token.clone();
+        if pages.send((chain.index, page)).await.is_err() || token.is_none() {
+            return Ok(());
+        }
+    }
     loop {
         if cancel.is_cancelled() {
             return Ok(());
         }
         number += 1;
         let page = tokio::select! {
-            page = source.fetch(token.as_deref(), number) => page?,
+            page = chain.source.fetch(token.as_deref(), number) => page?,
             _ = cancel.cancelled() => return Ok(()),
         };
+        check_shard(&chain, &page)?;
         token = page.next_token.clone();
-        if pages.send(page).await.is_err() || token.is_none() {
+        if pages.send((chain.index, page)).await.is_err() || token.is_none() {
             return Ok(());
         }
     }
+}
+
+/// Refuses a page of a shard holding a finding outside the shard's `Id` conditions: a service
+/// that ignored the filter would otherwise have every shard export everything.
+fn check_shard(chain: &Chain, page: &Page) -> Result<()> {
+    if chain.id_filter.is_empty() {
+        return Ok(());
+    }
+    for text in page.findings() {
+        let id = shards::finding_id(text);
+        if !string_conditions_match(id.as_deref(), &chain.id_filter) {
+            return Err(Error::Rejected {
+                page: page.number,
+                message: format!(
+                    "shard {} got finding {} outside its Id filter: the service did not apply the filter, so the stream cannot be sharded; nothing was written for this page: re-run with --restart --max-shards 1",
+                    chain.index,
+                    id.as_deref().unwrap_or("without an Id")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Turns pages into Arrow batches on its own thread, so JSON parsing runs beside Parquet
 /// encoding and compression.
 fn convert_pages(
     format: &dyn Format,
-    mut pages: mpsc::Receiver<Page>,
+    mut pages: mpsc::Receiver<(usize, Page)>,
     batches: mpsc::Sender<Converted>,
     origin: &RowOrigin,
 ) {
-    while let Some(page) = pages.blocking_recv() {
+    while let Some((chain, page)) = pages.blocking_recv() {
         let converted = Converted {
             batch: encode::page_batch(format, &page, origin),
+            chain,
             next_token: page.next_token,
         };
         if batches.blocking_send(converted).is_err() {
@@ -277,7 +354,8 @@ fn convert_pages(
     }
 }
 
-/// Groups page batches into parts of about `part_rows` rows (whole pages), on a blocking thread.
+/// Groups page batches into parts of about `part_rows` rows (whole pages), on a blocking thread;
+/// the last part is cut when every chain has ended (the channel closes).
 fn encode_parts(
     format: &dyn Format,
     mut batches: mpsc::Receiver<Converted>,
@@ -295,15 +373,15 @@ fn encode_parts(
     };
     let mut writer = PartWriter::new(table, options.compression).map_err(failed(part))?;
     let mut page_count = 0;
-    let mut last_token = None;
+    let mut ends: BTreeMap<usize, Option<String>> = BTreeMap::new();
     loop {
         let converted = batches.blocking_recv();
         let done = converted.is_none();
         if let Some(converted) = converted {
             page_count += 1;
-            last_token = converted.next_token;
+            ends.insert(converted.chain, converted.next_token);
             writer.write(&converted.batch).map_err(failed(part))?;
-            if writer.rows() < options.part_rows && last_token.is_some() {
+            if writer.rows() < options.part_rows {
                 continue;
             }
         }
@@ -315,7 +393,7 @@ fn encode_parts(
                 bytes: full.finish().map_err(failed(part))?,
                 rows,
                 pages: page_count,
-                next_token: last_token.take(),
+                ends: std::mem::take(&mut ends).into_iter().collect(),
             };
             if parts.blocking_send(encoded).is_err() {
                 return Ok(());
@@ -346,8 +424,7 @@ async fn commit_part(
     target.lock.ensure_held(&checkpoint.job_id)?;
     let now = Utc::now();
     if part.rows == 0 {
-        checkpoint.pages_fetched += part.pages;
-        checkpoint.finish_pages(part.next_token, now);
+        checkpoint.finish_pages(part.pages, &part.ends, now);
     } else {
         let number = checkpoint.next_part;
         crash_point("part-before-upload");
@@ -360,7 +437,7 @@ async fn commit_part(
             bytes: written.bytes,
             sha256: written.sha256,
         };
-        checkpoint.advance(record, part.pages, part.next_token, now);
+        checkpoint.advance(record, part.pages, &part.ends, now);
     }
     target.lock.ensure_held(&checkpoint.job_id)?;
     crash_point("checkpoint-before-commit");

@@ -93,8 +93,14 @@ pub struct GetFindings {
 }
 
 impl GetFindings {
-    /// A source whose client never retries on its own: the paced loop owns retries.
+    /// A source of the frozen request whose client never retries on its own: the paced loop
+    /// owns retries.
     pub fn new(config: &SdkConfig, request: &FrozenRequest) -> Self {
+        Self::with_filters(config, request.filters.clone(), request.identity.page_size)
+    }
+
+    /// A source of `filters` (a shard's sub-query), `page_size` findings a page.
+    pub fn with_filters(config: &SdkConfig, filters: serde_json::Value, page_size: u32) -> Self {
         let client_config = aws_sdk_securityhub::config::Builder::from(config)
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -106,8 +112,8 @@ impl GetFindings {
             .build();
         GetFindings {
             client: aws_sdk_securityhub::Client::from_conf(client_config),
-            filters: Arc::new(request.filters.clone()),
-            page_size: request.identity.page_size as i32,
+            filters: Arc::new(filters),
+            page_size: page_size as i32,
         }
     }
 }

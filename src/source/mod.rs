@@ -150,6 +150,12 @@ impl PacedSource {
         }
     }
 
+    /// Counts into `stats` (shared by every chain of a stream) instead of its own counters.
+    pub fn with_stats(mut self, stats: Arc<SourceStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// The counters of this source.
     pub fn stats(&self) -> Arc<SourceStats> {
         self.stats.clone()

@@ -102,7 +102,8 @@ def cmd_deploy(args):
     with open(template) as f:
         body = f.read()
     parameters = {"CodeBucket": "artifacts", "CodeKey": "sechub-export/bootstrap-v1.zip",
-                  "NotificationEmail": "me@example.com", "ScheduleExpression": "rate(1 day)"}
+                  "NotificationEmail": "me@example.com", "ScheduleExpression": "rate(1 day)",
+                  "MemberRoleName": "SecurityHubExportRole"}
     cf.create_stack(StackName="sechub-export", TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"],
                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
     for _ in range(60):
@@ -132,11 +133,19 @@ def cmd_deploy(args):
         "rule_pattern": json.loads(rule["EventPattern"]),
         "log_retention": {g["logGroupName"]: g.get("retentionInDays") for g in groups},
         "parameter": client("ssm", moto).get_parameter(Name="/sechub-export/_deployments/sechub-export")["Parameter"]["Value"],
+        "role_policies": role_policies(moto, function["Role"].rsplit("/", 1)[-1]),
     }
     cf.delete_stack(StackName="sechub-export")
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     seen["bucket_kept_after_delete"] = bucket in buckets
     print(json.dumps(seen, default=str))
+
+
+def role_policies(moto, role):
+    """The inline policies of a role, by name, as documents."""
+    iam = client("iam", moto)
+    return {name: iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            for name in iam.list_role_policies(RoleName=role)["PolicyNames"]}
 
 
 def optional(read):

@@ -13,7 +13,10 @@ and HeadBucket answers carry that header. `lost_probability` with `lost_only` (t
 names) forwards such a write to moto, then drops the connection before answering: the write
 landed, its answer did not (counted in `lost_ops`); `lost_first` (operation names) does that to
 the first attempt of each distinct such request only, so its retry gets through.
+`findings_latency_ms` delays every Security Hub GetFindings (`POST /findings`) answer by a mean
+of that many ms (uniform half to one and a half times), as a slow service would.
 """
+import time
 import http.client
 import json
 import re
@@ -167,7 +170,16 @@ class Proxy(BaseHTTPRequestHandler):
             status = 400 if fault[1] == "throttle" else 500
             return self._reply(status, json.dumps({"__type": kind, "message": "injected"}).encode(),
                                "application/x-amz-json-1.1")
+        self._slow_findings()
         self._relay(relocated, *self._forward(body))
+
+    def _slow_findings(self):
+        if self.command != "POST" or urlsplit(self.path).path != "/findings":
+            return
+        with LOCK:
+            mean = STATE["faults"].get("findings_latency_ms", 0)
+            delay = STATE["rng"].uniform(mean / 2, mean * 3 / 2) if mean else 0
+        time.sleep(delay / 1000)
 
     def _forward(self, body):
         """Sends the request to moto; returns its response and body."""

@@ -428,8 +428,17 @@ impl FanOutSummary {
         let secs = self.elapsed.as_secs_f64();
         let rate = rows as f64 / secs.max(0.001);
         let done = self.streams.iter().filter(|o| is_done(o)).count();
+        let sharded = self
+            .streams
+            .iter()
+            .filter(|o| matches!(&o.result, Ok(s) if !s.checkpoint.shards.is_empty()))
+            .count();
+        let sharded = match sharded {
+            0 => String::new(),
+            n => format!(" ({n} streams sharded)"),
+        };
         let this_run = format!(
-            "{rows} findings in {parts} parts ({bytes} bytes) in {secs:.2}s, {rate:.0} findings/s"
+            "{rows} findings in {parts} parts ({bytes} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s"
         );
         if self.complete() {
             return format!(

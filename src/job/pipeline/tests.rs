@@ -25,6 +25,8 @@ const PER_PAGE: usize = 10;
 /// once when asked for a given page index.
 #[derive(Default)]
 struct Script {
+    /// Put before every finding id (one chain's findings apart from another's).
+    prefix: String,
     fail_at: Mutex<Option<usize>>,
     cancel_at: Mutex<Option<(usize, Cancel)>>,
 }
@@ -54,7 +56,10 @@ impl PageSource for Script {
             cancel.cancel("scripted stop");
         }
         let findings: Vec<String> = (0..PER_PAGE)
-            .map(|j| format!(r#"{{"Id":"f{index}-{j}","UpdatedAt":"2026-01-01T00:00:00Z"}}"#))
+            .map(|j| {
+                let prefix = &self.prefix;
+                format!(r#"{{"Id":"{prefix}f{index}-{j}","UpdatedAt":"2026-01-01T00:00:00Z"}}"#)
+            })
             .collect();
         let next = if index + 1 < PAGES {
             format!(r#","NextToken":"t{}""#, index + 1)
@@ -68,23 +73,47 @@ impl PageSource for Script {
 
 struct Fixture {
     store: Arc<MemoryStore>,
+    /// The script of chain 0.
     script: Arc<Script>,
+    /// Every chain's script.
+    scripts: Vec<Arc<Script>>,
 }
 
 impl Fixture {
     async fn new() -> Fixture {
+        Self::sharded(0).await
+    }
+
+    /// A job of `shards` shards (0: unsharded), each chain serving its own findings.
+    async fn sharded(shards: usize) -> Fixture {
         let store = Arc::new(MemoryStore::new());
         let identity = test_identity(serde_json::json!({}));
         let now = chrono::Utc::now();
-        let checkpoint = Checkpoint::new(JOB.into(), identity.freeze(now), now);
+        let mut checkpoint = Checkpoint::new(JOB.into(), identity.freeze(now), now);
+        checkpoint.shards = (0..shards)
+            .map(|_| super::super::checkpoint::ShardCursor {
+                id_filter: Vec::new(),
+                next_token: None,
+                done: false,
+            })
+            .collect();
         let dyn_store: Arc<dyn ObjectStore> = store.clone();
         CheckpointStore::new(dyn_store, JOB)
             .commit(&checkpoint)
             .await
             .unwrap();
+        let scripts: Vec<Arc<Script>> = (0..shards.max(1))
+            .map(|n| {
+                Arc::new(Script {
+                    prefix: format!("s{n}-"),
+                    ..Script::default()
+                })
+            })
+            .collect();
         Fixture {
             store,
-            script: Arc::default(),
+            script: scripts[0].clone(),
+            scripts,
         }
     }
 
@@ -94,11 +123,22 @@ impl Fixture {
         let mut checkpoints = CheckpointStore::new(store.clone(), JOB);
         let checkpoint = checkpoints.load().await?.expect("checkpoint exists");
         let lock = JobLock::acquire(store.clone(), JOB).await?;
-        let source = PacedSource::new(
-            self.script.clone(),
-            Pace::new(1e6, 1000).unwrap().limiter(),
-            RetryPolicy::default(),
-        );
+        let limiter = Pace::new(1e6, 1000).unwrap().limiter();
+        let chains = checkpoint
+            .open_chains()
+            .into_iter()
+            .map(|(index, start)| Chain {
+                index,
+                source: PacedSource::new(
+                    self.scripts[index].clone(),
+                    limiter.clone(),
+                    RetryPolicy::default(),
+                ),
+                start,
+                prefetched: Vec::new(),
+                id_filter: Vec::new(),
+            })
+            .collect();
         let target = Target {
             parts: JobParts::new(store, "findings", &checkpoint.export_date, JOB),
             checkpoints,
@@ -110,7 +150,7 @@ impl Fixture {
         };
         let mut observers = Observers::new();
         let result = run(
-            source,
+            chains,
             &ASFF,
             target,
             checkpoint,
@@ -162,12 +202,13 @@ impl Fixture {
     }
 
     async fn assert_each_finding_exactly_once(&self) {
+        let all = self.scripts.len() * PAGES * PER_PAGE;
         let ids = self.ids_in_parts().await;
-        assert_eq!(ids.len(), PAGES * PER_PAGE, "missing findings");
+        assert_eq!(ids.len(), all, "missing findings");
         assert!(ids.values().all(|n| *n == 1), "duplicated: {ids:?}");
         let checkpoint = self.checkpoint().await;
         assert_eq!(checkpoint.state, JobState::Complete);
-        assert_eq!(checkpoint.exported_count, (PAGES * PER_PAGE) as u64);
+        assert_eq!(checkpoint.exported_count, all as u64);
     }
 }
 
@@ -305,4 +346,34 @@ async fn a_run_claims_the_job_before_deleting_strays_so_a_previous_holder_cannot
     let err = previous.commit(&stale).await.unwrap_err();
     assert!(matches!(err, Error::JobConflict { .. }), "{err}");
     fixture.assert_each_finding_exactly_once().await;
+}
+
+#[tokio::test]
+async fn shards_fill_parts_together_and_a_failing_shard_resumes_where_its_parts_end() {
+    let fixture = Fixture::sharded(3).await;
+    *fixture.scripts[1].fail_at.lock().unwrap() = Some(6);
+    let err = fixture.run(40, &Cancel::new()).await.unwrap_err();
+    assert!(matches!(err, Error::Rejected { .. }), "{err}");
+    let checkpoint = fixture.checkpoint().await;
+    assert_eq!(checkpoint.state, JobState::Running);
+    let shard = &checkpoint.shards[1];
+    assert!(!shard.done, "the failed shard is not finished");
+    let durable = |prefix: &str, ids: &BTreeMap<String, usize>| {
+        ids.keys().filter(|id| id.starts_with(prefix)).count()
+    };
+    let ids = fixture.ids_in_parts().await;
+    let resumes_at: usize = shard
+        .next_token
+        .as_deref()
+        .map_or(0, |t| t[1..].parse().unwrap());
+    assert_eq!(
+        durable("s1-", &ids),
+        resumes_at * PER_PAGE,
+        "shard 1's durable pages end where its token resumes"
+    );
+    assert!(resumes_at <= 6);
+    let resumed = fixture.run(40, &Cancel::new()).await.unwrap();
+    assert_eq!(resumed.end, RunEnd::Complete);
+    fixture.assert_each_finding_exactly_once().await;
+    assert!(fixture.checkpoint().await.shards.iter().all(|s| s.done));
 }

@@ -1,0 +1,189 @@
+//! Keeping the quota full when calls are slow. A NextToken chain has one request in flight, so
+//! at a latency L it reads at most 1/L pages a second: below the quota once L x rate nears 1.
+//! A new stream measures L on its first pages; when it is slow, the frozen query is split into
+//! disjoint shards whose union is exactly the query, each its own chain, all under the stream's
+//! one limiter.
+//!
+//! The shard key is the finding `Id`, which never changes (BatchUpdateFindings changes
+//! severity, workflow and notes, never the Id), so no finding can move from a shard not yet
+//! read to one already read: shard k holds the Ids starting with prefix p_k (`PREFIX`), and
+//! one more shard holds every other Id (`PREFIX_NOT_EQUALS` each p_k). No p_k is a prefix of
+//! another, so every finding is in exactly one shard. The prefixes split a sample (the probe's
+//! Ids) into parts of about equal size: the sample only balances the shards, it never decides
+//! whether a finding is read.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::checkpoint::ShardCursor;
+use crate::error::Result;
+use crate::request::filters::{MAX_ATTRIBUTES, MAX_VALUES};
+use crate::source::{Pace, PacedSource, Page};
+
+/// Most shards of one stream (the rest shard lists every other prefix, within the service's
+/// 20 values per attribute).
+pub const MAX_SHARDS: u32 = 16;
+/// A chain is slow when latency x rate exceeds this: it could not keep up with the quota.
+const SLOW: f64 = 0.75;
+/// Above this, one call is enough to decide (below, a second call confirms).
+const CLEARLY_SLOW: f64 = 1.5;
+/// Prefix shards per chain needed to keep the quota full (spare chains balance the tail).
+const SHARDS_PER_CHAIN: f64 = 3.0;
+
+/// How a new stream starts.
+#[derive(Debug)]
+pub enum Start {
+    /// One chain, beginning with the probe's pages.
+    Unsharded(Vec<Page>),
+    /// These shards, from their first pages (the probe's pages are read again by them).
+    Sharded(Vec<ShardCursor>),
+}
+
+/// Whether a request can be sharded on `Id`: the user's filters leave `Id` and one attribute
+/// free.
+pub fn shardable(filters: &Value) -> bool {
+    filters
+        .as_object()
+        .is_some_and(|f| !f.contains_key("Id") && f.len() < MAX_ATTRIBUTES)
+}
+
+/// Fetches a new stream's first page (and a second when the first was slow, its connection
+/// then warm) and decides how the stream runs. `max_shards` 1 never shards.
+pub async fn probe(
+    source: &PacedSource,
+    pace: &Pace,
+    filters: &Value,
+    max_shards: u32,
+) -> Result<Start> {
+    if max_shards < 2 || !shardable(filters) {
+        return Ok(Start::Unsharded(Vec::new()));
+    }
+    let slow = |seconds: f64| seconds * pace.rate > SLOW;
+    let timed = Instant::now();
+    let first = source.fetch(None, 1).await?;
+    let mut latency = timed.elapsed().as_secs_f64();
+    if first.next_token.is_none() || !slow(latency) {
+        return Ok(Start::Unsharded(vec![first]));
+    }
+    let mut pages = vec![first];
+    // A first call only a little slow may have paid for the connection: a second one decides.
+    if latency * pace.rate < CLEARLY_SLOW {
+        let timed = Instant::now();
+        let second = source.fetch(pages[0].next_token.as_deref(), 2).await?;
+        latency = latency.min(timed.elapsed().as_secs_f64());
+        let last = second.next_token.is_none();
+        pages.push(second);
+        if last || !slow(latency) {
+            return Ok(Start::Unsharded(pages));
+        }
+    }
+    let ids: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.findings().filter_map(finding_id))
+        .collect();
+    let wanted = (latency * pace.rate * SHARDS_PER_CHAIN).ceil() as usize;
+    let prefixes = split_by_prefix(&ids, wanted.clamp(2, max_shards as usize - 1));
+    if prefixes.len() < 2 {
+        return Ok(Start::Unsharded(pages));
+    }
+    tracing::info!(
+        "GetFindings takes {:.0} ms a call, more than {:.0} requests/s allow one chain: {} shards on Id prefixes",
+        latency * 1000.0,
+        pace.rate,
+        prefixes.len() + 1
+    );
+    Ok(Start::Sharded(shards_of(&prefixes)))
+}
+
+/// The `Id` of a finding's JSON text.
+pub fn finding_id(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        #[serde(rename = "Id")]
+        id: String,
+    }
+    serde_json::from_str::<IdOnly>(text).ok().map(|f| f.id)
+}
+
+/// One shard per prefix, and the rest.
+pub fn shards_of(prefixes: &[String]) -> Vec<ShardCursor> {
+    let condition =
+        |value: &str, comparison: &str| json!({"Value": value, "Comparison": comparison});
+    let cursor = |id_filter| ShardCursor {
+        id_filter,
+        next_token: None,
+        done: false,
+    };
+    let mut shards: Vec<ShardCursor> = prefixes
+        .iter()
+        .map(|p| cursor(vec![condition(p, "PREFIX")]))
+        .collect();
+    shards.push(cursor(
+        prefixes
+            .iter()
+            .map(|p| condition(p, "PREFIX_NOT_EQUALS"))
+            .collect(),
+    ));
+    shards
+}
+
+/// At most `max` prefixes, none a prefix of another, splitting `ids` into groups of about
+/// equal size: the heaviest group is split on the character after its common prefix until the
+/// budget is spent (when a split has more branches than room, the largest branches are kept and
+/// the others left to the rest shard).
+pub fn split_by_prefix(ids: &[String], max: usize) -> Vec<String> {
+    let max = max.min(MAX_VALUES);
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    if all.is_empty() || max == 0 {
+        return Vec::new();
+    }
+    let mut leaves: Vec<(String, Vec<&str>)> = vec![(common_prefix(&all), all)];
+    loop {
+        let room = max - leaves.len();
+        let heaviest = leaves
+            .iter()
+            .enumerate()
+            .filter(|(_, (prefix, members))| members.iter().any(|m| m.len() > prefix.len()))
+            .max_by_key(|(_, (_, members))| members.len())
+            .map(|(index, _)| index);
+        let Some(index) = heaviest.filter(|_| room > 0) else {
+            break;
+        };
+        let (prefix, members) = leaves.swap_remove(index);
+        let mut branches: Vec<Vec<&str>> = Vec::new();
+        for member in members {
+            let Some(next) = member[prefix.len()..].chars().next() else {
+                continue; // an Id equal to the prefix itself: left to the rest shard
+            };
+            let key = &member[..prefix.len() + next.len_utf8()];
+            match branches.iter_mut().find(|b| b[0].starts_with(key)) {
+                Some(branch) => branch.push(member),
+                None => branches.push(vec![member]),
+            }
+        }
+        branches.sort_by_key(|b| std::cmp::Reverse(b.len()));
+        branches.truncate(room + 1);
+        leaves.extend(branches.into_iter().map(|b| (common_prefix(&b), b)));
+    }
+    let mut prefixes: Vec<String> = leaves.into_iter().map(|(prefix, _)| prefix).collect();
+    prefixes.sort();
+    prefixes
+}
+
+fn common_prefix(texts: &[&str]) -> String {
+    let first = texts[0];
+    let mut end = first.len();
+    for text in &texts[1..] {
+        end = first[..end]
+            .char_indices()
+            .zip(text.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(end.min(text.len()), |((i, _), _)| i);
+    }
+    first[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests;

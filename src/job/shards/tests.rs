@@ -1,0 +1,138 @@
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::request::narrow::string_conditions_match;
+
+fn guardduty_id(rng: &mut SmallRng) -> String {
+    format!(
+        "arn:aws:guardduty:us-east-1:111111111111:detector/12abc/finding/{:032x}",
+        rng.random::<u128>()
+    )
+}
+
+fn control_id(rng: &mut SmallRng) -> String {
+    let controls = [
+        "EC2.2",
+        "EC2.19",
+        "S3.1",
+        "S3.8",
+        "IAM.1",
+        "Config.1",
+        "CloudTrail.1",
+    ];
+    format!(
+        "arn:aws:securityhub:us-east-1:111111111111:security-control/{}/finding/{:032x}",
+        controls[rng.random_range(0..controls.len())],
+        rng.random::<u128>()
+    )
+}
+
+/// The shards an Id belongs to, by the service's semantics of each shard's conditions.
+fn shards_holding(shards: &[ShardCursor], id: &str) -> usize {
+    shards
+        .iter()
+        .filter(|s| string_conditions_match(Some(id), &s.id_filter))
+        .count()
+}
+
+#[test]
+fn every_id_is_in_exactly_one_shard_sampled_or_not() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    let sample: Vec<String> = (0..200)
+        .map(|i| {
+            if i % 3 == 0 {
+                guardduty_id(&mut rng)
+            } else {
+                control_id(&mut rng)
+            }
+        })
+        .collect();
+    let prefixes = split_by_prefix(&sample, 8);
+    assert_eq!(prefixes.len(), 8, "{prefixes:?}");
+    for a in &prefixes {
+        for b in &prefixes {
+            assert!(
+                a == b || !b.starts_with(a.as_str()),
+                "{a} is a prefix of {b}"
+            );
+        }
+    }
+    let shards = shards_of(&prefixes);
+    assert_eq!(shards.len(), 9);
+    let unseen: Vec<String> = (0..2_000)
+        .map(|i| match i % 4 {
+            0 => guardduty_id(&mut rng),
+            1 => control_id(&mut rng),
+            2 => format!("arn:aws:inspector2:us-east-1:111111111111:finding/{i:x}"),
+            _ => "arn:aws:securityhub:us-east-1:111111111111:security-control/EC2.2".into(),
+        })
+        .collect();
+    for id in sample.iter().chain(&unseen) {
+        assert_eq!(shards_holding(&shards, id), 1, "{id}");
+    }
+}
+
+#[test]
+fn a_skewed_sample_is_split_where_it_is_heavy() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    // 90% GuardDuty (random hex tails), 10% spread over controls.
+    let sample: Vec<String> = (0..200)
+        .map(|i| {
+            if i % 10 == 0 {
+                control_id(&mut rng)
+            } else {
+                guardduty_id(&mut rng)
+            }
+        })
+        .collect();
+    let prefixes = split_by_prefix(&sample, 10);
+    let sizes: Vec<usize> = prefixes
+        .iter()
+        .map(|p| {
+            sample
+                .iter()
+                .filter(|id| id.starts_with(p.as_str()))
+                .count()
+        })
+        .collect();
+    let largest = *sizes.iter().max().unwrap();
+    assert!(
+        largest <= 200 / 10 * 3,
+        "no shard holds more than 3x its share: {sizes:?}"
+    );
+    assert!(
+        prefixes.iter().filter(|p| p.contains("guardduty")).count() >= 6,
+        "{prefixes:?}"
+    );
+}
+
+#[test]
+fn degenerate_samples_still_give_disjoint_prefixes() {
+    assert!(split_by_prefix(&[], 4).is_empty());
+    let one = vec!["arn:x".to_string()];
+    assert_eq!(split_by_prefix(&one, 4), ["arn:x"]);
+    let nested = vec!["a".to_string(), "ab".to_string(), "ac".to_string()];
+    let prefixes = split_by_prefix(&nested, 4);
+    assert_eq!(
+        prefixes,
+        ["ab", "ac"],
+        "the Id equal to a prefix falls to the rest shard"
+    );
+    let shards = shards_of(&prefixes);
+    for id in ["a", "ab", "ac", "ad", "b"] {
+        assert_eq!(shards_holding(&shards, id), 1, "{id}");
+    }
+    let unicode: Vec<String> = ["é1", "é2", "ü1"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(split_by_prefix(&unicode, 3), ["é1", "é2", "ü1"]);
+}
+
+#[test]
+fn requests_filtering_on_id_or_using_every_attribute_are_not_sharded() {
+    assert!(shardable(&json!({})));
+    assert!(shardable(&json!({"RecordState": []})));
+    assert!(!shardable(&json!({"Id": []})));
+    let ten: serde_json::Map<String, Value> =
+        (0..10).map(|n| (format!("A{n}"), json!([]))).collect();
+    assert!(!shardable(&Value::Object(ten)));
+}
