@@ -113,7 +113,10 @@ async fn a_throttling_storm_exports_everything_once_without_exceeding_the_quota(
         ..EmulatorConfig::generated(FINDINGS, 32)
     })
     .await;
-    let extra = ["--rate", "20", "--burst", "10"];
+    // One chain: with the emulator's mean 40 ms at 20/s a stream would be sharded, and then
+    // several requests leave the limiter together; an emulator sharing this loaded process
+    // can see them arrive bunched. Sharded streams' pacing is measured in tests/shards.rs.
+    let extra = ["--rate", "20", "--burst", "10", "--max-shards", "1"];
     finish(export_command(&emulator.url(), &lake, "storm", &extra))
         .await
         .ok();
@@ -321,10 +324,15 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
         .collect();
     assert_eq!(parts.len(), 2, "{objects}");
     for part in &parts {
-        assert!(part["size"].as_u64().unwrap() > 16 << 20, "{part}");
+        let size = part["size"].as_u64().unwrap();
+        assert!(size > 16 << 20, "{part}");
+        let pieces = size.div_ceil(8 << 20);
         assert!(
-            part["etag"].as_str().unwrap().ends_with("-3"),
-            "moto saw 3 pieces: {part}"
+            part["etag"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("-{pieces}")),
+            "moto saw {pieces} pieces of 8 MiB: {part}"
         );
     }
     let report = check_lake(&dir.path().join("final"), &expect, true);

@@ -13,8 +13,9 @@ use crate::request::FrozenRequest;
 use crate::sink::layout;
 use crate::sink::{put_if_or_own, CondPut, ObjectStore, Precondition};
 
-/// Version of the checkpoint format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the checkpoint format this build writes and reads (2: shards; an older build must
+/// refuse a sharded checkpoint rather than resume it as one chain from its first page).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Whether a job still has findings to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -384,7 +385,11 @@ mod tests {
         let text = serde_json::to_string(&good).unwrap();
         assert!(parse(text.as_bytes(), "j", "x").is_ok());
         let truncated = &text[..text.len() / 2];
-        let newer = text.replace("\"format_version\":1", "\"format_version\":99");
+        let newer = text.replace(
+            &format!("\"format_version\":{FORMAT_VERSION}"),
+            "\"format_version\":99",
+        );
+        assert_ne!(newer, text);
         let edited = text.replace("\"exported_count\":100", "\"exported_count\":250");
         for (bytes, job, needle) in [
             (truncated, "j", "not valid JSON"),

@@ -227,12 +227,24 @@ impl JobLock {
             task.abort();
             let _ = task.await;
             let etag = etag.lock().expect("lease etag").clone();
-            if let Err(err) = store.delete_if(&key, &etag).await {
-                tracing::warn!(
+            match store.delete_if(&key, &etag).await {
+                Ok(true) => {}
+                // A renewal cut short by the abort may have landed all the same: a lease that
+                // is still this process's is deleted at the ETag it now has.
+                Ok(false) => {
+                    if let Ok(Some((body, current))) = store.get(&key).await {
+                        let ours = serde_json::from_slice::<Lease>(&body)
+                            .is_ok_and(|lease| lease.process == process_id());
+                        if ours {
+                            let _ = store.delete_if(&key, &current).await;
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(
                     "could not release the lease; it expires after {}s: {}",
                     lease_length().as_secs(),
                     crate::error::one_line(&err)
-                );
+                ),
             }
         }
     }

@@ -25,7 +25,7 @@ use crate::sink::parts::JobParts;
 use crate::sink::{self, ObjectStore};
 use crate::source::get_findings::GetFindings;
 use crate::source::retry::RetryPolicy;
-use crate::source::{PacedSource, SourceStats};
+use crate::source::{PacedSource, Page, SourceStats};
 pub use cancel::Cancel;
 use checkpoint::{Checkpoint, CheckpointStore, JobState};
 use lock::JobLock;
@@ -171,13 +171,16 @@ impl Job<'_> {
             PacedSource::new(Arc::new(source), limiter.clone(), RetryPolicy::default())
                 .with_stats(stats.clone())
         };
-        let mut prefetched = Vec::new();
+        // Pages already fetched, by chain: the probe's (one chain) or a checked shard's.
+        let mut prefetched: Vec<(usize, Vec<Page>)> = Vec::new();
         if checkpoint.is_new() {
             let filters = &checkpoint.request.filters;
-            let probe = paced(filters.clone());
-            match shards::probe(&probe, &self.plan.pace, filters, self.plan.max_shards).await? {
-                shards::Start::Unsharded(pages) => prefetched = pages,
-                shards::Start::Sharded(shards) => checkpoint.shards = shards,
+            match shards::probe(&paced, &self.plan.pace, filters, self.plan.max_shards).await? {
+                shards::Start::Unsharded(pages) => prefetched.push((0, pages)),
+                shards::Start::Sharded { shards, first } => {
+                    checkpoint.shards = shards;
+                    prefetched.push((first.0, vec![first.1]));
+                }
             }
         }
         Ok(checkpoint
@@ -187,7 +190,11 @@ impl Job<'_> {
                 index,
                 source: paced(checkpoint.chain_filters(index)),
                 start,
-                prefetched: std::mem::take(&mut prefetched),
+                prefetched: prefetched
+                    .iter_mut()
+                    .find(|(chain, _)| *chain == index)
+                    .map(|(_, pages)| std::mem::take(pages))
+                    .unwrap_or_default(),
                 id_filter: checkpoint
                     .shards
                     .get(index)

@@ -12,14 +12,13 @@
 //! Ids) into parts of about equal size: the sample only balances the shards, it never decides
 //! whether a finding is read.
 
-use std::time::Instant;
-
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::checkpoint::ShardCursor;
 use crate::error::Result;
 use crate::request::filters::{MAX_ATTRIBUTES, MAX_VALUES};
+use crate::request::narrow::string_conditions_match;
 use crate::source::{Pace, PacedSource, Page};
 
 /// Most shards of one stream (the rest shard lists every other prefix, within the service's
@@ -29,16 +28,24 @@ pub const MAX_SHARDS: u32 = 16;
 const SLOW: f64 = 0.75;
 /// Above this, one call is enough to decide (below, a second call confirms).
 const CLEARLY_SLOW: f64 = 1.5;
-/// Prefix shards per chain needed to keep the quota full (spare chains balance the tail).
-const SHARDS_PER_CHAIN: f64 = 3.0;
+/// Prefix shards per chain needed to keep the quota full: spare chains absorb slower calls and
+/// uneven shards, and each shard costs about half a request more (its last page is partial).
+const SHARDS_PER_CHAIN: f64 = 2.0;
 
 /// How a new stream starts.
 #[derive(Debug)]
 pub enum Start {
     /// One chain, beginning with the probe's pages.
     Unsharded(Vec<Page>),
-    /// These shards, from their first pages (the probe's pages are read again by them).
-    Sharded(Vec<ShardCursor>),
+    /// These shards; shard `first.0` begins with page `first.1` (fetched to check that the
+    /// service applies the shard filter), the others from their first pages (the probe's
+    /// pages are read again by them).
+    Sharded {
+        /// Every shard.
+        shards: Vec<ShardCursor>,
+        /// The checked shard and its first page.
+        first: (usize, Page),
+    },
 }
 
 /// Whether a request can be sharded on `Id`: the user's filters leave `Id` and one attribute
@@ -49,10 +56,22 @@ pub fn shardable(filters: &Value) -> bool {
         .is_some_and(|f| !f.contains_key("Id") && f.len() < MAX_ATTRIBUTES)
 }
 
+/// `filters` with a shard's `Id` conditions.
+pub fn with_id_filter(filters: &Value, id_filter: &[Value]) -> Value {
+    let mut filters = filters.clone();
+    if let Some(fields) = filters.as_object_mut() {
+        fields.insert("Id".into(), Value::Array(id_filter.to_vec()));
+    }
+    filters
+}
+
 /// Fetches a new stream's first page (and a second when the first was slow, its connection
-/// then warm) and decides how the stream runs. `max_shards` 1 never shards.
+/// then warm) and decides how the stream runs; `paced` makes the stream's source of a filter
+/// set. A sharded start first reads the first page of its largest shard: a service that did
+/// not apply the shard's `Id` filter (its answer holds Ids of other shards, which the probe's
+/// page always has) leaves the stream unsharded, with a warning. `max_shards` 1 never shards.
 pub async fn probe(
-    source: &PacedSource,
+    paced: &dyn Fn(Value) -> PacedSource,
     pace: &Pace,
     filters: &Value,
     max_shards: u32,
@@ -60,19 +79,20 @@ pub async fn probe(
     if max_shards < 2 || !shardable(filters) {
         return Ok(Start::Unsharded(Vec::new()));
     }
+    let source = paced(filters.clone());
     let slow = |seconds: f64| seconds * pace.rate > SLOW;
-    let timed = Instant::now();
-    let first = source.fetch(None, 1).await?;
-    let mut latency = timed.elapsed().as_secs_f64();
+    let (first, took) = source.fetch_timed(None, 1).await?;
+    let mut latency = took.as_secs_f64();
     if first.next_token.is_none() || !slow(latency) {
         return Ok(Start::Unsharded(vec![first]));
     }
     let mut pages = vec![first];
     // A first call only a little slow may have paid for the connection: a second one decides.
     if latency * pace.rate < CLEARLY_SLOW {
-        let timed = Instant::now();
-        let second = source.fetch(pages[0].next_token.as_deref(), 2).await?;
-        latency = latency.min(timed.elapsed().as_secs_f64());
+        let (second, took) = source
+            .fetch_timed(pages[0].next_token.as_deref(), 2)
+            .await?;
+        latency = latency.min(took.as_secs_f64());
         let last = second.next_token.is_none();
         pages.push(second);
         if last || !slow(latency) {
@@ -83,18 +103,41 @@ pub async fn probe(
         .iter()
         .flat_map(|page| page.findings().filter_map(finding_id))
         .collect();
-    let wanted = (latency * pace.rate * SHARDS_PER_CHAIN).ceil() as usize;
+    let wanted = (latency * pace.rate * SHARDS_PER_CHAIN).ceil() as usize + 1;
     let prefixes = split_by_prefix(&ids, wanted.clamp(2, max_shards as usize - 1));
     if prefixes.len() < 2 {
+        return Ok(Start::Unsharded(pages));
+    }
+    let shards = shards_of(&prefixes);
+    let largest = (0..prefixes.len())
+        .max_by_key(|&k| ids.iter().filter(|id| id.starts_with(&prefixes[k])).count())
+        .unwrap_or(0);
+    let conditions = &shards[largest].id_filter;
+    let checked = paced(with_id_filter(filters, conditions))
+        .fetch(None, 1)
+        .await?;
+    let stray = checked
+        .findings()
+        .map(finding_id)
+        .find(|id| !string_conditions_match(id.as_deref(), conditions));
+    if let Some(stray) = stray {
+        tracing::warn!(
+            "GetFindings is slow ({:.0} ms a call) but ignored a shard's Id filter (it returned {}): exporting the stream as one chain",
+            latency * 1000.0,
+            stray.as_deref().unwrap_or("a finding without an Id")
+        );
         return Ok(Start::Unsharded(pages));
     }
     tracing::info!(
         "GetFindings takes {:.0} ms a call, more than {:.0} requests/s allow one chain: {} shards on Id prefixes",
         latency * 1000.0,
         pace.rate,
-        prefixes.len() + 1
+        shards.len()
     );
-    Ok(Start::Sharded(shards_of(&prefixes)))
+    Ok(Start::Sharded {
+        shards,
+        first: (largest, checked),
+    })
 }
 
 /// The `Id` of a finding's JSON text.

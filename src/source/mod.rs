@@ -163,6 +163,12 @@ impl PacedSource {
 
     /// Fetches the page after `token`, retrying what is retryable within the policy's bounds.
     pub async fn fetch(&self, token: Option<&str>, number: u64) -> Result<Page> {
+        self.fetch_timed(token, number).await.map(|(page, _)| page)
+    }
+
+    /// As [`PacedSource::fetch`], with how long the successful attempt took (the service's
+    /// latency, without permits waited for or failed attempts).
+    pub async fn fetch_timed(&self, token: Option<&str>, number: u64) -> Result<(Page, Duration)> {
         let started = tokio::time::Instant::now();
         let mut delay = self.policy.base_delay;
         let mut attempt = 0;
@@ -170,10 +176,11 @@ impl PacedSource {
             attempt += 1;
             self.limiter.until_ready().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = tokio::time::Instant::now();
             let failure = match self.inner.attempt(token, number).await {
                 Ok(page) => {
                     self.stats.pages.fetch_add(1, Ordering::Relaxed);
-                    return Ok(page);
+                    return Ok((page, sent.elapsed()));
                 }
                 Err(err) if err.is_retryable() => err,
                 Err(err) => return Err(err),

@@ -15,6 +15,7 @@ use futures::StreamExt;
 
 use super::checkpoint::{Checkpoint, CheckpointStore, JobState};
 use super::lock::JobLock;
+use super::manifest;
 use super::observer::Observers;
 use super::ssm::SsmCounter;
 use super::{time_box, Cancel, Job, RunEnd, RunSummary};
@@ -269,6 +270,8 @@ impl FanOut<'_> {
             if checkpoint.state == JobState::Complete
                 && checkpoint.request.identity == stream_identity
             {
+                // A run that died between its last commit and the manifest left it to us.
+                manifest::ensure(self.store.as_ref(), checkpoint).await?;
                 return Ok(RunSummary::idle(
                     RunEnd::AlreadyComplete,
                     checkpoint.clone(),

@@ -377,3 +377,56 @@ async fn shards_fill_parts_together_and_a_failing_shard_resumes_where_its_parts_
     fixture.assert_each_finding_exactly_once().await;
     assert!(fixture.checkpoint().await.shards.iter().all(|s| s.done));
 }
+
+#[tokio::test]
+async fn a_shard_page_outside_its_id_filter_is_refused_before_it_is_written() {
+    let fixture = Fixture::sharded(2).await;
+    let store: Arc<dyn ObjectStore> = fixture.store.clone();
+    let mut checkpoints = CheckpointStore::new(store.clone(), JOB);
+    let checkpoint = checkpoints.load().await.unwrap().unwrap();
+    let lock = JobLock::acquire(store.clone(), JOB).await.unwrap();
+    let limiter = Pace::new(1e6, 1000).unwrap().limiter();
+    // Chain 1 claims Ids starting "s1-" but its service sends "s0-..." ones: the filter was ignored.
+    let chains = (0..2)
+        .map(|index| Chain {
+            index,
+            source: PacedSource::new(
+                fixture.scripts[0].clone(),
+                limiter.clone(),
+                RetryPolicy::default(),
+            ),
+            start: None,
+            prefetched: Vec::new(),
+            id_filter: vec![
+                serde_json::json!({"Value": format!("s{index}-"), "Comparison": "PREFIX"}),
+            ],
+        })
+        .collect();
+    let target = Target {
+        parts: JobParts::new(store, "findings", &checkpoint.export_date, JOB),
+        checkpoints,
+        lock: &lock,
+    };
+    let options = PartOptions {
+        part_rows: 1_000,
+        compression: Compression::Zstd,
+    };
+    let err = run(
+        chains,
+        &ASFF,
+        target,
+        checkpoint,
+        options,
+        &Cancel::new(),
+        &mut Observers::new(),
+    )
+    .await
+    .unwrap_err();
+    lock.release().await;
+    assert!(err.to_string().contains("outside its Id filter"), "{err}");
+    let ids = fixture.ids_in_parts().await;
+    assert!(
+        ids.keys().all(|id| id.starts_with("s0-")),
+        "no page of chain 1 was written"
+    );
+}
