@@ -124,12 +124,11 @@ impl Generator {
         self.finding_value(index).to_string()
     }
 
-    /// Finding `index` as a JSON value.
-    pub fn finding_value(&self, index: u64) -> Value {
+    /// The dice of finding `index`, after its product, Region and account were drawn.
+    fn head(&self, index: u64) -> (SmallRng, &'static str, &str, String) {
         let mut rng =
             SmallRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index);
-        let product_index = rng.random_range(0..PRODUCTS.len());
-        let product = PRODUCTS[product_index];
+        let product = PRODUCTS[rng.random_range(0..PRODUCTS.len())];
         let mut region = *pick(&mut rng, REGIONS);
         let mut account = format!(
             "{:012}",
@@ -139,6 +138,18 @@ impl Generator {
             account = home_account.clone();
             region = home_region.as_str();
         }
+        (rng, product, region, account)
+    }
+
+    /// The `Id` of finding `index`, without building the finding (filters on `Id` alone).
+    pub fn finding_id(&self, index: u64) -> String {
+        let (_, product, region, account) = self.head(index);
+        finding_id(product, region, &account, self.seed, index)
+    }
+
+    /// Finding `index` as a JSON value.
+    pub fn finding_value(&self, index: u64) -> Value {
+        let (mut rng, product, region, account) = self.head(index);
         let created = self.base_time - Duration::seconds(rng.random_range(3_600..86 * 86_400));
         let updated = created + Duration::seconds(rng.random_range(0..3 * 86_400));
         let roll = rng.random_range(0..100);
@@ -319,6 +330,24 @@ fn pad(rng: &mut SmallRng, index: u64, f: &mut Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_alone_is_the_id_of_the_finding() {
+        for generator in [
+            Generator::default(),
+            super::Generator {
+                home: Some(("222222222222".into(), "eu-west-1".into())),
+                ..Generator::default()
+            },
+        ] {
+            for index in 0..50 {
+                assert_eq!(
+                    generator.finding_value(index)["Id"],
+                    generator.finding_id(index)
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_same_index_always_gives_the_same_finding_and_ids_are_unique() {

@@ -62,6 +62,18 @@ impl Dataset {
         }
     }
 
+    /// The `Id` of finding `index` (for filters on `Id` alone, cheaper than the whole finding).
+    pub fn id(&self, index: u64) -> Option<String> {
+        match self {
+            Dataset::Generated { generator, .. } => Some(generator.finding_id(index)),
+            Dataset::Loaded(_) => self.value(index)["Id"].as_str().map(str::to_string),
+            Dataset::Union(parts) => {
+                let (part, index) = Self::locate(parts, index);
+                part.id(index)
+            }
+        }
+    }
+
     /// Finding `index` as a JSON value (for filtering).
     pub fn value(&self, index: u64) -> Value {
         match self {
@@ -141,6 +153,16 @@ pub fn check_supported(filters: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The `Id` conditions when `filters` filter on `Id` alone (a shard of a request without
+/// filters of its own): such a query is matched on Ids, without building each finding.
+pub fn id_only(filters: &Value) -> Option<&[Value]> {
+    let fields = filters.as_object()?;
+    if fields.len() != 1 {
+        return None;
+    }
+    fields.get("Id")?.as_array().map(Vec::as_slice)
 }
 
 /// Whether a finding passes every filter (AND across attributes).

@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::hubs::{self, Hub, Hubs};
 use super::query::{self, TokenError};
 use super::{Faults, Stats};
+use crate::request::narrow::string_conditions_match;
 
 /// Shared state of a running emulator.
 pub(super) struct EmulatorState {
@@ -270,11 +271,14 @@ fn matching(hub: &Hub, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
     if let Some(found) = hub.matches.lock().expect("matches").get(&hash) {
         return Some(found.clone());
     }
-    let found: Arc<Vec<u64>> = Arc::new(
-        (0..hub.dataset.len())
+    let found: Arc<Vec<u64>> = Arc::new(match query::id_only(filters) {
+        Some(conditions) => (0..hub.dataset.len())
+            .filter(|&i| string_conditions_match(hub.dataset.id(i).as_deref(), conditions))
+            .collect(),
+        None => (0..hub.dataset.len())
             .filter(|&i| query::matches(filters, &hub.dataset.value(i)))
             .collect(),
-    );
+    });
     hub.matches
         .lock()
         .expect("matches")

@@ -116,6 +116,8 @@ impl Job<'_> {
             let initial = checkpoint.exported_count;
             observers.push(SsmCounter::start(self.config, name, initial));
         }
+        // The latency probe is the run's first GetFindings call: its time is the run's.
+        let probing = std::time::Instant::now();
         let chains = match self.chains(&mut checkpoint).await {
             Ok(chains) => chains,
             Err(err) => {
@@ -139,6 +141,7 @@ impl Job<'_> {
             part_rows: self.plan.part_rows,
             compression: self.plan.compression,
         };
+        let probed = probing.elapsed();
         let mut result = pipeline::run(
             chains,
             format,
@@ -149,6 +152,9 @@ impl Job<'_> {
             &mut observers,
         )
         .await;
+        if let Ok(summary) = &mut result {
+            summary.elapsed += probed;
+        }
         if let Ok(summary) = &result {
             if let Err(err) = manifest::ensure(self.store.as_ref(), &summary.checkpoint).await {
                 result = Err(err);
@@ -171,15 +177,15 @@ impl Job<'_> {
             PacedSource::new(Arc::new(source), limiter.clone(), RetryPolicy::default())
                 .with_stats(stats.clone())
         };
-        // Pages already fetched, by chain: the probe's (one chain) or a checked shard's.
+        // Pages already fetched, by chain: the probe's (one chain) or each shard's first.
         let mut prefetched: Vec<(usize, Vec<Page>)> = Vec::new();
         if checkpoint.is_new() {
             let filters = &checkpoint.request.filters;
             match shards::probe(&paced, &self.plan.pace, filters, self.plan.max_shards).await? {
                 shards::Start::Unsharded(pages) => prefetched.push((0, pages)),
-                shards::Start::Sharded { shards, first } => {
+                shards::Start::Sharded { shards, firsts } => {
                     checkpoint.shards = shards;
-                    prefetched.push((first.0, vec![first.1]));
+                    prefetched.extend(firsts.into_iter().enumerate());
                 }
             }
         }

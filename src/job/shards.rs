@@ -37,14 +37,13 @@ const SHARDS_PER_CHAIN: f64 = 2.0;
 pub enum Start {
     /// One chain, beginning with the probe's pages.
     Unsharded(Vec<Page>),
-    /// These shards; shard `first.0` begins with page `first.1` (fetched to check that the
-    /// service applies the shard filter), the others from their first pages (the probe's
-    /// pages are read again by them).
+    /// These shards, each beginning with its first page (read to check that the service applies
+    /// the shard's filter; the probe's pages are read again by the shards).
     Sharded {
         /// Every shard.
         shards: Vec<ShardCursor>,
-        /// The checked shard and its first page.
-        first: (usize, Page),
+        /// Each shard's first pages, in shard order.
+        firsts: Vec<Vec<Page>>,
     },
 }
 
@@ -65,11 +64,11 @@ pub fn with_id_filter(filters: &Value, id_filter: &[Value]) -> Value {
     filters
 }
 
-/// Fetches a new stream's first page (and a second when the first was slow, its connection
-/// then warm) and decides how the stream runs; `paced` makes the stream's source of a filter
-/// set. A sharded start first reads the first page of its largest shard: a service that did
-/// not apply the shard's `Id` filter (its answer holds Ids of other shards, which the probe's
-/// page always has) leaves the stream unsharded, with a warning. `max_shards` 1 never shards.
+/// Fetches a new stream's first page (and a second when the first was only a little slow, its
+/// connection then warm) and decides how the stream runs; `paced` makes the stream's source of
+/// a filter set. A sharded start reads every shard's first page: a service that did not apply
+/// a shard's `Id` filter (its answer then holds Ids of other shards: the probe's page always
+/// has them) leaves the stream unsharded, with a warning. `max_shards` 1 never shards.
 pub async fn probe(
     paced: &dyn Fn(Value) -> PacedSource,
     pace: &Pace,
@@ -104,29 +103,31 @@ pub async fn probe(
         .flat_map(|page| page.findings().filter_map(finding_id))
         .collect();
     let wanted = (latency * pace.rate * SHARDS_PER_CHAIN).ceil() as usize + 1;
-    let prefixes = split_by_prefix(&ids, wanted.clamp(2, max_shards as usize - 1));
-    if prefixes.len() < 2 {
+    let groups = pack(&ids, wanted.clamp(2, max_shards as usize - 1));
+    if groups.len() < 2 {
         return Ok(Start::Unsharded(pages));
     }
-    let shards = shards_of(&prefixes);
-    let largest = (0..prefixes.len())
-        .max_by_key(|&k| ids.iter().filter(|id| id.starts_with(&prefixes[k])).count())
-        .unwrap_or(0);
-    let conditions = &shards[largest].id_filter;
-    let checked = paced(with_id_filter(filters, conditions))
-        .fetch(None, 1)
-        .await?;
-    let stray = checked
-        .findings()
-        .map(finding_id)
-        .find(|id| !string_conditions_match(id.as_deref(), conditions));
-    if let Some(stray) = stray {
-        tracing::warn!(
-            "GetFindings is slow ({:.0} ms a call) but ignored a shard's Id filter (it returned {}): exporting the stream as one chain",
-            latency * 1000.0,
-            stray.as_deref().unwrap_or("a finding without an Id")
-        );
-        return Ok(Start::Unsharded(pages));
+    let shards = shards_of(&groups);
+    // Every shard's first page at once (the limiter spaces them): they are kept, and each is
+    // checked against its shard's conditions before anything is committed.
+    let firsts = futures::future::try_join_all(shards.iter().map(|shard| {
+        let source = paced(with_id_filter(filters, &shard.id_filter));
+        async move { source.fetch(None, 1).await }
+    }))
+    .await?;
+    for (shard, page) in shards.iter().zip(&firsts) {
+        let stray = page
+            .findings()
+            .map(finding_id)
+            .find(|id| !string_conditions_match(id.as_deref(), &shard.id_filter));
+        if let Some(stray) = stray {
+            tracing::warn!(
+                "GetFindings is slow ({:.0} ms a call) but ignored a shard's Id filter (it returned {}): exporting the stream as one chain",
+                latency * 1000.0,
+                stray.as_deref().unwrap_or("a finding without an Id")
+            );
+            return Ok(Start::Unsharded(pages));
+        }
     }
     tracing::info!(
         "GetFindings takes {:.0} ms a call, more than {:.0} requests/s allow one chain: {} shards on Id prefixes",
@@ -136,7 +137,7 @@ pub async fn probe(
     );
     Ok(Start::Sharded {
         shards,
-        first: (largest, checked),
+        firsts: firsts.into_iter().map(|page| vec![page]).collect(),
     })
 }
 
@@ -150,8 +151,9 @@ pub fn finding_id(text: &str) -> Option<String> {
     serde_json::from_str::<IdOnly>(text).ok().map(|f| f.id)
 }
 
-/// One shard per prefix, and the rest.
-pub fn shards_of(prefixes: &[String]) -> Vec<ShardCursor> {
+/// One shard per group of prefixes (`PREFIX` each, OR-ed), and the rest (`PREFIX_NOT_EQUALS`
+/// every prefix of every group).
+pub fn shards_of(groups: &[Vec<String>]) -> Vec<ShardCursor> {
     let condition =
         |value: &str, comparison: &str| json!({"Value": value, "Comparison": comparison});
     let cursor = |id_filter| ShardCursor {
@@ -159,17 +161,43 @@ pub fn shards_of(prefixes: &[String]) -> Vec<ShardCursor> {
         next_token: None,
         done: false,
     };
-    let mut shards: Vec<ShardCursor> = prefixes
+    let mut shards: Vec<ShardCursor> = groups
         .iter()
-        .map(|p| cursor(vec![condition(p, "PREFIX")]))
+        .map(|group| cursor(group.iter().map(|p| condition(p, "PREFIX")).collect()))
         .collect();
     shards.push(cursor(
-        prefixes
+        groups
             .iter()
+            .flatten()
             .map(|p| condition(p, "PREFIX_NOT_EQUALS"))
             .collect(),
     ));
     shards
+}
+
+/// The Ids split into `bins` groups of prefixes of about equal size: the finest prefixes the
+/// service allows ([`split_by_prefix`] to 20), packed largest first into the lightest group.
+pub fn pack(ids: &[String], bins: usize) -> Vec<Vec<String>> {
+    let prefixes = split_by_prefix(ids, MAX_VALUES);
+    let mut weighted: Vec<(usize, String)> = prefixes
+        .into_iter()
+        .map(|p| (ids.iter().filter(|id| id.starts_with(&p)).count(), p))
+        .collect();
+    weighted.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut groups: Vec<(usize, Vec<String>)> = Vec::new();
+    for (weight, prefix) in weighted {
+        if groups.len() < bins {
+            groups.push((weight, vec![prefix]));
+            continue;
+        }
+        let lightest = groups
+            .iter_mut()
+            .min_by_key(|(total, _)| *total)
+            .expect("bins > 0");
+        lightest.0 += weight;
+        lightest.1.push(prefix);
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
 }
 
 /// At most `max` prefixes, none a prefix of another, splitting `ids` into groups of about

@@ -58,8 +58,10 @@ fn every_id_is_in_exactly_one_shard_sampled_or_not() {
             );
         }
     }
-    let shards = shards_of(&prefixes);
-    assert_eq!(shards.len(), 9);
+    let groups = pack(&sample, 5);
+    assert_eq!(groups.len(), 5);
+    let shards = shards_of(&groups);
+    assert_eq!(shards.len(), 6);
     let unseen: Vec<String> = (0..2_000)
         .map(|i| match i % 4 {
             0 => guardduty_id(&mut rng),
@@ -119,7 +121,8 @@ fn degenerate_samples_still_give_disjoint_prefixes() {
         ["ab", "ac"],
         "the Id equal to a prefix falls to the rest shard"
     );
-    let shards = shards_of(&prefixes);
+    let groups: Vec<Vec<String>> = prefixes.iter().map(|p| vec![p.clone()]).collect();
+    let shards = shards_of(&groups);
     for id in ["a", "ab", "ac", "ad", "b"] {
         assert_eq!(shards_holding(&shards, id), 1, "{id}");
     }
@@ -135,4 +138,44 @@ fn requests_filtering_on_id_or_using_every_attribute_are_not_sharded() {
     let ten: serde_json::Map<String, Value> =
         (0..10).map(|n| (format!("A{n}"), json!([]))).collect();
     assert!(!shardable(&Value::Object(ten)));
+}
+
+#[test]
+fn fine_prefixes_packed_into_few_shards_are_even() {
+    let mut rng = SmallRng::seed_from_u64(9);
+    // Products of very different weights, as an account has them.
+    let sample: Vec<String> = (0..200)
+        .map(|i| match i % 20 {
+            0..=9 => control_id(&mut rng),
+            10..=15 => guardduty_id(&mut rng),
+            16 | 17 => format!(
+                "arn:aws:inspector2:us-east-1:1:finding/{:032x}",
+                rng.random::<u128>()
+            ),
+            18 => format!(
+                "arn:aws:macie2:us-east-1:1:finding/{:032x}",
+                rng.random::<u128>()
+            ),
+            _ => format!("acme:1:finding/{:032x}", rng.random::<u128>()),
+        })
+        .collect();
+    let groups = pack(&sample, 6);
+    let sizes: Vec<usize> = groups
+        .iter()
+        .map(|g| {
+            sample
+                .iter()
+                .filter(|id| g.iter().any(|p| id.starts_with(p.as_str())))
+                .count()
+        })
+        .collect();
+    let covered: usize = sizes.iter().sum();
+    assert!(
+        covered >= 190,
+        "the rest shard holds little of the sample: {sizes:?}"
+    );
+    assert!(
+        *sizes.iter().max().unwrap() <= 200 / 6 * 3 / 2,
+        "no shard holds more than 1.5x its share: {sizes:?}"
+    );
 }
