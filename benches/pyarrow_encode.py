@@ -38,7 +38,8 @@ SCHEMA = pa.schema(
     + [("resource_types", pa.list_(pa.string())), ("resource_ids", pa.list_(pa.string())),
        ("product_fields", pa.map_(pa.string(), pa.string())),
        ("user_defined_fields", pa.map_(pa.string(), pa.string())),
-       ("finding_json", pa.string()), ("export_job_id", pa.string()), ("exported_at", TS)]
+       ("finding_json", pa.string()), ("export_job_id", pa.string()), ("exported_at", TS),
+       ("source_account_id", pa.string()), ("source_region", pa.string())]
 )
 
 
@@ -106,6 +107,8 @@ def encode(pages, job="bench"):
             columns["finding_json"].append(json.dumps(f, ensure_ascii=False))
             columns["export_job_id"].append(job)
             columns["exported_at"].append(fetched)
+            columns["source_account_id"].append("123456789012")
+            columns["source_region"].append("us-east-1")
     table = pa.Table.from_pydict(columns, schema=SCHEMA)
     out = io.BytesIO()
     pq.write_table(table, out, compression="zstd", row_group_size=20_000)

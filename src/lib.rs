@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! plan (ExportPlan: every offline check)
-//!   -> job (identity, checkpoint, lock, observers, cancel)
+//!   -> job::fanout (one stream per account and Region; streams resolves them)
+//!   -> job (identity, checkpoint, lock, observers, cancel; shards when calls are slow)
 //!        -> pipeline: source (PageSource + the one limiter/retry loop)
 //!                     -> encode (Format -> Arrow batch -> Parquet part)
 //!                     -> sink (ObjectStore: S3, local, memory) -> checkpoint commit
@@ -15,7 +16,11 @@
 //! ```
 //!
 //! - [`plan`] is the validated, serializable export plan, from flags or an event.
-//! - [`job`] is one job's run: checkpoint, lock, manifest, pipeline, observers, cancellation.
+//! - [`job`] is one job's run: checkpoint, lock, manifest, pipeline, observers, cancellation;
+//!   `job::shards` splits a slow stream into shards on Id prefixes, and `job::fanout` runs a job
+//!   over many accounts and Regions as one job per stream.
+//! - [`streams`] chooses those accounts and Regions: the flags, their resolution (members,
+//!   enabled Regions) and each account's cross-Region aggregation.
 //! - [`source`] has [`source::PageSource`] (one attempt at one page of one API, GetFindings
 //!   today) and [`source::PacedSource`], the one rate-limited retry loop.
 //! - [`encode`] has [`encode::Format`] (ASFF today), the column-driven batch builder and

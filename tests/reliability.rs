@@ -244,7 +244,9 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
     let export = || {
         let mut cmd = split_command(&emulator.url(), &proxy.url);
         cmd.args(["export", "--destination", "s3://lake/sh", "--job-id", "mp"])
-            .args(["--rate", "100", "--burst", "50", "--part-rows", "300", "-q"]);
+            .args(["--rate", "100", "--burst", "50", "--part-rows", "300", "-q"])
+            // 10 MB pages take longer than 1/100 s: one chain keeps the parts at 300 rows.
+            .args(["--max-shards", "1"]);
         cmd
     };
     // 1. Every piece upload denied: the job stops, aborts the upload, and nothing lands.
