@@ -93,15 +93,7 @@ async fn slow_calls_are_sharded_and_a_killed_sharded_stream_resumes_every_findin
         stats.throttled_quota, 0,
         "all shards share the stream's one limiter: {stats:?}"
     );
-    let mut status = command(Some(&emulator.url()));
-    status.args([
-        "status",
-        "--destination",
-        lake.to_str().unwrap(),
-        "--job-id",
-        "slow",
-    ]);
-    let shown = run(status).ok();
+    let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "slow");
     assert!(shown.contains("shards on Id prefixes"), "{shown}");
 }
 

@@ -130,9 +130,7 @@ fn a_job_over_three_accounts_and_two_regions_in_moto_lands_every_finding_once_wi
         verified.contains(&format!("{total} findings")) && verified.contains("over 6 streams"),
         "{verified}"
     );
-    let mut status = command(Some(&moto.url));
-    status.args(["status", "--destination", "s3://lake/sh", "--job-id", "org"]);
-    let shown = run(status).ok();
+    let shown = status_of(&moto.url, "s3://lake/sh", "org");
     assert!(shown.contains("streams:      6 (6 complete)"), "{shown}");
     assert!(
         shown.contains("222222222222/us-east-1      complete"),
@@ -198,15 +196,7 @@ async fn a_missing_role_ends_the_job_partial_and_a_rerun_finishes_only_that_acco
             "re-run the same command",
         ],
     );
-    let mut status = command(Some(&emulator.url()));
-    status.args([
-        "status",
-        "--destination",
-        lake.to_str().unwrap(),
-        "--job-id",
-        "org",
-    ]);
-    let shown = run(status).ok();
+    let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "org");
     assert!(shown.contains("streams:      6 (4 complete)"), "{shown}");
     assert!(
         shown.contains("222222222222/us-east-1      not started")
@@ -311,15 +301,7 @@ async fn organization_and_all_regions_resolve_to_the_members_and_the_enabled_reg
     let accounts = [EMULATOR_ACCOUNT, MEMBER_A, MEMBER_B];
     let expected = org_expected(dir.path(), &accounts, &REGIONS, 150);
     assert_exactly_once(&check_lake(&lake, &expected, false), 900);
-    let mut status = command(Some(&emulator.url()));
-    status.args([
-        "status",
-        "--destination",
-        lake.to_str().unwrap(),
-        "--job-id",
-        "everything",
-    ]);
-    let shown = run(status).ok();
+    let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "everything");
     assert!(
         shown.contains("accounts organization / Regions all"),
         "{shown}"
@@ -361,15 +343,7 @@ async fn an_aggregation_home_region_is_not_exported_twice() {
         through_home, 400,
         "ap-southeast-2's findings came through us-east-1"
     );
-    let mut status = command(Some(&emulator.url()));
-    status.args([
-        "status",
-        "--destination",
-        lake.to_str().unwrap(),
-        "--job-id",
-        "aggregated",
-    ]);
-    let shown = run(status).ok();
+    let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "aggregated");
     assert!(
         shown.contains("aggregation:  111111111111: aggregates into us-east-1 (ALL_REGIONS)")
             && shown.contains("111111111111/us-east-1      complete            400 findings      1 parts   1 chains  leaves out eu-west-1"),

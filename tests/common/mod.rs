@@ -205,6 +205,13 @@ impl Run {
     }
 }
 
+/// `status` of `job` at `destination` (AWS calls to `endpoint`), asserted to succeed.
+pub fn status_of(endpoint: &str, destination: &str, job: &str) -> String {
+    let mut status = command(Some(endpoint));
+    status.args(["status", "--destination", destination, "--job-id", job]);
+    run(status).ok()
+}
+
 /// Runs the binary to completion.
 pub fn run(mut cmd: Command) -> Run {
     Run {

@@ -117,8 +117,31 @@ impl Fixture {
         }
     }
 
-    /// One run from the stored checkpoint, parts of `part_rows`.
+    /// One run from the stored checkpoint, parts of `part_rows`, each chain served by its own
+    /// script.
     async fn run(&self, part_rows: u64, cancel: &Cancel) -> crate::Result<RunSummary> {
+        self.run_chains(part_rows, cancel, |index, start, limiter| Chain {
+            index,
+            source: PacedSource::new(
+                self.scripts[index].clone(),
+                limiter.clone(),
+                RetryPolicy::default(),
+            ),
+            start,
+            prefetched: Vec::new(),
+            id_filter: Vec::new(),
+        })
+        .await
+    }
+
+    /// One run from the stored checkpoint with the chains `chain` makes of each open chain
+    /// (index, start token) under one limiter.
+    async fn run_chains(
+        &self,
+        part_rows: u64,
+        cancel: &Cancel,
+        chain: impl Fn(usize, Option<String>, &crate::source::Limiter) -> Chain,
+    ) -> crate::Result<RunSummary> {
         let store: Arc<dyn ObjectStore> = self.store.clone();
         let mut checkpoints = CheckpointStore::new(store.clone(), JOB);
         let checkpoint = checkpoints.load().await?.expect("checkpoint exists");
@@ -127,17 +150,7 @@ impl Fixture {
         let chains = checkpoint
             .open_chains()
             .into_iter()
-            .map(|(index, start)| Chain {
-                index,
-                source: PacedSource::new(
-                    self.scripts[index].clone(),
-                    limiter.clone(),
-                    RetryPolicy::default(),
-                ),
-                start,
-                prefetched: Vec::new(),
-                id_filter: Vec::new(),
-            })
+            .map(|(index, start)| chain(index, start, &limiter))
             .collect();
         let target = Target {
             parts: JobParts::new(store, "findings", &checkpoint.export_date, JOB),
@@ -381,48 +394,23 @@ async fn shards_fill_parts_together_and_a_failing_shard_resumes_where_its_parts_
 #[tokio::test]
 async fn a_shard_page_outside_its_id_filter_is_refused_before_it_is_written() {
     let fixture = Fixture::sharded(2).await;
-    let store: Arc<dyn ObjectStore> = fixture.store.clone();
-    let mut checkpoints = CheckpointStore::new(store.clone(), JOB);
-    let checkpoint = checkpoints.load().await.unwrap().unwrap();
-    let lock = JobLock::acquire(store.clone(), JOB).await.unwrap();
-    let limiter = Pace::new(1e6, 1000).unwrap().limiter();
     // Chain 1 claims Ids starting "s1-" but its service sends "s0-..." ones: the filter was ignored.
-    let chains = (0..2)
-        .map(|index| Chain {
+    let err = fixture
+        .run_chains(1_000, &Cancel::new(), |index, start, limiter| Chain {
             index,
             source: PacedSource::new(
                 fixture.scripts[0].clone(),
                 limiter.clone(),
                 RetryPolicy::default(),
             ),
-            start: None,
+            start,
             prefetched: Vec::new(),
             id_filter: vec![
                 serde_json::json!({"Value": format!("s{index}-"), "Comparison": "PREFIX"}),
             ],
         })
-        .collect();
-    let target = Target {
-        parts: JobParts::new(store, "findings", &checkpoint.export_date, JOB),
-        checkpoints,
-        lock: &lock,
-    };
-    let options = PartOptions {
-        part_rows: 1_000,
-        compression: Compression::Zstd,
-    };
-    let err = run(
-        chains,
-        &ASFF,
-        target,
-        checkpoint,
-        options,
-        &Cancel::new(),
-        &mut Observers::new(),
-    )
-    .await
-    .unwrap_err();
-    lock.release().await;
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("outside its Id filter"), "{err}");
     let ids = fixture.ids_in_parts().await;
     assert!(
