@@ -203,7 +203,8 @@ pub fn pack(ids: &[String], bins: usize) -> Vec<Vec<String>> {
 /// At most `max` prefixes, none a prefix of another, splitting `ids` into groups of about
 /// equal size: the heaviest group is split on the character after its common prefix until the
 /// budget is spent (when a split has more branches than room, the largest branches are kept and
-/// the others left to the rest shard).
+/// the others left to the rest shard). A branch of one sampled Id keeps only the split's
+/// character, so the prefixes cover what the sample saw, not just the sampled Ids themselves.
 pub fn split_by_prefix(ids: &[String], max: usize) -> Vec<String> {
     let max = max.min(MAX_VALUES);
     let all: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -236,11 +237,29 @@ pub fn split_by_prefix(ids: &[String], max: usize) -> Vec<String> {
         }
         branches.sort_by_key(|b| std::cmp::Reverse(b.len()));
         branches.truncate(room + 1);
-        leaves.extend(branches.into_iter().map(|b| (common_prefix(&b), b)));
+        let split_at = prefix.len();
+        leaves.extend(
+            branches
+                .into_iter()
+                .map(|b| (branch_prefix(&b, split_at), b)),
+        );
     }
     let mut prefixes: Vec<String> = leaves.into_iter().map(|(prefix, _)| prefix).collect();
     prefixes.sort();
     prefixes
+}
+
+/// The prefix of a branch split off at byte `split_at`: its members' common prefix, but only the
+/// split's own character for a branch of one member (its whole Id would hold no other finding,
+/// and the Ids around it, never sampled, would all fall to the rest shard).
+fn branch_prefix(members: &[&str], split_at: usize) -> String {
+    match members {
+        [only] => {
+            let next = only[split_at..].chars().next().map_or(0, char::len_utf8);
+            only[..split_at + next].to_string()
+        }
+        _ => common_prefix(members),
+    }
 }
 
 fn common_prefix(texts: &[&str]) -> String {
