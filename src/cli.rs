@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Export findings to s3://bucket/prefix or a local folder; re-run the same command to resume.
     Export(ExportFlags),
+    /// Keep the lake current: run on a schedule, each run exports what changed since the last
+    /// (a full snapshot first and every --snapshot-every).
+    Feed(FeedFlags),
     /// Show a job's checkpoint, or list the jobs at a destination.
     Status(StatusFlags),
     /// Try the whole export offline: a local emulator feeds a real export into a local lake.
@@ -87,6 +90,29 @@ pub struct ExportFlags {
     pub quiet: bool,
 }
 
+/// `feed`: the export request (without --job-id), the feed's own flags and the terminal's.
+#[derive(Debug, Args)]
+#[allow(missing_docs)]
+pub struct FeedFlags {
+    #[command(flatten)]
+    pub request: ExportRequest,
+    /// Name of the feed family (default: account, Region and a hash of the request and
+    /// destination); the same family keeps one watermark.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Make a run a full snapshot when the last one is this old (catches changes that keep
+    /// UpdatedAt: workflow status, notes, suppression).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub snapshot_every: std::time::Duration,
+    /// Start each incremental window this long before the last run's end (findings that reach
+    /// Security Hub after their UpdatedAt are still read; the latest view keeps one row each).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub overlap: std::time::Duration,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// Flags of one subcommand.
 #[derive(Debug, Args)]
 #[allow(missing_docs)]
@@ -94,9 +120,13 @@ pub struct StatusFlags {
     /// s3://bucket/prefix, file:///path or a folder path.
     #[arg(long)]
     pub destination: String,
-    /// The job to show; without it, every job at the destination is listed.
-    #[arg(long)]
+    /// The job to show; without it (and --family), every job and feed at the destination is
+    /// listed.
+    #[arg(long, conflicts_with = "family")]
     pub job_id: Option<String>,
+    /// The feed family to show: watermark, runs, the run in progress and the next window.
+    #[arg(long)]
+    pub family: Option<String>,
     #[command(flatten)]
     pub aws: AwsSettings,
 }
@@ -162,11 +192,8 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
         Command::Export(flags) => commands::export::export(&flags.request, flags.quiet)
             .await
             .map(Some),
-        Command::Status(flags) => {
-            commands::status::status(&flags.destination, &flags.aws, flags.job_id.as_deref())
-                .await
-                .map(Some)
-        }
+        Command::Feed(flags) => commands::feed::feed(&flags).await.map(Some),
+        Command::Status(flags) => commands::status::status(&flags).await.map(Some),
         Command::Verify(args) => commands::verify::verify(&args).await.map(Some),
         Command::AthenaDdl(flags) if flags.cloudformation => commands::athena::write_or_return(
             crate::athena::cloudformation_resources(crate::request::Api::GetFindings.format()),

@@ -24,6 +24,9 @@ pub enum ExitCode {
     Verify = 7,
     /// Some streams of a job over several accounts or Regions failed; the others completed.
     Partial = 8,
+    /// The job is complete and its relative date range was resolved on an earlier day: a
+    /// re-run would export nothing new.
+    WindowDone = 9,
 }
 
 /// Every way the library can fail. Each message says what went wrong and what to do.
@@ -65,6 +68,11 @@ pub enum Error {
     /// complete, and re-running resumes only the unfinished ones.
     #[error("partial: job {job_id}: {message}")]
     Partial { job_id: String, message: String },
+
+    /// A complete job whose relative date range was resolved on an earlier day: the window it
+    /// exported is done, and a re-run exports nothing new.
+    #[error("job {job_id}: {message}")]
+    WindowDone { job_id: String, message: String },
 
     /// Another run holds the job's lock (or took it from this run); a later run resumes.
     #[error("job {job_id}: {message}")]
@@ -145,6 +153,7 @@ impl Error {
             | Error::Unreachable { .. } => ExitCode::Source,
             Error::Verify { .. } => ExitCode::Verify,
             Error::Partial { .. } => ExitCode::Partial,
+            Error::WindowDone { .. } => ExitCode::WindowDone,
             Error::Encode { .. } | Error::Internal(_) => ExitCode::Internal,
         }
     }
@@ -172,6 +181,7 @@ impl Error {
             Error::Rejected { .. } | Error::CursorDead { .. } => "SechubExport.SourceRejected",
             Error::Verify { .. } => "SechubExport.Verify",
             Error::Partial { .. } => "SechubExport.Partial",
+            Error::WindowDone { .. } => "SechubExport.WindowDone",
             _ => "SechubExport.Internal",
         }
     }

@@ -12,13 +12,16 @@
 //!        -> pipeline: source (PageSource + the one limiter/retry loop)
 //!                     -> encode (Format -> Arrow batch -> Parquet part)
 //!                     -> sink (ObjectStore: S3, local, memory) -> checkpoint commit
-//! commands (export, status, verify, athena-ddl, demo, emulator, generate): thin, over the stages
+//! feed (a family of scheduled runs, one job per UpdatedAt window) -> plan -> job
+//! commands (export, feed, status, verify, athena-ddl, demo, emulator, generate): thin, over the stages
 //! ```
 //!
 //! - [`plan`] is the validated, serializable export plan, from flags or an event.
 //! - [`job`] is one job's run: checkpoint, lock, manifest, pipeline, observers, cancellation;
 //!   `job::shards` splits a slow stream into shards on Id prefixes, and `job::fanout` runs a job
 //!   over many accounts and Regions as one job per stream.
+//! - [`feed`] keeps the lake current: scheduled runs, each a job over the `UpdatedAt` window
+//!   since the family's watermark, with periodic snapshots, under one conditional state object.
 //! - [`streams`] chooses those accounts and Regions: the flags, their resolution (members,
 //!   enabled Regions) and each account's cross-Region aggregation.
 //! - [`source`] has [`source::PageSource`] (one attempt at one page of one API, GetFindings
@@ -45,6 +48,7 @@ pub mod crash;
 pub mod emulator;
 pub mod encode;
 pub mod error;
+pub mod feed;
 pub mod job;
 pub mod lambda;
 pub mod plan;

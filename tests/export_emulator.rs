@@ -204,6 +204,45 @@ async fn filters_reach_the_service_and_only_matching_findings_are_exported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_window_exported_on_an_earlier_day_is_refused_with_advice_and_left_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(300, 16, 50.0, 20).await;
+    let last_year = r#"{"UpdatedAt":[{"DateRange":{"Value":365,"Unit":"DAYS"}}]}"#;
+    let args = ["--rate", "50", "--burst", "20", "--filters", last_year];
+    finish(export_cmd(&emulator, &lake, "daily", &args))
+        .await
+        .ok();
+    let again = finish(export_cmd(&emulator, &lake, "daily", &args)).await;
+    assert!(
+        again.ok().contains("already complete: job daily"),
+        "the same day"
+    );
+
+    // The job was frozen yesterday (as a scheduled run of yesterday would have left it).
+    let path = state_file(&lake, "daily", "checkpoint.json");
+    let mut checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+    checkpoint["request"]["frozen_at"] = yesterday.to_rfc3339().into();
+    std::fs::write(&path, serde_json::to_vec(&checkpoint).unwrap()).unwrap();
+    let before = tree(&lake);
+    let later = finish(export_cmd(&emulator, &lake, "daily", &args)).await;
+    let today = chrono::Utc::now().format("%Y%m%d").to_string();
+    later.fails(
+        9,
+        &[
+            "job daily: complete since",
+            "exports nothing new",
+            &format!("--job-id daily-{today}"),
+        ],
+    );
+    assert_eq!(tree(&lake), before, "nothing written");
+    let report = check_lake(&lake, &expected(dir.path(), 300, 16), false);
+    assert_exactly_once(&report, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_flushes_what_was_fetched_checkpoints_and_the_same_command_finishes() {
     stop_by_signal(libc::SIGINT, "sigint", "interrupted").await;
 }

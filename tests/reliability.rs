@@ -229,7 +229,7 @@ async fn multipart_uploads_retry_faults_and_a_denied_upload_leaves_nothing_behin
     let texts: Vec<String> = (0..FINDINGS)
         .map(|i| {
             let noise = Alphanumeric.sample_string(&mut rng, 96_000);
-            json!({"SchemaVersion": "2018-10-08", "Id": format!("mp-{i}"), "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/inspector", "AwsAccountId": "111111111111", "Evidence": noise}).to_string()
+            json!({"SchemaVersion": "2018-10-08", "Id": format!("mp-{i}"), "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/inspector", "AwsAccountId": "111111111111", "UpdatedAt": "2026-11-01T10:00:00.000Z", "Evidence": noise}).to_string()
         })
         .collect();
     let expect = dir.path().join("mp.ndjson");
@@ -366,9 +366,11 @@ async fn odd_findings_are_exported_and_round_trip_byte_for_byte() {
     let big_details: serde_json::Map<String, Value> = (0..1_950)
         .map(|i| (format!("aws/evidence/{i}"), Value::from("x".repeat(96))))
         .collect();
-    let base = |id: &str| json!({"SchemaVersion": "2018-10-08", "Id": id, "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty", "AwsAccountId": "111111111111"});
+    // Every finding has an UpdatedAt the service could hold: it requires one, and every export
+    // closes its window on it (odd forms, and a CreatedAt that is not a date, are below).
+    let base = |id: &str| json!({"SchemaVersion": "2018-10-08", "Id": id, "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty", "AwsAccountId": "111111111111", "UpdatedAt": "2026-11-01T10:00:00Z"});
     let mut findings = vec![
-        json!({"Id": "minimal", "ProductArn": "arn:aws:securityhub:eu-west-1::product/x/y"}),
+        json!({"Id": "minimal", "ProductArn": "arn:aws:securityhub:eu-west-1::product/x/y", "UpdatedAt": "2026-11-01T10:00:00Z"}),
         {
             let mut f = base("near-240kb");
             f["ProductFields"] = Value::Object(big_details);
@@ -399,7 +401,9 @@ async fn odd_findings_are_exported_and_round_trip_byte_for_byte() {
     .enumerate()
     {
         let mut f = base(&format!("stamp-{n}"));
-        f["UpdatedAt"] = (*stamp).into();
+        if *stamp != "not a date" {
+            f["UpdatedAt"] = (*stamp).into();
+        }
         f["CreatedAt"] = (*stamp).into();
         findings.push(f);
     }

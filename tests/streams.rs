@@ -350,3 +350,48 @@ async fn an_aggregation_home_region_is_not_exported_twice() {
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_window_over_many_streams_done_on_an_earlier_day_is_refused_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = org_emulator(100, &REGIONS, 20.0, Faults::default()).await;
+    let accounts = format!("{EMULATOR_ACCOUNT},{MEMBER_A}");
+    let last_year = r#"{"UpdatedAt":[{"DateRange":{"Value":365,"Unit":"DAYS"}}]}"#;
+    let export = || {
+        let mut flags = stream_flags(&accounts, "eu-west-1,us-east-1");
+        flags.extend(["--filters", last_year]);
+        tokio::process::Command::from(export_command(&emulator.url(), &lake, "yearly", &flags))
+    };
+    assert!(finish(export())
+        .await
+        .ok()
+        .contains("complete: job yearly: 4 streams"));
+    assert!(finish(export())
+        .await
+        .ok()
+        .contains("complete: job yearly: 4 streams; this run 0 findings"));
+    // Every stream was frozen yesterday, as a scheduled run of yesterday would have left them.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    for entry in std::fs::read_dir(lake.join("_sechub_export/jobs"))
+        .unwrap()
+        .flatten()
+    {
+        let path = entry.path().join("checkpoint.json");
+        if let Ok(bytes) = std::fs::read(&path) {
+            let mut checkpoint: Value = serde_json::from_slice(&bytes).unwrap();
+            checkpoint["request"]["frozen_at"] = yesterday.clone().into();
+            std::fs::write(&path, serde_json::to_vec(&checkpoint).unwrap()).unwrap();
+        }
+    }
+    let before = tree(&lake);
+    finish(export()).await.fails(
+        9,
+        &[
+            "job yearly: complete since",
+            "exports nothing new",
+            "--job-id yearly-",
+        ],
+    );
+    assert_eq!(tree(&lake), before, "nothing written");
+}

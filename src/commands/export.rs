@@ -2,8 +2,6 @@
 //! Region) with a terminal progress view, and return its summary line.
 
 use crate::error::Result;
-use crate::job::fanout::{self, FanOutSummary};
-use crate::job::observer::{Observers, TerminalProgress};
 use crate::job::{self, Cancel};
 use crate::plan::{ExportPlan, ExportRequest};
 
@@ -12,16 +10,7 @@ pub async fn export(request: &ExportRequest, quiet: bool) -> Result<String> {
     let plan = ExportPlan::new(request)?;
     let cancel = Cancel::new();
     let ctrl_c = super::cancel_on_signals(&cancel);
-    let line = if plan.streams.is_single() {
-        let mut observers = Observers::new();
-        observers.push(TerminalProgress::new(quiet));
-        job::run(&plan, observers, &cancel).await.map(|s| s.line())
-    } else {
-        fanout::run(&plan, quiet, &cancel)
-            .await
-            .and_then(FanOutSummary::into_result)
-            .map(|s| s.line())
-    };
+    let outcome = job::run_plan(&plan, quiet, &cancel).await;
     ctrl_c.abort();
-    line
+    outcome.map(|o| o.line)
 }

@@ -7,6 +7,7 @@ pub mod demo;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod export;
+pub mod feed;
 pub mod status;
 pub mod verify;
 

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::aws::AwsSettings;
+use crate::cli::StatusFlags;
 use crate::error::Result;
+use crate::feed::{self, describe_window, state::FeedState};
 use crate::job::checkpoint::{Checkpoint, CheckpointStore, JobState};
 use crate::job::fanout::record::{LastRun, StreamRecord, StreamState};
+use crate::request::filters::iso;
 use crate::sink::{self, layout, Destination, ObjectStore};
 use crate::streams::{Accounts, Regions};
 
@@ -14,14 +16,17 @@ async fn load(store: &Arc<dyn ObjectStore>, job_id: &str) -> Result<Option<Check
     CheckpointStore::new(store.clone(), job_id).load().await
 }
 
-/// Describes one job, or lists the jobs at the destination when `job_id` is `None`.
-pub async fn status(
-    destination: &str,
-    settings: &AwsSettings,
-    job_id: Option<&str>,
-) -> Result<String> {
-    let store = sink::open_existing(&Destination::parse(destination)?, settings).await?;
-    let Some(job_id) = job_id else {
+/// Describes one job or feed family, or lists the jobs and families at the destination.
+pub async fn status(flags: &StatusFlags) -> Result<String> {
+    let destination = flags.destination.as_str();
+    let store = sink::open_existing(&Destination::parse(destination)?, &flags.aws).await?;
+    if let Some(family) = &flags.family {
+        return Ok(match feed::state::read(store.as_ref(), family).await? {
+            Some((state, _)) => describe_family(&store, &state).await,
+            None => format!("no feed {family} at {destination} (run `sechub-export status --destination {destination}` to list jobs and feeds)"),
+        });
+    }
+    let Some(job_id) = flags.job_id.as_deref() else {
         return list(&store, destination).await;
     };
     if let Some(record) = StreamRecord::load(store.as_ref(), job_id).await? {
@@ -167,10 +172,97 @@ async fn list(store: &Arc<dyn ObjectStore>, destination: &str) -> Result<String>
             Err(err) => lines.push(format!("{job_id}\tunreadable: {err}")),
         }
     }
+    for object in store.list(&format!("{}/", layout::FEED_DIR)).await? {
+        let family = object
+            .key
+            .strip_prefix(&format!("{}/", layout::FEED_DIR))
+            .and_then(|rest| rest.strip_suffix("/state.json"));
+        let Some(family) = family else { continue };
+        match feed::state::read(store.as_ref(), family).await {
+            Ok(Some((state, _))) => lines.push(format!(
+                "feed {family}	{} runs complete	watermark {}{} (status --family {family})",
+                state.runs.len(),
+                state.watermark.map(iso).unwrap_or_else(|| "none".into()),
+                state
+                    .current
+                    .as_ref()
+                    .map(|r| format!("	run in progress {}", r.job_id))
+                    .unwrap_or_default()
+            )),
+            Ok(None) => {}
+            Err(err) => lines.push(format!("feed {family}	unreadable: {err}")),
+        }
+    }
     if lines.is_empty() {
         return Ok(format!("no jobs at {destination}"));
     }
     Ok(lines.join("\n"))
+}
+
+/// A feed family: watermark, the run in progress, the next window and the latest runs.
+async fn describe_family(store: &Arc<dyn ObjectStore>, state: &FeedState) -> String {
+    let mut out = vec![
+        format!("feed:          {}", state.family),
+        format!(
+            "watermark:     {}",
+            state
+                .watermark
+                .map(iso)
+                .unwrap_or_else(|| "none (no run complete yet)".into())
+        ),
+        format!(
+            "last snapshot: {}",
+            state
+                .last_snapshot
+                .map(iso)
+                .unwrap_or_else(|| "none".into())
+        ),
+    ];
+    out.push(match &state.current {
+        Some(run) => {
+            let progress = load_progress(store, &run.job_id).await;
+            format!(
+                "in progress:   {} ({}, {}){progress}; the next run resumes it first",
+                run.job_id,
+                run.kind,
+                describe_window(run)
+            )
+        }
+        None => "in progress:   none".into(),
+    });
+    out.push(match state.watermark {
+        Some(watermark) => format!("next window:   UpdatedAt from {} minus --overlap to the next run's start (a snapshot when the last is --snapshot-every old)", iso(watermark)),
+        None => "next window:   a snapshot of everything up to the next run's start".into(),
+    });
+    let total: u64 = state.runs.iter().filter_map(|r| r.rows).sum();
+    out.push(format!(
+        "runs:          {} complete, {total} findings (the latest 10):",
+        state.runs.len()
+    ));
+    for run in state.runs.iter().rev().take(10) {
+        out.push(format!(
+            "  {}  {:<11}  {}  {} findings",
+            run.job_id,
+            run.kind.to_string(),
+            describe_window(run),
+            run.rows.unwrap_or(0)
+        ));
+    }
+    out.push(format!(
+        "filters:       {}",
+        serde_json::to_string(&state.identity.filters_as_given).unwrap_or_default()
+    ));
+    out.push(format!("destination:   {}", state.identity.destination));
+    out.join("\n")
+}
+
+/// ", N findings so far" for a job that has a checkpoint (a job over several streams has one
+/// per stream: `status --job-id` shows them).
+async fn load_progress(store: &Arc<dyn ObjectStore>, job_id: &str) -> String {
+    match load(store, job_id).await {
+        Ok(Some(cp)) => format!(", {} findings so far", cp.exported_count),
+        _ => String::new(),
+    }
 }
 
 fn state(checkpoint: &Checkpoint) -> &'static str {

@@ -147,11 +147,24 @@ impl Generator {
         finding_id(product, region, &account, self.seed, index)
     }
 
+    /// The creation and update times of a finding, the next draws after its head.
+    fn times(&self, rng: &mut SmallRng) -> (DateTime<Utc>, DateTime<Utc>) {
+        let created = self.base_time - Duration::seconds(rng.random_range(3_600..86 * 86_400));
+        let updated = created + Duration::seconds(rng.random_range(0..3 * 86_400));
+        (created, updated)
+    }
+
+    /// The `UpdatedAt` of finding `index`, without building the finding (filters on `Id` and
+    /// `UpdatedAt` alone: every export's window).
+    pub fn updated_at(&self, index: u64) -> DateTime<Utc> {
+        let (mut rng, ..) = self.head(index);
+        self.times(&mut rng).1
+    }
+
     /// Finding `index` as a JSON value.
     pub fn finding_value(&self, index: u64) -> Value {
         let (mut rng, product, region, account) = self.head(index);
-        let created = self.base_time - Duration::seconds(rng.random_range(3_600..86 * 86_400));
-        let updated = created + Duration::seconds(rng.random_range(0..3 * 86_400));
+        let (created, updated) = self.times(&mut rng);
         let roll = rng.random_range(0..100);
         let mut acc = 0;
         let &(label, _, low, high) = SEVERITIES
@@ -346,6 +359,17 @@ mod tests {
                     generator.finding_id(index)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_updated_at_alone_is_the_instant_the_finding_carries() {
+        let generator = Generator::default();
+        for index in 0..200 {
+            let finding = generator.finding_value(index);
+            let carried =
+                crate::encode::timestamp::parse_iso8601(finding["UpdatedAt"].as_str().unwrap());
+            assert_eq!(carried, Some(generator.updated_at(index)), "{finding}");
         }
     }
 

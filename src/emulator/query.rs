@@ -74,6 +74,30 @@ impl Dataset {
         }
     }
 
+    /// The `UpdatedAt` of finding `index` (for a window on `UpdatedAt` alone, cheaper than the
+    /// whole finding).
+    pub fn updated_at(&self, index: u64) -> Option<chrono::DateTime<Utc>> {
+        #[derive(serde::Deserialize)]
+        struct UpdatedOnly {
+            #[serde(rename = "UpdatedAt")]
+            updated_at: Option<String>,
+        }
+        match self {
+            Dataset::Generated { generator, .. } => Some(generator.updated_at(index)),
+            Dataset::Loaded(findings) => {
+                serde_json::from_str::<UpdatedOnly>(&findings[index as usize])
+                    .ok()?
+                    .updated_at
+                    .as_deref()
+                    .and_then(parse_iso8601)
+            }
+            Dataset::Union(parts) => {
+                let (part, index) = Self::locate(parts, index);
+                part.updated_at(index)
+            }
+        }
+    }
+
     /// Finding `index` as a JSON value (for filtering).
     pub fn value(&self, index: u64) -> Value {
         match self {
@@ -155,14 +179,19 @@ pub fn check_supported(filters: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The `Id` conditions when `filters` filter on `Id` alone (a shard of a request without
-/// filters of its own): such a query is matched on Ids, without building each finding.
-pub fn id_only(filters: &Value) -> Option<&[Value]> {
-    let fields = filters.as_object()?;
-    if fields.len() != 1 {
-        return None;
-    }
-    fields.get("Id")?.as_array().map(Vec::as_slice)
+/// The `Id` conditions of `filters` (matched on Ids, without building each finding), and the
+/// other filters, if any.
+pub fn split_id(filters: &Value) -> (Option<&[Value]>, Option<Value>) {
+    let Some(fields) = filters.as_object() else {
+        return (None, None);
+    };
+    let id = fields
+        .get("Id")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice);
+    let mut others = fields.clone();
+    others.remove("Id");
+    (id, (!others.is_empty()).then_some(Value::Object(others)))
 }
 
 /// Whether a finding passes every filter (AND across attributes).
@@ -179,11 +208,24 @@ pub fn matches(filters: &Value, finding: &Value) -> bool {
                 .pointer(path)
                 .and_then(Value::as_str)
                 .and_then(parse_iso8601);
-            conditions.iter().all(|c| date_matches(time, c))
+            dates_match(time, conditions)
         } else {
             true
         }
     })
+}
+
+/// The `UpdatedAt` conditions when `filters` (without `Id`) filter on `UpdatedAt` alone.
+pub fn updated_at_only(filters: &Value) -> Option<&[Value]> {
+    let fields = filters.as_object()?;
+    (fields.len() == 1)
+        .then(|| fields.get("UpdatedAt")?.as_array().map(Vec::as_slice))
+        .flatten()
+}
+
+/// Whether a time passes every date condition of one attribute.
+pub fn dates_match(time: Option<chrono::DateTime<Utc>>, conditions: &[Value]) -> bool {
+    conditions.iter().all(|c| date_matches(time, c))
 }
 
 fn date_matches(time: Option<chrono::DateTime<Utc>>, condition: &Value) -> bool {

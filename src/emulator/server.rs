@@ -271,14 +271,24 @@ fn matching(hub: &Hub, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
     if let Some(found) = hub.matches.lock().expect("matches").get(&hash) {
         return Some(found.clone());
     }
-    let found: Arc<Vec<u64>> = Arc::new(match query::id_only(filters) {
-        Some(conditions) => (0..hub.dataset.len())
-            .filter(|&i| string_conditions_match(hub.dataset.id(i).as_deref(), conditions))
+    // Id conditions first, on Ids alone: a shard's finding is built only when its Id matches.
+    let (id_conditions, others) = query::split_id(filters);
+    let found: Arc<Vec<u64>> = Arc::new(
+        (0..hub.dataset.len())
+            .filter(|&i| {
+                id_conditions.is_none_or(|conditions| {
+                    string_conditions_match(hub.dataset.id(i).as_deref(), conditions)
+                })
+            })
+            .filter(|&i| match others.as_ref() {
+                None => true,
+                Some(others) => match query::updated_at_only(others) {
+                    Some(window) => query::dates_match(hub.dataset.updated_at(i), window),
+                    None => query::matches(others, &hub.dataset.value(i)),
+                },
+            })
             .collect(),
-        None => (0..hub.dataset.len())
-            .filter(|&i| query::matches(filters, &hub.dataset.value(i)))
-            .collect(),
-    });
+    );
     hub.matches
         .lock()
         .expect("matches")

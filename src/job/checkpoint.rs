@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encode::RowOrigin;
 use crate::error::{Error, Result};
-use crate::request::FrozenRequest;
+use crate::request::{filters, FrozenRequest};
 use crate::sink::layout;
 use crate::sink::{put_if_or_own, CondPut, ObjectStore, Precondition};
 
@@ -134,6 +134,23 @@ impl Checkpoint {
             account_id: self.request.identity.account_id.clone(),
             region: self.request.identity.region.clone(),
         }
+    }
+
+    /// Why re-running this job would export nothing new: it is complete, and its relative
+    /// `DateRange` was resolved on an earlier UTC day than `now` (a plain re-run never
+    /// re-resolves it, so a scheduled "last N days" export must not quietly stop there).
+    pub fn window_done(&self, job_id: &str, now: DateTime<Utc>) -> Option<String> {
+        let frozen_at = self.request.frozen_at;
+        let relative = filters::has_relative_range(&self.request.identity.filters_as_given);
+        (self.state == JobState::Complete && relative && frozen_at.date_naive() < now.date_naive())
+            .then(|| {
+                format!(
+                    "complete since {}: its relative DateRange was resolved once, on {}, and that window is exported, so re-running the same command exports nothing new; to export the findings of a newer window give a new job id (for example --job-id {job_id}-{})",
+                    filters::iso(self.updated_at),
+                    filters::iso(frozen_at),
+                    now.format("%Y%m%d")
+                )
+            })
     }
 
     /// True before anything was fetched or decided: no page, no token, no shards.
@@ -375,6 +392,47 @@ mod tests {
                 checkpoint.next_part
             ),
             (JobState::Complete, 105, 3)
+        );
+    }
+
+    #[test]
+    fn a_complete_relative_window_is_done_only_on_a_later_day() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let frozen = at("2026-11-22T23:00:00Z");
+        let last_day =
+            serde_json::json!({"UpdatedAt": [{"DateRange": {"Value": 1, "Unit": "DAYS"}}]});
+        let mut relative =
+            Checkpoint::new("j".into(), test_identity(last_day).freeze(frozen), frozen);
+        let mut absolute = Checkpoint::new(
+            "j".into(),
+            test_identity(serde_json::json!({})).freeze(frozen),
+            frozen,
+        );
+        let next_day = at("2026-11-23T00:30:00Z");
+        assert_eq!(relative.window_done("j", next_day), None, "still running");
+        for checkpoint in [&mut relative, &mut absolute] {
+            checkpoint.advance(part(1, 5), 1, &[(0, None)], frozen);
+        }
+        assert_eq!(
+            relative.window_done("j", at("2026-11-22T23:59:00Z")),
+            None,
+            "the same day"
+        );
+        assert_eq!(
+            absolute.window_done("j", next_day),
+            None,
+            "no relative range"
+        );
+        let message = relative
+            .window_done("j", next_day)
+            .expect("done on a later day");
+        assert!(
+            message.contains("2026-11-22T23:00:00.000Z") && message.contains("--job-id j-20261123"),
+            "{message}"
         );
     }
 

@@ -69,6 +69,38 @@ pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Re
     job.run(identity, observers, cancel).await
 }
 
+/// How a plan's run ended, over one stream or many.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Every finding of the job is in durable parts.
+    pub complete: bool,
+    /// Findings in the job's durable parts (every stream's).
+    pub rows: u64,
+    /// The line the run ends with.
+    pub line: String,
+}
+
+/// Runs a plan: one job, or one job per account and Region (a stream failing makes it
+/// [`Error::Partial`]); `quiet` hides the terminal's progress bars.
+pub async fn run_plan(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result<Outcome> {
+    if plan.streams.is_single() {
+        let mut observers = Observers::new();
+        observers.push(observer::TerminalProgress::new(quiet));
+        let summary = run(plan, observers, cancel).await?;
+        return Ok(Outcome {
+            complete: matches!(summary.end, RunEnd::Complete | RunEnd::AlreadyComplete),
+            rows: summary.checkpoint.exported_count,
+            line: summary.line(),
+        });
+    }
+    let summary = fanout::run(plan, quiet, cancel).await?.into_result()?;
+    Ok(Outcome {
+        complete: summary.complete(),
+        rows: summary.exported_count(),
+        line: summary.line(),
+    })
+}
+
 /// Cancels `cancel` when the plan's `--max-duration` is over (while the guard lives).
 fn time_box(plan: &ExportPlan, cancel: &Cancel) -> Option<cancel::TimerGuard> {
     plan.max_duration
@@ -230,6 +262,9 @@ impl Job<'_> {
                     describe_difference(&checkpoint.request.identity, &identity)
                 ),
             });
+        }
+        if let Some(message) = checkpoint.window_done(self.job_id, now) {
+            return Err(Error::WindowDone { job_id, message });
         }
         if !(self.plan.restart && checkpoint.state == JobState::Running) {
             return Ok(checkpoint);

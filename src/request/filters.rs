@@ -302,6 +302,41 @@ pub fn freeze(filters: &Value, now: DateTime<Utc>) -> Value {
     frozen
 }
 
+/// True when some condition is a relative `DateRange` (resolved once, when a job is created).
+pub fn has_relative_range(filters: &Value) -> bool {
+    filters.as_object().is_some_and(|fields| {
+        fields
+            .values()
+            .filter_map(Value::as_array)
+            .flatten()
+            .any(|condition| condition.get("DateRange").is_some())
+    })
+}
+
+/// The earliest `UpdatedAt` a job's window starts at when the user's filters leave it open.
+pub const OPEN_START: &str = "1970-01-01T00:00:00.000Z";
+
+/// `filters` with their `UpdatedAt` bounded at `end` when they leave it open: a finding updated
+/// after a job froze its request is left for the next run instead of moving between the pages
+/// of this one. User filters with their own `UpdatedAt` conditions are kept as given (they are
+/// bounded already: every date condition has an end); filters already using every attribute
+/// Security Hub accepts are kept as given too (`None`).
+pub fn bound_updated_at(filters: &Value, end: DateTime<Utc>) -> Option<Value> {
+    let fields = filters.as_object()?;
+    if fields.contains_key("UpdatedAt") {
+        return Some(filters.clone());
+    }
+    if fields.len() >= MAX_ATTRIBUTES {
+        return None;
+    }
+    let mut bounded = fields.clone();
+    bounded.insert(
+        "UpdatedAt".into(),
+        serde_json::json!([{"Start": OPEN_START, "End": iso(end)}]),
+    );
+    Some(Value::Object(bounded))
+}
+
 /// Millisecond ISO-8601 UTC form used for frozen timestamps.
 pub fn iso(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)

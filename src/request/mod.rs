@@ -87,9 +87,18 @@ impl JobIdentity {
         format!("{}-{}-{hash}", self.account_id, self.region)
     }
 
-    /// Freezes the request as of `now`.
+    /// Freezes the request as of `now`: relative date ranges resolved, and the `UpdatedAt`
+    /// window closed at `now` when the filters leave it open.
     pub fn freeze(self, now: DateTime<Utc>) -> FrozenRequest {
-        let filters = filters::freeze(&self.filters_as_given, now);
+        let resolved = filters::freeze(&self.filters_as_given, now);
+        let filters = filters::bound_updated_at(&resolved, now).unwrap_or_else(|| {
+            tracing::warn!(
+                "the filters use all {} attributes Security Hub accepts, so the export's window is not closed at {}: findings updated during the export may be read twice or missed by it (add an UpdatedAt filter to close it)",
+                filters::MAX_ATTRIBUTES,
+                filters::iso(now)
+            );
+            resolved
+        });
         FrozenRequest {
             identity: self,
             filters,
@@ -157,6 +166,38 @@ mod tests {
             json!({"UpdatedAt": [{"Start": "2026-10-23T10:00:00.000Z", "End": "2026-11-22T10:00:00.000Z"}]})
         );
         assert_eq!(frozen.identity.filters_as_given, given);
+    }
+
+    #[test]
+    fn every_frozen_request_closes_its_updated_at_window_at_the_freeze() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let active = json!({"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]});
+        let frozen = identity(active.clone()).freeze(now);
+        assert_eq!(
+            frozen.filters,
+            json!({
+                "RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}],
+                "UpdatedAt": [{"Start": "1970-01-01T00:00:00.000Z", "End": "2026-11-22T10:00:00.000Z"}]
+            })
+        );
+        assert_eq!(
+            frozen.identity.filters_as_given, active,
+            "the job id is unchanged"
+        );
+        let own = json!({"UpdatedAt": [{"Start": "2026-01-01T00:00:00Z", "End": "2026-02-01T00:00:00Z"}]});
+        assert_eq!(identity(own.clone()).freeze(now).filters, own);
+        let full: serde_json::Map<String, Value> = (0..filters::MAX_ATTRIBUTES)
+            .map(|i| {
+                (
+                    format!("Attr{i}"),
+                    json!([{"Value": "x", "Comparison": "EQUALS"}]),
+                )
+            })
+            .collect();
+        let full = Value::Object(full);
+        assert_eq!(identity(full.clone()).freeze(now).filters, full);
     }
 
     #[test]

@@ -67,6 +67,14 @@ pub fn last_run_key(job_id: &str) -> String {
     format!("{}/last-run.json", job_dir(job_id))
 }
 
+/// Folder of feed families' state, beside the jobs'.
+pub const FEED_DIR: &str = "_sechub_export/feeds";
+
+/// `_sechub_export/feeds/<family>/state.json`: a feed family's watermark and runs.
+pub fn feed_state_key(family: &str) -> String {
+    format!("{FEED_DIR}/{family}/state.json")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,6 +137,20 @@ impl FanOut<'_> {
                 _ => 0,
             })
             .collect();
+        let now = chrono::Utc::now();
+        let all_done = priors
+            .iter()
+            .all(|p| matches!(p, Ok(Some(cp)) if cp.state == JobState::Complete));
+        if let Some(message) = priors
+            .iter()
+            .filter(|_| all_done)
+            .find_map(|p| p.as_ref().ok()?.as_ref()?.window_done(self.job_id, now))
+        {
+            return Err(Error::WindowDone {
+                job_id: self.job_id.to_string(),
+                message,
+            });
+        }
         let parameter = self.plan.progress_parameter(self.job_id);
         let ssm = parameter
             .clone()

@@ -1,0 +1,303 @@
+//! The continuous feed end to end: a snapshot, then incremental windows from the watermark, a
+//! run killed mid-way resumed first by the next, two runs started at once, and moto (which
+//! ignores filters) read back through the latest view.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use sechub_export::emulator::{Emulator, EmulatorConfig};
+use serde_json::Value;
+
+async fn emulator(findings: u64, seed: u64, rate: f64, burst: u32) -> Emulator {
+    start_emulator(EmulatorConfig {
+        rate,
+        burst,
+        ..EmulatorConfig::generated(findings, seed)
+    })
+    .await
+}
+
+/// `feed` of family `fam` to a folder, everything on `endpoint`.
+fn feed_cmd(endpoint: &str, lake: &Path, extra: &[&str]) -> tokio::process::Command {
+    let mut cmd = command(Some(endpoint));
+    cmd.args([
+        "feed",
+        "--destination",
+        lake.to_str().unwrap(),
+        "--family",
+        "fam",
+        "-q",
+    ])
+    .args(extra);
+    tokio::process::Command::from(cmd)
+}
+
+fn family_status(endpoint: &str, lake: &Path) -> String {
+    let mut cmd = command(Some(endpoint));
+    cmd.args([
+        "status",
+        "--destination",
+        lake.to_str().unwrap(),
+        "--family",
+        "fam",
+    ]);
+    run(cmd).ok()
+}
+
+fn feed_state(lake: &Path) -> Value {
+    let path = lake.join("_sechub_export/feeds/fam/state.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The checkpoint of the family's first run, once it exists.
+async fn first_run_checkpoint(lake: &Path) -> PathBuf {
+    loop {
+        let jobs = lake.join("_sechub_export/jobs");
+        if let Ok(entries) = std::fs::read_dir(&jobs) {
+            for entry in entries.flatten() {
+                let checkpoint = entry.path().join("checkpoint.json");
+                if checkpoint.exists() {
+                    return checkpoint;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn expected(dir: &Path, count: u64, seed: u64) -> PathBuf {
+    let path = dir.join("expected.ndjson");
+    generate(count, seed, &path);
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_then_an_incremental_window_from_the_watermark_and_status_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(600, 31, 50.0, 20).await;
+    let args = ["--rate", "50", "--burst", "20"];
+    let first = finish(feed_cmd(&emulator.url(), &lake, &args)).await.ok();
+    assert!(
+        first.contains("feed fam: snapshot run feed-fam-"),
+        "{first}"
+    );
+    assert!(first.contains("job total 600 findings"), "{first}");
+    let state = feed_state(&lake);
+    let watermark = state["watermark"].as_str().unwrap().to_string();
+    assert_eq!(state["last_snapshot"], state["watermark"]);
+    assert_eq!(state["current"], Value::Null);
+
+    let second = finish(feed_cmd(&emulator.url(), &lake, &args)).await.ok();
+    assert!(
+        second.contains("feed fam: incremental run feed-fam-"),
+        "{second}"
+    );
+    let state = feed_state(&lake);
+    let runs = state["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let window_start: chrono::DateTime<chrono::Utc> =
+        runs[1]["window_start"].as_str().unwrap().parse().unwrap();
+    let previous_end: chrono::DateTime<chrono::Utc> = watermark.parse().unwrap();
+    assert_eq!(
+        previous_end - window_start,
+        chrono::Duration::hours(1),
+        "the default overlap"
+    );
+    assert_eq!(runs[1]["rows"], 0, "nothing was updated since the snapshot");
+    // The window reached the service: the incremental job's frozen request holds it.
+    let job = runs[1]["job_id"].as_str().unwrap();
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(state_file(&lake, job, "checkpoint.json")).unwrap())
+            .unwrap();
+    let time = |value: &Value| {
+        value
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+    let window = &checkpoint["request"]["filters"]["UpdatedAt"][0];
+    assert_eq!(time(&window["End"]), time(&runs[1]["window_end"]));
+    assert_eq!(time(&window["Start"]), window_start);
+
+    let status = family_status(&emulator.url(), &lake);
+    for needle in [
+        "feed:          fam",
+        "runs:          2 complete, 600 findings",
+        "in progress:   none",
+        "snapshot",
+        "incremental",
+    ] {
+        assert!(status.contains(needle), "{needle}: {status}");
+    }
+    let report = check_lake(&lake, &expected(dir.path(), 600, 31), false);
+    assert_exactly_once(&report, 600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_way_is_resumed_first_and_the_watermark_never_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(1_200, 32, 6.0, 1).await;
+    let args = ["--rate", "6", "--burst", "1", "--part-rows", "100"];
+    let mut child = feed_cmd(&emulator.url(), &lake, &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = first_run_checkpoint(&lake).await;
+    let exported = |path: &Path| {
+        std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|cp| cp["exported_count"].as_u64())
+            .unwrap_or(0)
+    };
+    while exported(&checkpoint) < 200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().await.unwrap(); // SIGKILL: no flush, no state update
+    let killed = feed_state(&lake);
+    assert_eq!(
+        killed["watermark"],
+        Value::Null,
+        "an unfinished run moves nothing"
+    );
+    let run = killed["current"]["job_id"].as_str().unwrap().to_string();
+
+    let next = finish(feed_cmd(&emulator.url(), &lake, &args)).await.ok();
+    assert!(
+        next.contains(&format!("feed fam: resumed snapshot run {run}")),
+        "{next}"
+    );
+    assert!(
+        next.contains("feed fam: incremental run"),
+        "then a new window: {next}"
+    );
+    let state = feed_state(&lake);
+    let runs = state["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["job_id"], run.as_str());
+    assert_eq!(runs[0]["rows"], 1_200);
+    let incremental_start = runs[1]["window_start"].as_str().unwrap();
+    let snapshot_end: chrono::DateTime<chrono::Utc> =
+        runs[0]["window_end"].as_str().unwrap().parse().unwrap();
+    let start: chrono::DateTime<chrono::Utc> = incremental_start.parse().unwrap();
+    assert!(
+        start < snapshot_end,
+        "the next window overlaps the resumed run's"
+    );
+    let report = check_lake(&lake, &expected(dir.path(), 1_200, 32), false);
+    assert_exactly_once(&report, 1_200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_runs_started_at_once_one_exports_and_the_other_exits_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(1_000, 33, 6.0, 1).await;
+    let args = ["--rate", "6", "--burst", "1", "--part-rows", "100"];
+    let first = feed_cmd(&emulator.url(), &lake, &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let second = finish(feed_cmd(&emulator.url(), &lake, &args)).await;
+    second.fails(5, &["fam"]);
+    let first = Run {
+        output: first.wait_with_output().await.unwrap(),
+    };
+    assert!(first.ok().contains("job total 1000 findings"));
+    let state = feed_state(&lake);
+    assert_eq!(
+        state["runs"].as_array().unwrap().len(),
+        1,
+        "one window, exported once"
+    );
+    let report = check_lake(&lake, &expected(dir.path(), 1_000, 33), false);
+    assert_exactly_once(&report, 1_000);
+}
+
+#[test]
+fn feed_flags_it_sets_itself_are_refused_before_any_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--job-id", "x"], "name the family with --family"),
+        (
+            &[
+                "--filters",
+                r#"{"UpdatedAt":[{"DateRange":{"Value":1,"Unit":"DAYS"}}]}"#,
+            ],
+            "feed sets UpdatedAt itself",
+        ),
+        (&["--family", "a.b"], "invalid --family"),
+        (
+            &["--snapshot-every", "0s"],
+            "--snapshot-every must be positive",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut cmd = command(Some("http://127.0.0.1:9"));
+        cmd.args(["feed", "--destination", lake.to_str().unwrap()])
+            .args(extra);
+        run(cmd).fails(2, &[needle]);
+    }
+    assert!(!lake.exists(), "nothing written");
+}
+
+#[test]
+fn against_moto_which_ignores_filters_the_latest_view_keeps_one_row_per_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let moto = Moto::start();
+    let generated = dir.path().join("generated.ndjson");
+    generate(300, 34, &generated);
+    let seeded = dir.path().join("seeded.ndjson");
+    let report = lake_tool(&[
+        "seed",
+        &moto.url,
+        generated.to_str().unwrap(),
+        seeded.to_str().unwrap(),
+    ]);
+    assert_eq!(report["failed"], 0, "{report}");
+    let lake = dir.path().join("lake");
+    for kind in ["snapshot", "incremental"] {
+        let mut cmd = command(Some(&moto.url));
+        cmd.args([
+            "feed",
+            "--destination",
+            lake.to_str().unwrap(),
+            "--family",
+            "fam",
+            "-q",
+        ]);
+        let out = run(cmd).ok();
+        assert!(out.contains(&format!("feed fam: {kind} run")), "{out}");
+    }
+    let ddl = dir.path().join("findings.sql");
+    let mut cmd = command(None);
+    cmd.args([
+        "athena-ddl",
+        "--destination",
+        "s3://bucket/sh",
+        "--output",
+        ddl.to_str().unwrap(),
+    ]);
+    run(cmd).ok();
+    let queries = dir.path().join("queries.json");
+    std::fs::write(&queries, "{}").unwrap();
+    let report = lake_tool(&[
+        "ddl-check",
+        lake.to_str().unwrap(),
+        ddl.to_str().unwrap(),
+        queries.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        report["table_rows"], 600,
+        "moto served everything to both runs: {report}"
+    );
+    assert_eq!(report["latest_rows"], 300, "{report}");
+}
