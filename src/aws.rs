@@ -236,6 +236,29 @@ impl Failure {
     }
 }
 
+/// Who runs a job: the SDK config, its account (which also proves the credentials work) and
+/// its Region.
+pub struct Caller {
+    /// The shared SDK config.
+    pub config: SdkConfig,
+    /// The caller's account id.
+    pub account_id: String,
+    /// The caller's Region (`--region` or the chain's).
+    pub region: String,
+}
+
+/// Loads the SDK config and asks STS whose credentials they are.
+pub async fn caller(settings: &AwsSettings) -> Result<Caller> {
+    let config = load(settings).await?;
+    let account_id = account_id(&config).await?;
+    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+    Ok(Caller {
+        config,
+        account_id,
+        region,
+    })
+}
+
 /// The caller's account id (STS GetCallerIdentity); also proves the credentials work.
 pub async fn account_id(config: &SdkConfig) -> Result<String> {
     let sts = aws_sdk_sts::Client::new(config);

@@ -88,25 +88,8 @@ async fn the_ddl_matches_the_files_and_the_latest_view_keeps_the_newest_version(
     export_dataset(&lake, "first", &first).await;
     export_dataset(&lake, "second", &second).await;
 
-    let ddl = dir.path().join("findings.sql");
-    let mut cmd = command(None);
-    cmd.args([
-        "athena-ddl",
-        "--destination",
-        "s3://bucket/sh",
-        "--output",
-        ddl.to_str().unwrap(),
-    ]);
-    run(cmd).ok();
     let changed_id = second[7]["Id"].as_str().unwrap();
-    let queries = dir.path().join("queries.json");
-    std::fs::write(&queries, readme_queries(changed_id).to_string()).unwrap();
-    let report = lake_tool(&[
-        "ddl-check",
-        lake.to_str().unwrap(),
-        ddl.to_str().unwrap(),
-        queries.to_str().unwrap(),
-    ]);
+    let report = ddl_check(dir.path(), &lake, &readme_queries(changed_id));
 
     assert_eq!(
         report["schema_mismatches"],

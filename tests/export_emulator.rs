@@ -3,20 +3,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use sechub_export::emulator::{generate::Generator, Emulator, EmulatorConfig, Faults};
+use sechub_export::emulator::{generate::Generator, Emulator, Faults};
 
-async fn emulator(findings: u64, seed: u64, rate: f64, burst: u32) -> Emulator {
-    let config = EmulatorConfig {
-        rate,
-        burst,
-        ..EmulatorConfig::generated(findings, seed)
-    };
-    start_emulator(config).await
-}
+use common::generated_emulator as emulator;
 
 fn export_cmd(
     emulator: &Emulator,
@@ -44,12 +37,6 @@ async fn start_running(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     child
-}
-
-fn expected(dir: &Path, count: u64, seed: u64) -> PathBuf {
-    let path = dir.join("expected.ndjson");
-    generate(count, seed, &path);
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,18 +8,7 @@ const SEEDED: u64 = 1_250;
 
 /// A moto server seeded with `SEEDED` generated findings, and the NDJSON they came from.
 fn seeded_moto(dir: &std::path::Path) -> (Moto, std::path::PathBuf) {
-    let moto = Moto::start();
-    let generated = dir.join("generated.ndjson");
-    generate(SEEDED, 7, &generated);
-    let ndjson = dir.join("seeded.ndjson");
-    let seeded = lake_tool(&[
-        "seed",
-        &moto.url,
-        generated.to_str().unwrap(),
-        ndjson.to_str().unwrap(),
-    ]);
-    assert_eq!(seeded["failed"], 0, "{seeded}");
-    (moto, ndjson)
+    common::seeded_moto(dir, SEEDED, 7)
 }
 
 #[test]

@@ -8,17 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use sechub_export::emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
 
-async fn emulator(findings: u64, seed: u64, rate: f64, burst: u32) -> Emulator {
-    start_emulator(EmulatorConfig {
-        rate,
-        burst,
-        ..EmulatorConfig::generated(findings, seed)
-    })
-    .await
-}
+use common::generated_emulator as emulator;
 
 /// `feed` of family `fam` to a folder, everything on `endpoint`.
 fn feed_cmd(endpoint: &str, lake: &Path, extra: &[&str]) -> tokio::process::Command {
@@ -68,10 +60,13 @@ async fn first_run_checkpoint(lake: &Path) -> PathBuf {
     }
 }
 
-fn expected(dir: &Path, count: u64, seed: u64) -> PathBuf {
-    let path = dir.join("expected.ndjson");
-    generate(count, seed, &path);
-    path
+/// A feed run in the background, its output kept.
+fn spawn_feed(endpoint: &str, lake: &Path, extra: &[&str]) -> tokio::process::Child {
+    feed_cmd(endpoint, lake, extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,11 +139,7 @@ async fn a_run_killed_mid_way_is_resumed_first_and_the_watermark_never_skips() {
     let lake = dir.path().join("lake");
     let emulator = emulator(1_200, 32, 6.0, 1).await;
     let args = ["--rate", "6", "--burst", "1", "--part-rows", "100"];
-    let mut child = feed_cmd(&emulator.url(), &lake, &args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_feed(&emulator.url(), &lake, &args);
     let checkpoint = first_run_checkpoint(&lake).await;
     let exported = |path: &Path| {
         std::fs::read(path)
@@ -198,27 +189,28 @@ async fn a_run_killed_mid_way_is_resumed_first_and_the_watermark_never_skips() {
 async fn of_two_runs_started_at_once_one_exports_and_the_other_exits_busy() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let emulator = emulator(1_000, 33, 6.0, 1).await;
+    let emulator = emulator(3_000, 33, 6.0, 1).await;
     let args = ["--rate", "6", "--burst", "1", "--part-rows", "100"];
-    let first = feed_cmd(&emulator.url(), &lake, &args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let second = finish(feed_cmd(&emulator.url(), &lake, &args)).await;
-    second.fails(5, &["fam"]);
-    let first = Run {
-        output: first.wait_with_output().await.unwrap(),
-    };
-    assert!(first.ok().contains("job total 1000 findings"));
-    let state = feed_state(&lake);
-    assert_eq!(
-        state["runs"].as_array().unwrap().len(),
-        1,
-        "one window, exported once"
+    let (a, b) = (
+        spawn_feed(&emulator.url(), &lake, &args),
+        spawn_feed(&emulator.url(), &lake, &args),
     );
-    let report = check_lake(&lake, &expected(dir.path(), 1_000, 33), false);
-    assert_exactly_once(&report, 1_000);
+    let (a, b) = tokio::join!(a.wait_with_output(), b.wait_with_output());
+    let mut runs = [Run { output: a.unwrap() }, Run { output: b.unwrap() }];
+    runs.sort_by_key(Run::code);
+    let [exported, busy] = runs;
+    assert!(exported.ok().contains("job total 3000 findings"));
+    busy.fails(5, &["fam", "another run"]);
+    // One snapshot window holds every finding. (When the busy run's state read came first and
+    // its lock attempt last, the exporting run resumed the other's window and went on to an
+    // empty incremental one.)
+    let state = feed_state(&lake);
+    let runs = state["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["kind"], "snapshot");
+    assert_eq!(runs[0]["rows"], 3_000);
+    assert!(runs[1..].iter().all(|r| r["rows"] == 0), "{state}");
+    let report = check_lake(&lake, &expected(dir.path(), 3_000, 33), false);
+    assert_exactly_once(&report, 3_000);
 }
 
 #[test]
@@ -252,49 +244,16 @@ fn feed_flags_it_sets_itself_are_refused_before_any_call() {
 #[test]
 fn against_moto_which_ignores_filters_the_latest_view_keeps_one_row_per_finding() {
     let dir = tempfile::tempdir().unwrap();
-    let moto = Moto::start();
-    let generated = dir.path().join("generated.ndjson");
-    generate(300, 34, &generated);
-    let seeded = dir.path().join("seeded.ndjson");
-    let report = lake_tool(&[
-        "seed",
-        &moto.url,
-        generated.to_str().unwrap(),
-        seeded.to_str().unwrap(),
-    ]);
-    assert_eq!(report["failed"], 0, "{report}");
+    let (moto, _) = seeded_moto(dir.path(), 300, 34);
     let lake = dir.path().join("lake");
     for kind in ["snapshot", "incremental"] {
         let mut cmd = command(Some(&moto.url));
-        cmd.args([
-            "feed",
-            "--destination",
-            lake.to_str().unwrap(),
-            "--family",
-            "fam",
-            "-q",
-        ]);
+        cmd.args(["feed", "--destination", lake.to_str().unwrap()])
+            .args(["--family", "fam", "-q"]);
         let out = run(cmd).ok();
         assert!(out.contains(&format!("feed fam: {kind} run")), "{out}");
     }
-    let ddl = dir.path().join("findings.sql");
-    let mut cmd = command(None);
-    cmd.args([
-        "athena-ddl",
-        "--destination",
-        "s3://bucket/sh",
-        "--output",
-        ddl.to_str().unwrap(),
-    ]);
-    run(cmd).ok();
-    let queries = dir.path().join("queries.json");
-    std::fs::write(&queries, "{}").unwrap();
-    let report = lake_tool(&[
-        "ddl-check",
-        lake.to_str().unwrap(),
-        ddl.to_str().unwrap(),
-        queries.to_str().unwrap(),
-    ]);
+    let report = ddl_check(dir.path(), &lake, &serde_json::json!({}));
     assert_eq!(
         report["table_rows"], 600,
         "moto served everything to both runs: {report}"

@@ -16,7 +16,7 @@ use crate::aws;
 use crate::error::{Error, Result};
 use crate::job::{self, Cancel, Outcome};
 use crate::plan::{ExportPlan, ExportRequest, FiltersArg};
-use crate::request::filters::{iso, MAX_ATTRIBUTES, OPEN_START};
+use crate::request::filters::{freeze, iso, MAX_ATTRIBUTES, OPEN_START};
 use crate::request::validate_job_id;
 use crate::sink::{self, ObjectStore};
 use state::{FamilyIdentity, FeedRun, FeedState, RunKind, Stored};
@@ -88,11 +88,15 @@ pub async fn run(
     cancel: &Cancel,
 ) -> Result<Vec<String>> {
     let plan = validate(request, options)?;
-    let config = aws::load(&plan.aws).await?;
+    let aws::Caller {
+        config,
+        account_id,
+        region,
+    } = aws::caller(&plan.aws).await?;
     let identity = FamilyIdentity {
         api: plan.api,
-        account_id: aws::account_id(&config).await?,
-        region: config.region().map(|r| r.to_string()).unwrap_or_default(),
+        account_id,
+        region,
         streams: request.streams.clone(),
         filters_as_given: plan.filters.clone(),
         destination: plan.destination.url(),
@@ -250,9 +254,11 @@ pub fn next_run(
     }
 }
 
-/// The user's filters with a run's `UpdatedAt` window (both ends inclusive).
+/// The user's filters with a run's `UpdatedAt` window (both ends inclusive), and any relative
+/// `DateRange` of theirs resolved at the run's start: a run's request is absolute, so resuming
+/// it on a later day reads the same window.
 pub fn window_filters(filters: &Value, run: &FeedRun) -> Value {
-    let mut filters = filters.clone();
+    let mut filters = freeze(filters, run.window_end);
     let start = run.window_start.map_or(OPEN_START.to_string(), iso);
     if let Some(fields) = filters.as_object_mut() {
         fields.insert(

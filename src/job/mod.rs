@@ -35,11 +35,15 @@ use ssm::SsmCounter;
 
 /// Runs one export plan until complete, cancelled, time-boxed or failed.
 pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Result<RunSummary> {
-    let config = aws::load(&plan.aws).await?;
+    let aws::Caller {
+        config,
+        account_id,
+        region,
+    } = aws::caller(&plan.aws).await?;
     let identity = JobIdentity {
         api: plan.api,
-        region: config.region().map(|r| r.to_string()).unwrap_or_default(),
-        account_id: aws::account_id(&config).await?,
+        region,
+        account_id,
         filters_as_given: plan.filters.clone(),
         page_size: PAGE_SIZE,
         destination: plan.destination.url(),

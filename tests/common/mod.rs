@@ -152,6 +152,21 @@ pub fn export_command(endpoint: &str, lake: &Path, job: &str, extra: &[&str]) ->
     cmd
 }
 
+/// The emulator serving `findings` generated findings of `seed` at `rate`/s, burst `burst`.
+pub async fn generated_emulator(
+    findings: u64,
+    seed: u64,
+    rate: f64,
+    burst: u32,
+) -> sechub_export::emulator::Emulator {
+    start_emulator(sechub_export::emulator::EmulatorConfig {
+        rate,
+        burst,
+        ..sechub_export::emulator::EmulatorConfig::generated(findings, seed)
+    })
+    .await
+}
+
 /// The project's emulator on a free loopback port.
 pub async fn start_emulator(
     config: sechub_export::emulator::EmulatorConfig,
@@ -229,6 +244,48 @@ pub async fn finish(cmd: impl Into<tokio::process::Command>) -> Run {
 /// A job's state file (`checkpoint.json`, `manifest.json`) below a lake folder.
 pub fn state_file(lake: &Path, job: &str, name: &str) -> PathBuf {
     lake.join("_sechub_export/jobs").join(job).join(name)
+}
+
+/// The emulator's `count` findings of `seed` as NDJSON in `dir` (what a lake must hold).
+pub fn expected(dir: &Path, count: u64, seed: u64) -> PathBuf {
+    let path = dir.join("expected.ndjson");
+    generate(count, seed, &path);
+    path
+}
+
+/// A moto server seeded (BatchImportFindings) with `count` generated findings of `seed`, and
+/// the NDJSON of what it holds.
+pub fn seeded_moto(dir: &Path, count: u64, seed: u64) -> (Moto, PathBuf) {
+    let moto = Moto::start();
+    let generated = dir.join("generated.ndjson");
+    generate(count, seed, &generated);
+    let ndjson = dir.join("seeded.ndjson");
+    let seeded = lake_tool(&[
+        "seed",
+        &moto.url,
+        generated.to_str().unwrap(),
+        ndjson.to_str().unwrap(),
+    ]);
+    assert_eq!(seeded["failed"], 0, "{seeded}");
+    (moto, ndjson)
+}
+
+/// Reads `lake` as Athena would with the generated DDL (written into `dir`): its schema
+/// against every file, then `queries` (name -> SQL) and the `latest` view in DuckDB.
+pub fn ddl_check(dir: &Path, lake: &Path, queries: &Value) -> Value {
+    let ddl = dir.join("findings.sql");
+    let mut cmd = command(None);
+    cmd.args(["athena-ddl", "--destination", "s3://bucket/sh", "--output"])
+        .arg(&ddl);
+    run(cmd).ok();
+    let path = dir.join("queries.json");
+    std::fs::write(&path, queries.to_string()).unwrap();
+    lake_tool(&[
+        "ddl-check",
+        lake.to_str().unwrap(),
+        ddl.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ])
 }
 
 /// Asserts two checkpoint files record the same progress (what is exported and where to go on):

@@ -99,6 +99,12 @@ fn a_window_is_the_users_filters_and_updated_at_inclusive_at_both_ends() {
             "UpdatedAt": [{"Start": "2026-11-01T01:00:00.000Z", "End": "2026-11-02T02:00:00.000Z"}]
         })
     );
+    let created = json!({"CreatedAt": [{"DateRange": {"Value": 30, "Unit": "DAYS"}}]});
+    assert_eq!(
+        window_filters(&created, &run)["CreatedAt"],
+        json!([{"Start": "2026-10-03T02:00:00.000Z", "End": "2026-11-02T02:00:00.000Z"}]),
+        "a relative range of the user's is resolved at the run's start"
+    );
     let snapshot = FeedRun {
         window_start: None,
         kind: RunKind::Snapshot,

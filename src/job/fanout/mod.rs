@@ -56,9 +56,11 @@ pub struct FanOutSummary {
 /// Runs every stream of the plan's job that is not complete, `max_streams` at once.
 pub async fn run(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result<FanOutSummary> {
     let started = Instant::now();
-    let base = aws::load(&plan.aws).await?;
-    let caller = aws::account_id(&base).await?;
-    let home = base.region().map(|r| r.to_string()).unwrap_or_default();
+    let aws::Caller {
+        config: base,
+        account_id: caller,
+        region: home,
+    } = aws::caller(&plan.aws).await?;
     let identity = FanOutIdentity {
         selection: Selection {
             accounts: plan.streams.accounts.clone(),
