@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// Regions where Security Hub is enabled (default: every Region).
     #[arg(long, value_delimiter = ',')]
     pub hub_regions: Vec<String>,
+    /// This percentage of the findings were updated in the last day (the day's changes a daily
+    /// feed run reads); the others months ago.
+    #[arg(long, default_value_t = 0.0)]
+    pub recent_percent: f64,
     /// Every account aggregates the findings of all --hub-regions into this home Region.
     #[arg(long, requires = "hub_regions")]
     pub aggregation_home: Option<String>,
@@ -67,6 +71,17 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         aggregation_home: args.aggregation_home.clone(),
         ..EmulatorConfig::generated(args.findings, args.seed)
     };
+    if !(0.0..=100.0).contains(&args.recent_percent) {
+        return Err(Error::Usage(
+            "--recent-percent must be between 0 and 100".into(),
+        ));
+    }
+    if let Dataset::Generated { generator, .. } = &mut config.dataset {
+        if args.recent_percent > 0.0 {
+            let per_mille = (args.recent_percent * 10.0).round() as u32;
+            generator.recent = Some((per_mille, chrono::Utc::now()));
+        }
+    }
     if let Some(path) = &args.load {
         config.dataset = Dataset::load(path).map_err(Error::Usage)?;
     }

@@ -35,6 +35,9 @@ pub struct Generator {
     /// The account and Region of every finding (one account's hub in one Region); `None`:
     /// findings of five accounts in three Regions, as an aggregating administrator sees them.
     pub home: Option<(String, String)>,
+    /// Findings updated in the day before a moment, per mille (`--recent-percent`: the
+    /// changes a daily feed run reads): their `UpdatedAt` falls in that day.
+    pub recent: Option<(u32, DateTime<Utc>)>,
 }
 
 impl Default for Generator {
@@ -43,6 +46,7 @@ impl Default for Generator {
             seed: 1,
             base_time: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
             home: None,
+            recent: None,
         }
     }
 }
@@ -147,10 +151,16 @@ impl Generator {
         finding_id(product, region, &account, self.seed, index)
     }
 
-    /// The creation and update times of a finding, the next draws after its head.
-    fn times(&self, rng: &mut SmallRng) -> (DateTime<Utc>, DateTime<Utc>) {
+    /// The creation and update times of finding `index`, the next draws after its head.
+    fn times(&self, rng: &mut SmallRng, index: u64) -> (DateTime<Utc>, DateTime<Utc>) {
         let created = self.base_time - Duration::seconds(rng.random_range(3_600..86 * 86_400));
-        let updated = created + Duration::seconds(rng.random_range(0..3 * 86_400));
+        let mut updated = created + Duration::seconds(rng.random_range(0..3 * 86_400));
+        if let Some((per_mille, until)) = self.recent {
+            let dice = mix(self.seed ^ mix(index ^ 0x5EED));
+            if dice % 1_000 < u64::from(per_mille) {
+                updated = until - Duration::seconds(((dice >> 16) % 86_400) as i64);
+            }
+        }
         (created, updated)
     }
 
@@ -158,13 +168,13 @@ impl Generator {
     /// `UpdatedAt` alone: every export's window).
     pub fn updated_at(&self, index: u64) -> DateTime<Utc> {
         let (mut rng, ..) = self.head(index);
-        self.times(&mut rng).1
+        self.times(&mut rng, index).1
     }
 
     /// Finding `index` as a JSON value.
     pub fn finding_value(&self, index: u64) -> Value {
         let (mut rng, product, region, account) = self.head(index);
-        let (created, updated) = self.times(&mut rng);
+        let (created, updated) = self.times(&mut rng, index);
         let roll = rng.random_range(0..100);
         let mut acc = 0;
         let &(label, _, low, high) = SEVERITIES
@@ -364,12 +374,25 @@ mod tests {
 
     #[test]
     fn the_updated_at_alone_is_the_instant_the_finding_carries() {
-        let generator = Generator::default();
-        for index in 0..200 {
-            let finding = generator.finding_value(index);
-            let carried =
-                crate::encode::timestamp::parse_iso8601(finding["UpdatedAt"].as_str().unwrap());
-            assert_eq!(carried, Some(generator.updated_at(index)), "{finding}");
+        let until = Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap();
+        let recent = Generator {
+            recent: Some((100, until)),
+            ..Generator::default()
+        };
+        let in_last_day = (0..2_000)
+            .filter(|&i| recent.updated_at(i) > until - Duration::days(1))
+            .count();
+        assert!(
+            (150..250).contains(&in_last_day),
+            "10% of 2,000: {in_last_day}"
+        );
+        for generator in [Generator::default(), recent] {
+            for index in 0..200 {
+                let finding = generator.finding_value(index);
+                let carried =
+                    crate::encode::timestamp::parse_iso8601(finding["UpdatedAt"].as_str().unwrap());
+                assert_eq!(carried, Some(generator.updated_at(index)), "{finding}");
+            }
         }
     }
 
