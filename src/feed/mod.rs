@@ -60,12 +60,9 @@ pub fn validate(request: &ExportRequest, options: &FeedOptions) -> Result<Export
         return Err(Error::Usage("feed sets UpdatedAt itself (each run reads the window since the last); remove UpdatedAt from --filters".into()));
     }
     if let Some(family) = &options.family {
-        validate_job_id(family).map_err(|_| {
-            Error::Usage(format!(
-                "invalid --family {family:?}: use 1-{MAX_FAMILY} characters from A-Z a-z 0-9 - _"
-            ))
-        })?;
-        if family.len() > MAX_FAMILY || family.contains('.') {
+        let valid =
+            validate_job_id(family).is_ok() && family.len() <= MAX_FAMILY && !family.contains('.');
+        if !valid {
             return Err(Error::Usage(format!(
                 "invalid --family {family:?}: use 1-{MAX_FAMILY} characters from A-Z a-z 0-9 - _"
             )));
