@@ -260,3 +260,71 @@ fn against_moto_which_ignores_filters_the_latest_view_keeps_one_row_per_finding(
     );
     assert_eq!(report["latest_rows"], 300, "{report}");
 }
+
+/// The lake's `latest` view as (Id, finding JSON), read by DuckDB with the generated DDL.
+fn latest(dir: &Path, lake: &Path) -> std::collections::BTreeMap<String, String> {
+    let query =
+        serde_json::json!({"latest": "select id, finding_json from securityhub.findings_latest"});
+    let report = ddl_check(dir, lake, &query);
+    report["results"]["latest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_str().unwrap().to_string(),
+                row[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_runs_with_changes_between_them_leave_the_latest_view_equal_to_the_service() {
+    use sechub_export::emulator::changes::Change;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = emulator(400, 35, 50.0, 20).await;
+    let args = ["--rate", "50", "--burst", "20"];
+    let before = emulator.findings();
+    finish(feed_cmd(&emulator.url(), &lake, &args)).await.ok();
+
+    emulator.change(&Change::Update((0..20).collect()));
+    emulator.change(&Change::Resolve((20..40).collect()));
+    emulator.change(&Change::Add(15));
+    let after = emulator.findings();
+    // A run's window ends at its start second: changes of the same second are the next run's.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let second = finish(feed_cmd(&emulator.url(), &lake, &args)).await.ok();
+    assert!(second.contains("feed fam: incremental run"), "{second}");
+    let id = |text: &str| {
+        serde_json::from_str::<Value>(text).unwrap()["Id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let seen = latest(dir.path(), &lake);
+    assert_eq!(seen.len(), 415, "every finding once, the new ones too");
+    for (index, text) in after.iter().enumerate() {
+        // A workflow-only change keeps UpdatedAt: the incremental run cannot see it.
+        let want = if (20..40).contains(&index) {
+            &before[index]
+        } else {
+            text
+        };
+        assert_eq!(&seen[&id(text)], want, "finding {index}");
+    }
+
+    // The next snapshot catches the workflow-only changes.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let snapshot = ["--rate", "50", "--burst", "20", "--snapshot-every", "1s"];
+    let third = finish(feed_cmd(&emulator.url(), &lake, &snapshot))
+        .await
+        .ok();
+    assert!(third.contains("feed fam: snapshot run"), "{third}");
+    let seen = latest(dir.path(), &lake);
+    assert_eq!(seen.len(), 415);
+    for (index, text) in after.iter().enumerate() {
+        assert_eq!(&seen[&id(text)], text, "finding {index}");
+    }
+}

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::changes::{self, Change};
 use super::generate::Generator;
 use super::query::Dataset;
 use super::quota::{DemandMeter, TokenBucket};
@@ -21,7 +22,8 @@ use super::EMULATOR_ACCOUNT;
 
 /// What one account's Security Hub holds in one Region, with its own quota.
 pub(super) struct Hub {
-    pub dataset: Dataset,
+    /// Its findings (replaced as a whole when they change).
+    dataset: Mutex<Dataset>,
     pub bucket: Mutex<TokenBucket>,
     pub meter: Mutex<DemandMeter>,
     /// Bumped when the invalid-token fault fires: every older token is dead from then on.
@@ -31,9 +33,21 @@ pub(super) struct Hub {
 }
 
 impl Hub {
+    /// Its findings as they are now.
+    pub(super) fn dataset(&self) -> Dataset {
+        self.dataset.lock().expect("dataset").clone()
+    }
+
+    /// Applies a change to its findings; queries computed before it are computed again.
+    pub(super) fn change(&self, change: &Change) {
+        let mut dataset = self.dataset.lock().expect("dataset");
+        *dataset = changes::apply(&dataset, change, chrono::Utc::now());
+        self.matches.lock().expect("matches").clear();
+    }
+
     pub(super) fn new(dataset: Dataset, rate: f64, burst: u32) -> Hub {
         Hub {
-            dataset,
+            dataset: Mutex::new(dataset),
             bucket: Mutex::new(TokenBucket::new(rate, burst, Instant::now())),
             meter: Mutex::new(DemandMeter::new(rate)),
             epoch: AtomicU64::new(0),

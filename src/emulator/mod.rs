@@ -2,6 +2,7 @@
 //! protocol, the real quota (token bucket, 429s) per account and Region, AssumeRole into member
 //! accounts, and faults on demand.
 
+pub mod changes;
 pub mod generate;
 pub mod hubs;
 pub mod query;
@@ -193,6 +194,21 @@ impl Emulator {
     /// What it saw so far.
     pub fn stats(&self) -> Stats {
         self.state.stats()
+    }
+
+    /// Changes the findings of every hub made so far while it runs (queries asked after it see
+    /// them).
+    pub fn change(&self, change: &changes::Change) {
+        for hub in self.state.hubs.all() {
+            hub.change(change);
+        }
+    }
+
+    /// Every finding of the only hub as it is now, as JSON texts (what a complete lake's
+    /// latest view must equal).
+    pub fn findings(&self) -> Vec<String> {
+        let dataset = self.state.hubs.all()[0].dataset();
+        (0..dataset.len()).map(|i| dataset.text(i)).collect()
     }
 
     /// Changes the faults while it runs.

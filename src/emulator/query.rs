@@ -22,6 +22,14 @@ pub enum Dataset {
     /// Several data sets one after the other (an aggregation home Region: its own findings,
     /// then each linked Region's).
     Union(Arc<Vec<Dataset>>),
+    /// A data set with findings changed (by index, as JSON texts) and findings added after it
+    /// (see `changes`).
+    #[allow(missing_docs)]
+    Changed {
+        base: Arc<Dataset>,
+        replaced: Arc<std::collections::HashMap<u64, String>>,
+        added: Arc<Vec<String>>,
+    },
 }
 
 impl Dataset {
@@ -31,6 +39,23 @@ impl Dataset {
             Dataset::Generated { count, .. } => *count,
             Dataset::Loaded(findings) => findings.len() as u64,
             Dataset::Union(parts) => parts.iter().map(Dataset::len).sum(),
+            Dataset::Changed { base, added, .. } => base.len() + added.len() as u64,
+        }
+    }
+
+    /// The JSON text a change replaced or added at `index`, if any.
+    fn changed_text(&self, index: u64) -> Option<&str> {
+        let Dataset::Changed {
+            base,
+            replaced,
+            added,
+        } = self
+        else {
+            return None;
+        };
+        match index.checked_sub(base.len()) {
+            Some(extra) => added.get(extra as usize).map(String::as_str),
+            None => replaced.get(&index).map(String::as_str),
         }
     }
 
@@ -59,6 +84,10 @@ impl Dataset {
                 let (part, index) = Self::locate(parts, index);
                 part.text(index)
             }
+            Dataset::Changed { base, .. } => match self.changed_text(index) {
+                Some(text) => text.to_string(),
+                None => base.text(index),
+            },
         }
     }
 
@@ -71,30 +100,27 @@ impl Dataset {
                 let (part, index) = Self::locate(parts, index);
                 part.id(index)
             }
+            Dataset::Changed { base, .. } => match self.changed_text(index) {
+                Some(_) => self.value(index)["Id"].as_str().map(str::to_string),
+                None => base.id(index),
+            },
         }
     }
 
     /// The `UpdatedAt` of finding `index` (for a window on `UpdatedAt` alone, cheaper than the
     /// whole finding).
     pub fn updated_at(&self, index: u64) -> Option<chrono::DateTime<Utc>> {
-        #[derive(serde::Deserialize)]
-        struct UpdatedOnly {
-            #[serde(rename = "UpdatedAt")]
-            updated_at: Option<String>,
-        }
         match self {
             Dataset::Generated { generator, .. } => Some(generator.updated_at(index)),
-            Dataset::Loaded(findings) => {
-                serde_json::from_str::<UpdatedOnly>(&findings[index as usize])
-                    .ok()?
-                    .updated_at
-                    .as_deref()
-                    .and_then(parse_iso8601)
-            }
+            Dataset::Loaded(findings) => updated_at_of(&findings[index as usize]),
             Dataset::Union(parts) => {
                 let (part, index) = Self::locate(parts, index);
                 part.updated_at(index)
             }
+            Dataset::Changed { base, .. } => match self.changed_text(index) {
+                Some(text) => updated_at_of(text),
+                None => base.updated_at(index),
+            },
         }
     }
 
@@ -109,6 +135,10 @@ impl Dataset {
                 let (part, index) = Self::locate(parts, index);
                 part.value(index)
             }
+            Dataset::Changed { base, .. } => match self.changed_text(index) {
+                Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                None => base.value(index),
+            },
         }
     }
 
@@ -213,6 +243,20 @@ pub fn matches(filters: &Value, finding: &Value) -> bool {
             true
         }
     })
+}
+
+/// The `UpdatedAt` of a finding's JSON text, read without building the finding.
+fn updated_at_of(text: &str) -> Option<chrono::DateTime<Utc>> {
+    #[derive(serde::Deserialize)]
+    struct UpdatedOnly {
+        #[serde(rename = "UpdatedAt")]
+        updated_at: Option<String>,
+    }
+    serde_json::from_str::<UpdatedOnly>(text)
+        .ok()?
+        .updated_at
+        .as_deref()
+        .and_then(parse_iso8601)
 }
 
 /// The `UpdatedAt` conditions when `filters` (without `Id`) filter on `UpdatedAt` alone.

@@ -15,7 +15,7 @@ use rand::Rng;
 use serde_json::Value;
 
 use super::hubs::{self, Hub, Hubs};
-use super::query::{self, TokenError};
+use super::query::{self, Dataset, TokenError};
 use super::{Faults, Stats};
 use crate::request::narrow::string_conditions_match;
 
@@ -237,10 +237,9 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
             })?
         }
     };
-    let indexes = matching(hub, &filters, hash);
-    let total = indexes
-        .as_ref()
-        .map_or(hub.dataset.len(), |m| m.len() as u64);
+    let dataset = hub.dataset();
+    let indexes = matching(hub, &dataset, &filters, hash);
+    let total = indexes.as_ref().map_or(dataset.len(), |m| m.len() as u64);
     let end = (offset + max_results as u64).min(total);
     let mut text = String::from("{\"Findings\":[");
     for (n, position) in (offset..end).enumerate() {
@@ -248,7 +247,7 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
             text.push(',');
         }
         let index = indexes.as_ref().map_or(position, |m| m[position as usize]);
-        text.push_str(&hub.dataset.text(index));
+        text.push_str(&dataset.text(index));
     }
     text.push(']');
     if end < total {
@@ -264,7 +263,7 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
 }
 
 /// The indexes matching a filtered query (`None`: no filters, every finding), computed once.
-fn matching(hub: &Hub, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
+fn matching(hub: &Hub, dataset: &Dataset, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
     if filters.as_object().is_none_or(|f| f.is_empty()) {
         return None;
     }
@@ -274,17 +273,17 @@ fn matching(hub: &Hub, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
     // Id conditions first, on Ids alone: a shard's finding is built only when its Id matches.
     let (id_conditions, others) = query::split_id(filters);
     let found: Arc<Vec<u64>> = Arc::new(
-        (0..hub.dataset.len())
+        (0..dataset.len())
             .filter(|&i| {
                 id_conditions.is_none_or(|conditions| {
-                    string_conditions_match(hub.dataset.id(i).as_deref(), conditions)
+                    string_conditions_match(dataset.id(i).as_deref(), conditions)
                 })
             })
             .filter(|&i| match others.as_ref() {
                 None => true,
                 Some(others) => match query::updated_at_only(others) {
-                    Some(window) => query::dates_match(hub.dataset.updated_at(i), window),
-                    None => query::matches(others, &hub.dataset.value(i)),
+                    Some(window) => query::dates_match(dataset.updated_at(i), window),
+                    None => query::matches(others, &dataset.value(i)),
                 },
             })
             .collect(),
