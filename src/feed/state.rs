@@ -38,26 +38,24 @@ pub struct FamilyIdentity {
 }
 
 impl FamilyIdentity {
+    /// The identity without what does not change what the family exports (how many streams
+    /// run at once): what its name hashes and what a run is compared on.
+    fn canonical(&self) -> FamilyIdentity {
+        let mut identity = self.clone();
+        identity.streams.max_streams = 0;
+        identity
+    }
+
     /// The default family name: account, Region and a short hash of the rest.
     pub fn default_family(&self) -> String {
-        let mut canonical = serde_json::to_value(self).expect("identity serialises");
-        // How many streams run at once does not change what the family exports.
-        if let Some(streams) = canonical.get_mut("streams").and_then(Value::as_object_mut) {
-            streams.remove("max_streams");
-        }
-        let bytes = serde_json::to_vec(&canonical).expect("identity serialises");
+        let bytes = serde_json::to_vec(&self.canonical()).expect("identity serialises");
         let hash = hex::encode(&Sha256::digest(&bytes)[..5]);
         format!("{}-{}-{hash}", self.account_id, self.region)
     }
 
     /// The same family: everything but how many streams run at once.
     fn same_as(&self, other: &FamilyIdentity) -> bool {
-        let strip = |identity: &FamilyIdentity| {
-            let mut identity = identity.clone();
-            identity.streams.max_streams = 0;
-            identity
-        };
-        strip(self) == strip(other)
+        self.canonical() == other.canonical()
     }
 }
 

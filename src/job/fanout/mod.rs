@@ -139,14 +139,17 @@ impl FanOut<'_> {
                 _ => 0,
             })
             .collect();
+        // Every stream complete: the job's relative window may be done (see `window_done`).
+        let complete: Option<Vec<&Checkpoint>> = priors
+            .iter()
+            .map(|p| p.as_ref().ok().and_then(Option::as_ref))
+            .map(|cp| cp.filter(|cp| cp.state == JobState::Complete))
+            .collect();
         let now = chrono::Utc::now();
-        let all_done = priors
+        if let Some(message) = complete
+            .unwrap_or_default()
             .iter()
-            .all(|p| matches!(p, Ok(Some(cp)) if cp.state == JobState::Complete));
-        if let Some(message) = priors
-            .iter()
-            .filter(|_| all_done)
-            .find_map(|p| p.as_ref().ok()?.as_ref()?.window_done(self.job_id, now))
+            .find_map(|cp| cp.window_done(self.job_id, now))
         {
             return Err(Error::WindowDone {
                 job_id: self.job_id.to_string(),

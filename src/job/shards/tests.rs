@@ -29,6 +29,13 @@ fn control_id(rng: &mut SmallRng) -> String {
 }
 
 /// The shards an Id belongs to, by the service's semantics of each shard's conditions.
+/// How many of `ids` start with one of `prefixes`.
+fn under(ids: &[String], prefixes: &[String]) -> usize {
+    ids.iter()
+        .filter(|id| prefixes.iter().any(|p| id.starts_with(p.as_str())))
+        .count()
+}
+
 fn shards_holding(shards: &[ShardCursor], id: &str) -> usize {
     shards
         .iter()
@@ -91,12 +98,7 @@ fn a_skewed_sample_is_split_where_it_is_heavy() {
     let prefixes = split_by_prefix(&sample, 10);
     let sizes: Vec<usize> = prefixes
         .iter()
-        .map(|p| {
-            sample
-                .iter()
-                .filter(|id| id.starts_with(p.as_str()))
-                .count()
-        })
+        .map(|p| under(&sample, std::slice::from_ref(p)))
         .collect();
     let largest = *sizes.iter().max().unwrap();
     assert!(
@@ -160,15 +162,7 @@ fn fine_prefixes_packed_into_few_shards_are_even() {
         })
         .collect();
     let groups = pack(&sample, 6);
-    let sizes: Vec<usize> = groups
-        .iter()
-        .map(|g| {
-            sample
-                .iter()
-                .filter(|id| g.iter().any(|p| id.starts_with(p.as_str())))
-                .count()
-        })
-        .collect();
+    let sizes: Vec<usize> = groups.iter().map(|g| under(&sample, g)).collect();
     let covered: usize = sizes.iter().sum();
     assert!(
         covered >= 190,
