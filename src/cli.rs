@@ -196,7 +196,7 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
         Command::Status(flags) => commands::status::status(&flags).await.map(Some),
         Command::Verify(args) => commands::verify::verify(&args).await.map(Some),
         Command::AthenaDdl(flags) if flags.cloudformation => commands::athena::write_or_return(
-            crate::athena::cloudformation_resources(crate::request::Api::GetFindings.format()),
+            crate::athena::cloudformation::resources(crate::request::Api::GetFindings.format()),
             flags.output.as_deref(),
         ),
         Command::AthenaDdl(flags) => commands::athena::athena_ddl(

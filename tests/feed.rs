@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use common::*;
 use serde_json::Value;
 
@@ -244,7 +245,7 @@ fn feed_flags_it_sets_itself_are_refused_before_any_call() {
 #[test]
 fn against_moto_which_ignores_filters_the_latest_view_keeps_one_row_per_finding() {
     let dir = tempfile::tempdir().unwrap();
-    let (moto, _) = seeded_moto(dir.path(), 300, 34);
+    let (moto, seeded) = seeded_moto(dir.path(), 300, 34);
     let lake = dir.path().join("lake");
     for kind in ["snapshot", "incremental"] {
         let mut cmd = command(Some(&moto.url));
@@ -253,12 +254,30 @@ fn against_moto_which_ignores_filters_the_latest_view_keeps_one_row_per_finding(
         let out = run(cmd).ok();
         assert!(out.contains(&format!("feed fam: {kind} run")), "{out}");
     }
+    // The generated findings carry fixed dates: those updated more than 90 days before the
+    // newest run's window end are past Security Hub's retention, gone from the latest view.
+    let newest_run: DateTime<Utc> = feed_state(&lake)["watermark"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let retained = std::fs::read_to_string(&seeded)
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            let finding: Value = serde_json::from_str(line).unwrap();
+            let updated: DateTime<Utc> = finding["UpdatedAt"].as_str().unwrap().parse().unwrap();
+            updated >= newest_run - chrono::Duration::days(90)
+        })
+        .count() as u64;
     let report = ddl_check(dir.path(), &lake, &serde_json::json!({}));
     assert_eq!(
         report["table_rows"], 600,
         "moto served everything to both runs: {report}"
     );
-    assert_eq!(report["latest_rows"], 300, "{report}");
+    assert_eq!(report["runs"], 2, "{report}");
+    assert_eq!(report["archive_rows"], 300, "{report}");
+    assert_eq!(report["latest_rows"], retained, "{report}");
 }
 
 /// The lake's `latest` view as (Id, finding JSON), read by DuckDB with the generated DDL.
@@ -279,52 +298,133 @@ fn latest(dir: &Path, lake: &Path) -> std::collections::BTreeMap<String, String>
         .collect()
 }
 
+/// An emulator whose findings were last updated 7 to 99 days ago (some past the 90 days
+/// Security Hub keeps them), as a live hub's are.
+async fn live_emulator(findings: u64, seed: u64) -> sechub_export::emulator::Emulator {
+    use sechub_export::emulator::{generate::Generator, query::Dataset, EmulatorConfig};
+    let generator = Generator {
+        seed,
+        base_time: Utc::now() - chrono::Duration::days(10),
+        ..Generator::default()
+    };
+    start_emulator(EmulatorConfig {
+        dataset: Dataset::Generated {
+            generator,
+            count: findings,
+        },
+        rate: 50.0,
+        burst: 20,
+        ..EmulatorConfig::generated(findings, seed)
+    })
+    .await
+}
+
+/// What the latest view must hold: `(Id, JSON)` of each finding the lake should show, given
+/// the text each index should show (`None`: not shown), minus those 90 days older than the
+/// family's watermark (past Security Hub's retention).
+fn shown(lake: &Path, texts: &[Option<String>]) -> std::collections::BTreeMap<String, String> {
+    let watermark: DateTime<Utc> = feed_state(lake)["watermark"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    texts
+        .iter()
+        .flatten()
+        .filter_map(|text| {
+            let finding: Value = serde_json::from_str(text).unwrap();
+            let updated: DateTime<Utc> = finding["UpdatedAt"].as_str().unwrap().parse().unwrap();
+            let id = finding["Id"].as_str().unwrap().to_string();
+            (updated >= watermark - chrono::Duration::days(90)).then(|| (id, text.clone()))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_runs_with_changes_between_them_leave_the_latest_view_equal_to_the_service() {
+async fn four_runs_with_changes_between_and_during_them_leave_the_latest_view_equal_to_the_service()
+{
     use sechub_export::emulator::changes::Change;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let emulator = emulator(400, 35, 50.0, 20).await;
-    let args = ["--rate", "50", "--burst", "20"];
-    let before = emulator.findings();
-    finish(feed_cmd(&emulator.url(), &lake, &args)).await.ok();
-
-    emulator.change(&Change::Update((0..20).collect()));
-    emulator.change(&Change::Resolve((20..40).collect()));
-    emulator.change(&Change::Add(15));
-    let after = emulator.findings();
-    // A run's window ends at its start second: changes of the same second are the next run's.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let second = finish(feed_cmd(&emulator.url(), &lake, &args)).await.ok();
-    assert!(second.contains("feed fam: incremental run"), "{second}");
-    let id = |text: &str| {
-        serde_json::from_str::<Value>(text).unwrap()["Id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+    let emulator = live_emulator(400, 35).await;
+    let url = emulator.url();
+    let as_shown = |texts: Vec<String>| -> Vec<Option<String>> {
+        texts
+            .into_iter()
+            .map(|t| (!t.is_empty()).then_some(t))
+            .collect()
     };
-    let seen = latest(dir.path(), &lake);
-    assert_eq!(seen.len(), 415, "every finding once, the new ones too");
-    for (index, text) in after.iter().enumerate() {
-        // A workflow-only change keeps UpdatedAt: the incremental run cannot see it.
-        let want = if (20..40).contains(&index) {
-            &before[index]
-        } else {
-            text
-        };
-        assert_eq!(&seen[&id(text)], want, "finding {index}");
-    }
 
-    // The next snapshot catches the workflow-only changes.
+    // Run 1, a snapshot of 4 pages: after its second page, 5 findings of its first page are
+    // updated and leave its window, and the offset cursor skips the 5 findings behind them.
+    emulator.change_after_pages(2, Change::Update((0..5).collect()));
+    let first = finish(feed_cmd(&url, &lake, &[])).await.ok();
+    assert!(first.contains("read again as"), "{first}");
+    let run = &feed_state(&lake)["runs"][0];
+    let job = run["job_id"].as_str().unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(state_file(&lake, job, "manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["settled"], false, "{manifest}");
+    // 400 in its window when it began; 5 read before they left it, 5 unchanged ones skipped.
+    assert_eq!(manifest["rows"], 395, "{manifest}");
+    assert_eq!(
+        (run["repairs"].clone(), run["settled"].clone()),
+        (1.into(), true.into())
+    );
+
+    // Between runs: deleted, workflow-only, created; during run 2: updated after its page.
+    let before = emulator.findings();
+    emulator.change(&Change::Delete((10..15).collect()));
+    emulator.change(&Change::Resolve((20..25).collect()));
+    emulator.change(&Change::Add(7));
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let snapshot = ["--rate", "50", "--burst", "20", "--snapshot-every", "1s"];
-    let third = finish(feed_cmd(&emulator.url(), &lake, &snapshot))
-        .await
-        .ok();
-    assert!(third.contains("feed fam: snapshot run"), "{third}");
-    let seen = latest(dir.path(), &lake);
-    assert_eq!(seen.len(), 415);
-    for (index, text) in after.iter().enumerate() {
-        assert_eq!(&seen[&id(text)], text, "finding {index}");
+    let pages_so_far = emulator.stats().pages;
+    emulator.change_after_pages(pages_so_far + 1, Change::Update((50..53).collect()));
+    let during = emulator.findings();
+    let second = finish(feed_cmd(&url, &lake, &[])).await.ok();
+    assert!(second.contains("feed fam: incremental run"), "{second}");
+    assert!(second.contains("read again as"), "{second}");
+    let mut want = as_shown(during.clone());
+    for index in (10..15).chain(20..25) {
+        // Deleted: shown until a snapshot without it is judged. Workflow-only: kept UpdatedAt.
+        want[index] = Some(before[index].clone());
     }
+    assert_eq!(latest(dir.path(), &lake), shown(&lake, &want));
+
+    // Run 3, a snapshot: reads the workflow-only and mid-run-2 changes; not judged yet (no
+    // later run), so the deleted findings stay.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let snapshot = ["--snapshot-every", "1s"];
+    let third = finish(feed_cmd(&url, &lake, &snapshot)).await.ok();
+    assert!(third.contains("feed fam: snapshot run"), "{third}");
+    let now = emulator.findings();
+    let mut want = as_shown(now.clone());
+    for index in 10..15 {
+        want[index] = Some(before[index].clone());
+    }
+    assert_eq!(latest(dir.path(), &lake), shown(&lake, &want));
+
+    // Run 4: the snapshot is judged, and the deleted findings leave the latest view.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let fourth = finish(feed_cmd(&url, &lake, &[])).await.ok();
+    assert!(fourth.contains("feed fam: incremental run"), "{fourth}");
+    let want = shown(&lake, &as_shown(emulator.findings()));
+    let seen = latest(dir.path(), &lake);
+    assert_eq!(seen, want);
+    assert!(
+        seen.len() > 300 && seen.len() < 402,
+        "some past retention: {}",
+        seen.len()
+    );
+    let report = ddl_check(dir.path(), &lake, &serde_json::json!({}));
+    assert_eq!(
+        report["archive_rows"], 407,
+        "every finding ever exported: {report}"
+    );
+    assert_eq!(
+        report["schema_mismatches"],
+        serde_json::json!([]),
+        "{report}"
+    );
 }

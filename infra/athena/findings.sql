@@ -44,8 +44,23 @@ TBLPROPERTIES (
   'storage.location.template'='s3://your-bucket/your-prefix/findings/export_date=${export_date}/'
 );
 
--- Latest state of each finding across every export.
-CREATE OR REPLACE VIEW "securityhub"."findings_latest" AS
+-- Complete feed runs: one file per run under s3://your-bucket/your-prefix/feed_runs/.
+CREATE EXTERNAL TABLE IF NOT EXISTS `securityhub`.`findings_feed_runs` (
+  `feed_family` string COMMENT 'the feed family the run belongs to',
+  `export_job_id` string COMMENT 'the runs job: its rows carry this id (a streams rows add .<account>.<region>)',
+  `run_kind` string COMMENT 'snapshot (every finding up to window_end), incremental (the window) or repair (a window read again)',
+  `findings_table` string COMMENT 'the folder of the findings table the run wrote',
+  `window_start` timestamp COMMENT 'UpdatedAt from, inclusive, UTC; null for a snapshot',
+  `window_end` timestamp COMMENT 'UpdatedAt to, inclusive, UTC: when the run started',
+  `completed_at` timestamp COMMENT 'when the runs export completed, UTC',
+  `row_count` bigint COMMENT 'findings the run exported',
+  `settled` boolean COMMENT 'no finding changed while the run (or its last repair) read the window: the read is exact'
+)
+STORED AS PARQUET
+LOCATION 's3://your-bucket/your-prefix/feed_runs/';
+
+-- Newest state of every finding ever exported, kept after the service deletes it.
+CREATE OR REPLACE VIEW "securityhub"."findings_archive" AS
 SELECT "id", "product_arn", "product_name", "company_name", "generator_id", "aws_account_id", "region", "types", "title", "description", "severity_label", "severity_normalized", "compliance_status", "workflow_status", "record_state", "created_at", "updated_at", "first_observed_at", "last_observed_at", "resource_types", "resource_ids", "product_fields", "user_defined_fields", "finding_json", "export_job_id", "exported_at", "source_account_id", "source_region", "export_date"
 FROM (
   SELECT *, row_number() OVER (
@@ -55,3 +70,39 @@ FROM (
   FROM "securityhub"."findings"
 )
 WHERE "version_rank" = 1;
+
+-- The service's findings as the lake last saw them: the newest state of each, without
+-- those past Security Hub's 90-day retention or gone from the feed's latest snapshot.
+CREATE OR REPLACE VIEW "securityhub"."findings_latest" AS
+WITH "newest" AS (
+  SELECT *, row_number() OVER (
+    PARTITION BY "id", "product_arn"
+    ORDER BY "updated_at" DESC NULLS LAST, "exported_at" DESC, "export_date" DESC
+  ) AS "version_rank"
+  FROM "securityhub"."findings"
+),
+"runs" AS (
+  SELECT "feed_family", "export_job_id", "run_kind", "window_end", "settled"
+  FROM "securityhub"."findings_feed_runs"
+  WHERE "findings_table" = 'findings'
+),
+"judged_snapshots" AS (
+  SELECT "s"."feed_family", max("s"."window_end") AS "snapshot_end"
+  FROM "runs" AS "s"
+  JOIN "runs" AS "later"
+    ON "later"."feed_family" = "s"."feed_family" AND "later"."window_end" > "s"."window_end"
+  WHERE "s"."run_kind" = 'snapshot' AND coalesce("s"."settled", true)
+  GROUP BY "s"."feed_family"
+),
+"lake" AS (
+  SELECT max("window_end") AS "newest_run_end" FROM "runs"
+)
+SELECT "n"."id", "n"."product_arn", "n"."product_name", "n"."company_name", "n"."generator_id", "n"."aws_account_id", "n"."region", "n"."types", "n"."title", "n"."description", "n"."severity_label", "n"."severity_normalized", "n"."compliance_status", "n"."workflow_status", "n"."record_state", "n"."created_at", "n"."updated_at", "n"."first_observed_at", "n"."last_observed_at", "n"."resource_types", "n"."resource_ids", "n"."product_fields", "n"."user_defined_fields", "n"."finding_json", "n"."export_job_id", "n"."exported_at", "n"."source_account_id", "n"."source_region", "n"."export_date"
+FROM "newest" AS "n"
+CROSS JOIN "lake"
+LEFT JOIN "runs" AS "r" ON "r"."export_job_id" = split_part("n"."export_job_id", '.', 1)
+LEFT JOIN "judged_snapshots" AS "j" ON "j"."feed_family" = "r"."feed_family"
+WHERE "n"."version_rank" = 1
+  AND ("lake"."newest_run_end" IS NULL OR "n"."updated_at" IS NULL
+    OR "n"."updated_at" >= "lake"."newest_run_end" - INTERVAL '90' DAY)
+  AND ("j"."snapshot_end" IS NULL OR "r"."window_end" >= "j"."snapshot_end");

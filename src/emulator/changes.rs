@@ -1,6 +1,6 @@
 //! Findings changing under an export, as they do in a live Security Hub: updated (a new
-//! `UpdatedAt`), changed by BatchUpdateFindings (workflow status, `UpdatedAt` kept) and newly
-//! created. A change replaces the hub's data set with one layered over it; queries asked after
+//! `UpdatedAt`), changed by BatchUpdateFindings (workflow status, `UpdatedAt` kept), newly
+//! created and deleted (90 days after their last update). A change replaces the hub's data set with one layered over it; queries asked after
 //! it see the new findings.
 
 use std::collections::HashMap;
@@ -22,6 +22,8 @@ pub enum Change {
     Resolve(Vec<u64>),
     /// This many findings are created at the moment of the change.
     Add(u64),
+    /// These findings are deleted (as the service does 90 days after a finding's last update).
+    Delete(Vec<u64>),
 }
 
 /// `dataset` with `change` applied at `now`.
@@ -62,6 +64,17 @@ pub fn apply(dataset: &Dataset, change: &Change, now: DateTime<Utc>) -> Dataset 
                 put(index, finding);
             }
         }
+        Change::Delete(indexes) => {
+            for &index in indexes.iter().filter(|&&i| i < total) {
+                // An empty text marks it deleted; every other finding keeps its index.
+                match index.checked_sub(base.len()) {
+                    Some(extra) => added[extra as usize] = String::new(),
+                    None => {
+                        replaced.insert(index, String::new());
+                    }
+                }
+            }
+        }
         Change::Add(count) => {
             for n in 0..*count {
                 let mut finding = dataset.value(n % total.max(1));
@@ -96,6 +109,14 @@ mod tests {
         let changed = apply(&changed, &Change::Resolve(vec![2]), now);
         let changed = apply(&changed, &Change::Add(3), now);
         assert_eq!(changed.len(), 13);
+        assert!(!changed.has_deletions());
+        let deleted = apply(&changed, &Change::Delete(vec![4]), now);
+        assert!(deleted.is_deleted(4) && !deleted.is_deleted(3) && deleted.has_deletions());
+        assert_eq!(
+            deleted.updated_at(4),
+            None,
+            "no window matches a deleted finding"
+        );
         assert_eq!(changed.updated_at(1), Some(now));
         assert!(changed.value(1)["Title"]
             .as_str()

@@ -148,6 +148,7 @@ impl Emulator {
             ),
             rate: config.rate,
             burst: config.burst,
+            scheduled: Mutex::new(Vec::new()),
             faults: Mutex::new(config.faults),
             rng: Mutex::new(SmallRng::seed_from_u64(config.fault_seed)),
             counters: Counters::default(),
@@ -205,10 +206,20 @@ impl Emulator {
     }
 
     /// Every finding of the only hub as it is now, as JSON texts (what a complete lake's
-    /// latest view must equal).
+    /// latest view must equal), in index order; a deleted one is an empty text.
     pub fn findings(&self) -> Vec<String> {
         let dataset = self.state.hubs.all()[0].dataset();
         (0..dataset.len()).map(|i| dataset.text(i)).collect()
+    }
+
+    /// Makes `change` once `pages` pages were served in all: findings that change while an
+    /// export reads them.
+    pub fn change_after_pages(&self, pages: u64, change: changes::Change) {
+        self.state
+            .scheduled
+            .lock()
+            .expect("scheduled")
+            .push((pages, change));
     }
 
     /// Changes the faults while it runs.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::generate::Generator;
-use crate::encode::timestamp::parse_iso8601;
+use crate::encode::timestamp::{parse_iso8601, updated_at_of};
 use crate::request::narrow::string_conditions_match;
 
 /// The findings the emulator serves.
@@ -68,6 +68,16 @@ impl Dataset {
             index -= part.len();
         }
         panic!("finding index {index} past the end of the data set")
+    }
+
+    /// Whether finding `index` was deleted (its index stays, so the others keep theirs).
+    pub fn is_deleted(&self, index: u64) -> bool {
+        self.changed_text(index).is_some_and(str::is_empty)
+    }
+
+    /// Whether any finding was deleted.
+    pub fn has_deletions(&self) -> bool {
+        matches!(self, Dataset::Changed { replaced, .. } if replaced.values().any(String::is_empty))
     }
 
     /// True when there are none.
@@ -243,20 +253,6 @@ pub fn matches(filters: &Value, finding: &Value) -> bool {
             true
         }
     })
-}
-
-/// The `UpdatedAt` of a finding's JSON text, read without building the finding.
-fn updated_at_of(text: &str) -> Option<chrono::DateTime<Utc>> {
-    #[derive(serde::Deserialize)]
-    struct UpdatedOnly {
-        #[serde(rename = "UpdatedAt")]
-        updated_at: Option<String>,
-    }
-    serde_json::from_str::<UpdatedOnly>(text)
-        .ok()?
-        .updated_at
-        .as_deref()
-        .and_then(parse_iso8601)
 }
 
 /// The `UpdatedAt` conditions when `filters` (without `Id`) filter on `UpdatedAt` alone.

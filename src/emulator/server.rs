@@ -14,6 +14,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use serde_json::Value;
 
+use super::changes::Change;
 use super::hubs::{self, Hub, Hubs};
 use super::query::{self, Dataset, TokenError};
 use super::{Faults, Stats};
@@ -27,6 +28,24 @@ pub(super) struct EmulatorState {
     pub faults: Mutex<Faults>,
     pub rng: Mutex<SmallRng>,
     pub counters: Counters,
+    /// Changes to make once this many pages were served (findings changing under an export).
+    pub scheduled: Mutex<Vec<(u64, Change)>>,
+}
+
+impl EmulatorState {
+    /// Makes the scheduled changes whose page count has come.
+    fn apply_due_changes(&self) {
+        let served = self.counters.pages.load(Ordering::Relaxed);
+        let mut scheduled = self.scheduled.lock().expect("scheduled");
+        let (due, later): (Vec<_>, Vec<_>) = scheduled.drain(..).partition(|(at, _)| *at <= served);
+        *scheduled = later;
+        drop(scheduled);
+        for (_, change) in due {
+            for hub in self.hubs.all() {
+                hub.change(&change);
+            }
+        }
+    }
 }
 
 /// What the emulator has seen.
@@ -237,6 +256,7 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
             })?
         }
     };
+    state.apply_due_changes();
     let dataset = hub.dataset();
     let indexes = matching(hub, &dataset, &filters, hash);
     let total = indexes.as_ref().map_or(dataset.len(), |m| m.len() as u64);
@@ -264,7 +284,8 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
 
 /// The indexes matching a filtered query (`None`: no filters, every finding), computed once.
 fn matching(hub: &Hub, dataset: &Dataset, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
-    if filters.as_object().is_none_or(|f| f.is_empty()) {
+    let unfiltered = filters.as_object().is_none_or(|f| f.is_empty());
+    if unfiltered && !dataset.has_deletions() {
         return None;
     }
     if let Some(found) = hub.matches.lock().expect("matches").get(&hash) {
@@ -274,6 +295,7 @@ fn matching(hub: &Hub, dataset: &Dataset, filters: &Value, hash: u64) -> Option<
     let (id_conditions, others) = query::split_id(filters);
     let found: Arc<Vec<u64>> = Arc::new(
         (0..dataset.len())
+            .filter(|&i| !dataset.is_deleted(i))
             .filter(|&i| {
                 id_conditions.is_none_or(|conditions| {
                     string_conditions_match(dataset.id(i).as_deref(), conditions)

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int32Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames,
+    StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
 
-use super::table::{ColumnType, Table};
+use super::table::{Column, ColumnType, Table};
 use super::RowOrigin;
 
 /// One typed value of a row, borrowed from the finding's text where it can be.
@@ -19,6 +19,10 @@ pub enum Cell<'a> {
     Str(Option<&'a str>),
     /// An `Int32` column's value.
     Int(Option<i32>),
+    /// An `Int64` column's value.
+    Long(Option<i64>),
+    /// A `Boolean` column's value.
+    Bool(Option<bool>),
     /// A `Timestamp` column's value, milliseconds since the epoch, UTC.
     Time(Option<i64>),
     /// A `StringList` column's value.
@@ -30,6 +34,8 @@ pub enum Cell<'a> {
 enum ColumnBuilder {
     Str(StringBuilder),
     Int(Int32Builder),
+    Long(Int64Builder),
+    Bool(BooleanBuilder),
     Time(TimestampMillisecondBuilder),
     List(ListBuilder<StringBuilder>),
     Map(MapBuilder<StringBuilder, StringBuilder>),
@@ -40,6 +46,8 @@ impl ColumnBuilder {
         match kind {
             ColumnType::String => Self::Str(StringBuilder::with_capacity(rows, text_bytes)),
             ColumnType::Int32 => Self::Int(Int32Builder::with_capacity(rows)),
+            ColumnType::Int64 => Self::Long(Int64Builder::with_capacity(rows)),
+            ColumnType::Boolean => Self::Bool(BooleanBuilder::with_capacity(rows)),
             ColumnType::Timestamp => {
                 Self::Time(TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"))
             }
@@ -60,6 +68,8 @@ impl ColumnBuilder {
         match (self, cell) {
             (Self::Str(b), Cell::Str(v)) => b.append_option(v),
             (Self::Int(b), Cell::Int(v)) => b.append_option(v),
+            (Self::Long(b), Cell::Long(v)) => b.append_option(v),
+            (Self::Bool(b), Cell::Bool(v)) => b.append_option(v),
             (Self::Time(b), Cell::Time(v)) => b.append_option(v),
             (Self::List(b), Cell::List(items)) => match items {
                 Some(items) => {
@@ -86,6 +96,8 @@ impl ColumnBuilder {
         match self {
             Self::Str(b) => Arc::new(b.finish()),
             Self::Int(b) => Arc::new(b.finish()),
+            Self::Long(b) => Arc::new(b.finish()),
+            Self::Bool(b) => Arc::new(b.finish()),
             Self::Time(b) => Arc::new(b.finish()),
             Self::List(b) => Arc::new(b.finish()),
             Self::Map(b) => Arc::new(b.finish()),
@@ -152,4 +164,22 @@ impl BatchBuilder {
         let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
         RecordBatch::try_new(self.table.schema(), arrays).expect("builders follow the table")
     }
+}
+
+/// A batch of rows of a small table outside the formats (the feed's run records), one cell a
+/// column in order.
+pub fn rows_batch(columns: &[Column], rows: Vec<Vec<Cell<'_>>>) -> RecordBatch {
+    let mut builders: Vec<ColumnBuilder> = columns
+        .iter()
+        .map(|c| ColumnBuilder::new(c.kind, rows.len(), rows.len() * 32))
+        .collect();
+    for row in rows {
+        assert_eq!(row.len(), columns.len(), "a row gives every column");
+        for (builder, cell) in builders.iter_mut().zip(row) {
+            builder.append(cell);
+        }
+    }
+    let arrays: Vec<ArrayRef> = builders.iter_mut().map(ColumnBuilder::finish).collect();
+    RecordBatch::try_new(super::table::schema_of(columns), arrays)
+        .expect("builders follow the columns")
 }

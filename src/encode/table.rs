@@ -12,6 +12,10 @@ pub enum ColumnType {
     String,
     /// 32-bit signed integer (Athena misreads unsigned ones).
     Int32,
+    /// 64-bit signed integer (counts).
+    Int64,
+    /// True or false.
+    Boolean,
     /// `TIMESTAMP(MILLIS)` adjusted to UTC.
     Timestamp,
     /// `array<string>`.
@@ -103,17 +107,14 @@ impl Table {
             .into_iter()
             .chain(JOB_COLUMNS.iter().copied())
             .collect();
-        let fields: Vec<Field> = columns
-            .iter()
-            .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
-            .collect();
+        let schema = schema_of(&columns);
         Table {
             dir,
             columns,
             identity,
             version,
             no_dictionary,
-            schema: Arc::new(Schema::new(fields)),
+            schema,
         }
     }
 
@@ -128,12 +129,23 @@ impl Table {
     }
 }
 
+/// The Arrow schema of a list of columns.
+pub fn schema_of(columns: &[Column]) -> SchemaRef {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 impl ColumnType {
     /// The Arrow type written to Parquet.
     pub fn arrow(self) -> DataType {
         match self {
             ColumnType::String => DataType::Utf8,
             ColumnType::Int32 => DataType::Int32,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::Boolean => DataType::Boolean,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             ColumnType::StringList => {
                 DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
@@ -160,6 +172,8 @@ impl ColumnType {
         match self {
             ColumnType::String => "string",
             ColumnType::Int32 => "int",
+            ColumnType::Int64 => "bigint",
+            ColumnType::Boolean => "boolean",
             ColumnType::Timestamp => "timestamp",
             ColumnType::StringList => "array<string>",
             ColumnType::StringMap => "map<string,string>",

@@ -32,6 +32,20 @@ pub fn parse_millis(text: &str) -> Option<i64> {
     parse_iso8601(text).map(|t| t.timestamp_millis())
 }
 
+/// The `UpdatedAt` of a finding's JSON text, read without building the finding.
+pub fn updated_at_of(text: &str) -> Option<DateTime<Utc>> {
+    #[derive(serde::Deserialize)]
+    struct UpdatedOnly {
+        #[serde(rename = "UpdatedAt")]
+        updated_at: Option<String>,
+    }
+    serde_json::from_str::<UpdatedOnly>(text)
+        .ok()?
+        .updated_at
+        .as_deref()
+        .and_then(parse_iso8601)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! changes that kept `UpdatedAt`. A run resumes the family's unfinished run before it starts a
 //! new window, and only a complete run moves the watermark, so a failure never leaves a gap.
 
+pub mod runs;
 pub mod state;
 
 use std::time::Duration;
@@ -115,32 +116,45 @@ pub async fn run(
     let mut stored = Stored::load(store.as_ref(), &family, &identity).await?;
     let mut lines = Vec::new();
     if let Some(run) = stored.state.current.clone() {
-        let outcome = feed.export(&run).await?;
+        let done = feed.export_settled(&run).await?;
         lines.push(format!(
             "feed {family}: resumed {} run {}: {}",
-            run.kind, run.job_id, outcome.line
+            run.kind, run.job_id, done.line
         ));
-        if !outcome.complete {
+        let Some(run) = done.run else {
             return Ok(lines);
-        }
-        feed.record(&mut stored, run, outcome.rows).await?;
+        };
+        feed.record(&mut stored, run, &done.repairs).await?;
     }
     if cancel.reason().is_some() {
         return Ok(lines);
     }
     let run = feed.begin(&mut stored).await?;
-    let outcome = feed.export(&run).await?;
+    let done = feed.export_settled(&run).await?;
     let window = describe_window(&run);
     lines.push(format!(
         "feed {family}: {} run {} ({window}): {}",
-        run.kind, run.job_id, outcome.line
+        run.kind, run.job_id, done.line
     ));
-    if outcome.complete {
-        feed.record(&mut stored, run, outcome.rows).await?;
+    if let Some(run) = done.run {
+        feed.record(&mut stored, run, &done.repairs).await?;
         let watermark = stored.state.watermark.map(iso).unwrap_or_default();
         lines.push(format!("feed {family}: watermark {watermark}"));
     }
     Ok(lines)
+}
+
+/// Reads of a window after which it is read again when findings changed under the read.
+pub const MAX_REPAIRS: u32 = 2;
+
+/// A run's export with its repairs.
+struct Exported {
+    /// The run, complete (rows, repairs and settled set), or `None` when it is not.
+    run: Option<FeedRun>,
+    /// Its complete repairs, with their rows and whether each settled.
+    repairs: Vec<FeedRun>,
+    /// What to print.
+    line: String,
 }
 
 /// `UpdatedAt a .. b` of a run, in words.
@@ -201,12 +215,73 @@ impl Feed<'_> {
         job::run_plan(&plan, self.quiet, self.cancel).await
     }
 
-    /// Records a complete run: the watermark moves to its window's end. Retried over a state
-    /// another run wrote since it was read (the record is idempotent).
-    async fn record(&self, stored: &mut Stored, run: FeedRun, rows: u64) -> Result<()> {
+    /// Exports a run's window, then reads it again (a repair, a job of its own named after the
+    /// run) while findings changed under the last read, at most [`MAX_REPAIRS`] times. Repairs
+    /// are named by their number, so a resumed run walks the same ones (complete ones answer
+    /// at once from their manifests).
+    async fn export_settled(&self, run: &FeedRun) -> Result<Exported> {
+        let mut outcome = self.export(run).await?;
+        let mut line = outcome.line.clone();
+        let mut rows = outcome.rows;
+        let mut repairs = Vec::new();
+        while outcome.complete && outcome.unsettled && (repairs.len() as u32) < MAX_REPAIRS {
+            let mut repair = run.repair(repairs.len() as u32 + 1);
+            outcome = self.export(&repair).await?;
+            line = format!(
+                "{line}; findings changed while it read its window, read again as {}: {}",
+                repair.job_id, outcome.line
+            );
+            if outcome.complete {
+                rows += outcome.rows;
+                repair.rows = Some(outcome.rows);
+                repair.settled = Some(!outcome.unsettled);
+                repairs.push(repair);
+            }
+        }
+        if !outcome.complete {
+            return Ok(Exported {
+                run: None,
+                repairs,
+                line,
+            });
+        }
+        if outcome.unsettled {
+            line = format!("{line}; findings were still changing after {MAX_REPAIRS} repairs: the watermark stays, and the next run reads the window again");
+        }
+        let mut done = run.clone();
+        done.rows = Some(rows);
+        done.repairs = repairs.len() as u32;
+        done.settled = Some(!outcome.unsettled);
+        Ok(Exported {
+            run: Some(done),
+            repairs,
+            line,
+        })
+    }
+
+    /// Records a complete run: first its rows in the runs table, and its repairs' (the `latest`
+    /// view judges snapshots by them), then the watermark moves to its window's end. Retried
+    /// over a state another run wrote since it was read (both records are idempotent).
+    async fn record(&self, stored: &mut Stored, run: FeedRun, repairs: &[FeedRun]) -> Result<()> {
+        let completed_at = Utc::now();
+        let table = self.identity.api.format().table().dir;
+        for read in repairs.iter().chain([&run]) {
+            let rows = read.rows.unwrap_or_default();
+            runs::write(
+                self.store,
+                self.family,
+                read,
+                table,
+                rows,
+                read.settled,
+                completed_at,
+            )
+            .await?;
+        }
+        let rows = run.rows.unwrap_or_default();
         for _ in 0..5 {
             let mut state = stored.state.clone();
-            state.complete(run.clone(), rows, Utc::now());
+            state.complete(run.clone(), rows, completed_at);
             if stored.save(self.store, state).await? {
                 return Ok(());
             }
@@ -248,6 +323,8 @@ pub fn next_run(
         window_end: now,
         rows: None,
         completed_at: None,
+        repairs: 0,
+        settled: None,
     }
 }
 

@@ -59,7 +59,7 @@ impl FamilyIdentity {
     }
 }
 
-/// A full snapshot or an incremental run.
+/// A full snapshot or an incremental run (or a run's window read again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
@@ -67,6 +67,8 @@ pub enum RunKind {
     Snapshot,
     /// Findings updated in the window (the watermark minus the overlap, to the run's start).
     Incremental,
+    /// A run's window read again because findings changed while the run read it.
+    Repair,
 }
 
 impl std::fmt::Display for RunKind {
@@ -74,6 +76,7 @@ impl std::fmt::Display for RunKind {
         f.write_str(match self {
             RunKind::Snapshot => "snapshot",
             RunKind::Incremental => "incremental",
+            RunKind::Repair => "repair",
         })
     }
 }
@@ -95,6 +98,31 @@ pub struct FeedRun {
     /// When the run's job completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
+    /// Times the window was read again because findings changed while it was read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repairs: u32,
+    /// Whether the last read of the window saw nothing change (`None`: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<bool>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl FeedRun {
+    /// The `n`th repair of this run: its window read again as a job of its own.
+    pub fn repair(&self, n: u32) -> FeedRun {
+        FeedRun {
+            job_id: format!("{}-r{n}", self.job_id),
+            kind: RunKind::Repair,
+            repairs: 0,
+            settled: None,
+            rows: None,
+            completed_at: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// The family's state object.
@@ -139,7 +167,8 @@ impl FeedState {
         }
     }
 
-    /// Records `run` complete with `rows`: the watermark moves to its window's end.
+    /// Records `run` complete with `rows` (its `repairs` and `settled` set): the watermark
+    /// moves to its window's end.
     pub fn complete(&mut self, mut run: FeedRun, rows: u64, now: DateTime<Utc>) {
         if self
             .current
@@ -151,9 +180,13 @@ impl FeedState {
         if self.runs.iter().any(|r| r.job_id == run.job_id) {
             return;
         }
-        self.watermark = self.watermark.max(Some(run.window_end));
-        if run.kind == RunKind::Snapshot {
-            self.last_snapshot = self.last_snapshot.max(Some(run.window_end));
+        // A window whose reads never held still may miss an unchanged finding: the next run
+        // reads it again (the same snapshot, or from the same watermark).
+        if run.settled != Some(false) {
+            self.watermark = self.watermark.max(Some(run.window_end));
+            if run.kind == RunKind::Snapshot {
+                self.last_snapshot = self.last_snapshot.max(Some(run.window_end));
+            }
         }
         run.rows = Some(rows);
         run.completed_at = Some(now);

@@ -33,11 +33,15 @@ pub struct Manifest {
     pub bytes: u64,
     /// Every part.
     pub parts: Vec<PartRecord>,
+    /// Whether no finding of the request was updated while the job read its window (see
+    /// [`super::settle`]); absent when it could not be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<bool>,
 }
 
 impl Manifest {
     /// The manifest of a complete checkpoint.
-    pub fn of(checkpoint: &Checkpoint) -> Manifest {
+    pub fn of(checkpoint: &Checkpoint, settled: Option<bool>) -> Manifest {
         Manifest {
             format_version: FORMAT_VERSION,
             job_id: checkpoint.job_id.clone(),
@@ -48,17 +52,23 @@ impl Manifest {
             rows: checkpoint.exported_count,
             bytes: checkpoint.bytes_written,
             parts: checkpoint.parts.clone(),
+            settled,
         }
     }
 }
 
 /// Writes the manifest of a complete job unless it is already there (a run that died between
 /// the final checkpoint and the manifest leaves it to the next run).
-pub async fn ensure(store: &dyn ObjectStore, checkpoint: &Checkpoint) -> Result<()> {
+pub async fn ensure(
+    store: &dyn ObjectStore,
+    checkpoint: &Checkpoint,
+    settled: Option<bool>,
+) -> Result<()> {
     if checkpoint.state != JobState::Complete {
         return Ok(());
     }
-    let body = serde_json::to_vec_pretty(&Manifest::of(checkpoint)).expect("manifest serialises");
+    let manifest = Manifest::of(checkpoint, settled);
+    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     let key = layout::manifest_key(&checkpoint.job_id);
     match store
         .put_if(&key, Bytes::from(body), Precondition::Absent)

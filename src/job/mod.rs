@@ -9,6 +9,7 @@ pub mod lock;
 pub mod manifest;
 pub mod observer;
 pub mod pipeline;
+pub mod settle;
 pub mod shards;
 pub mod ssm;
 
@@ -25,7 +26,7 @@ use crate::sink::parts::JobParts;
 use crate::sink::{self, ObjectStore};
 use crate::source::get_findings::GetFindings;
 use crate::source::retry::RetryPolicy;
-use crate::source::{PacedSource, Page, SourceStats};
+use crate::source::{Limiter, PacedSource, Page, SourceStats};
 pub use cancel::Cancel;
 use checkpoint::{Checkpoint, CheckpointStore, JobState};
 use lock::JobLock;
@@ -82,6 +83,9 @@ pub struct Outcome {
     pub rows: u64,
     /// The line the run ends with.
     pub line: String,
+    /// Some stream of a complete job saw findings of its request updated while it read its
+    /// window (see [`settle`]).
+    pub unsettled: bool,
 }
 
 /// Runs a plan: one job, or one job per account and Region (a stream failing makes it
@@ -95,6 +99,7 @@ pub async fn run_plan(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result
             complete: matches!(summary.end, RunEnd::Complete | RunEnd::AlreadyComplete),
             rows: summary.checkpoint.exported_count,
             line: summary.line(),
+            unsettled: summary.settled == Some(false),
         });
     }
     let summary = fanout::run(plan, quiet, cancel).await?.into_result()?;
@@ -102,6 +107,10 @@ pub async fn run_plan(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result
         complete: summary.complete(),
         rows: summary.exported_count(),
         line: summary.line(),
+        unsettled: summary
+            .streams
+            .iter()
+            .any(|s| matches!(&s.result, Ok(run) if run.settled == Some(false))),
     })
 }
 
@@ -154,7 +163,8 @@ impl Job<'_> {
         }
         // The latency probe is the run's first GetFindings call: its time is the run's.
         let probing = std::time::Instant::now();
-        let chains = match self.chains(&mut checkpoint).await {
+        let limiter = self.plan.pace.limiter();
+        let chains = match self.chains(&mut checkpoint, &limiter).await {
             Ok(chains) => chains,
             Err(err) => {
                 observers.finish(None).await;
@@ -191,9 +201,11 @@ impl Job<'_> {
         if let Ok(summary) = &mut result {
             summary.elapsed += probed;
         }
-        if let Ok(summary) = &result {
-            if let Err(err) = manifest::ensure(self.store.as_ref(), &summary.checkpoint).await {
-                result = Err(err);
+        if let Ok(summary) = &mut result {
+            let client = Some((self.config, &limiter));
+            match settle::complete(self.store.as_ref(), &summary.checkpoint, client).await {
+                Ok(settled) => summary.settled = settled,
+                Err(err) => result = Err(err),
             }
         }
         observers
@@ -204,8 +216,11 @@ impl Job<'_> {
 
     /// The chains to fetch, all under one limiter: a new job first probes its latency and is
     /// sharded when one chain could not keep up with the quota (see [`shards`]).
-    async fn chains(&self, checkpoint: &mut Checkpoint) -> Result<Vec<pipeline::Chain>> {
-        let limiter = self.plan.pace.limiter();
+    async fn chains(
+        &self,
+        checkpoint: &mut Checkpoint,
+        limiter: &Limiter,
+    ) -> Result<Vec<pipeline::Chain>> {
         let stats = Arc::new(SourceStats::default());
         let page_size = checkpoint.request.identity.page_size;
         let paced = |filters: serde_json::Value| {

@@ -54,6 +54,9 @@ pub struct RunSummary {
     pub source: SourceCounts,
     /// From the pipeline's start to its last checkpoint.
     pub elapsed: Duration,
+    /// Of a complete job: whether no finding of its request was updated while it read its
+    /// window (`None`: not known, e.g. a window without an end). See [`crate::job::settle`].
+    pub settled: Option<bool>,
 }
 
 impl RunSummary {
@@ -67,6 +70,7 @@ impl RunSummary {
             bytes_this_run: 0,
             source: SourceCounts::default(),
             elapsed: Duration::ZERO,
+            settled: None,
         }
     }
 }
@@ -252,6 +256,7 @@ fn summary(
         checkpoint,
         source,
         elapsed: started.elapsed(),
+        settled: None,
     }
 }
 

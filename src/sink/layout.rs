@@ -75,6 +75,11 @@ pub fn feed_state_key(family: &str) -> String {
     format!("{FEED_DIR}/{family}/state.json")
 }
 
+/// `feed_runs/<job>.parquet`: the record of one complete feed run (a table of its own).
+pub fn feed_run_key(job_id: &str) -> String {
+    format!("{}/{job_id}.parquet", crate::feed::runs::RUNS_DIR)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

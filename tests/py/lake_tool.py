@@ -209,6 +209,10 @@ def hive_of(t):
         return "string"
     if pa.types.is_int32(t):
         return "int"
+    if pa.types.is_int64(t):
+        return "bigint"
+    if pa.types.is_boolean(t):
+        return "boolean"
     if pa.types.is_timestamp(t) and t.unit == "ms" and t.tz == "UTC":
         return "timestamp"
     if pa.types.is_list(t) and pa.types.is_string(t.value_type):
@@ -218,36 +222,54 @@ def hive_of(t):
     return "unsupported:" + str(t)
 
 
-def ddl_columns(ddl):
-    """(name, hive type) of the CREATE EXTERNAL TABLE column list."""
-    body = ddl.split("CREATE EXTERNAL TABLE", 1)[1].split("PARTITIONED BY", 1)[0]
-    return re.findall(r"^\s*`(\w+)` (\S+) COMMENT", body, re.M)
+def ddl_tables(ddl):
+    """{table name: [(column, hive type)]} of every CREATE EXTERNAL TABLE, in order."""
+    tables = {}
+    for statement in ddl.split("CREATE EXTERNAL TABLE")[1:]:
+        name = re.match(r" IF NOT EXISTS `\w+`\.`(\w+)`", statement).group(1)
+        body = statement.split("PARTITIONED BY", 1)[0].split("STORED AS", 1)[0]
+        tables[name] = re.findall(r"^\s*`(\w+)` (\S+) COMMENT", body, re.M)
+    return tables
+
+
+DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMPTZ", "bigint": "BIGINT", "int": "INTEGER", "boolean": "BOOLEAN"}
 
 
 def cmd_ddl_check(args):
     """Reads the lake as Athena would with the shipped DDL: pyarrow schema vs the DDL columns, then
     the DDL's latest view and the README's queries run in DuckDB over the Hive-partitioned tree."""
     ddl = open(args.ddl, encoding="utf-8").read()
-    columns = ddl_columns(ddl)
+    tables = ddl_tables(ddl)
+    columns = tables["findings"]
     files = sorted(glob.glob(os.path.join(args.dir, "findings", "*", "*.parquet")))
+    run_files = sorted(glob.glob(os.path.join(args.dir, "feed_runs", "*.parquet")))
     mismatched = []
-    for f in files:
+    for f, want in [(f, columns) for f in files] + [(f, tables["findings_feed_runs"]) for f in run_files]:
         schema = pq.read_schema(f)
         got = [(field.name, hive_of(field.type)) for field in schema]
-        if got != columns:
+        if got != want:
             mismatched.append({"file": os.path.basename(f), "got": got})
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.execute("CREATE SCHEMA securityhub")
     glob_sql = os.path.join(args.dir, "findings", "*", "*.parquet").replace("'", "''")
     con.execute(f"CREATE VIEW securityhub.findings AS SELECT * FROM read_parquet('{glob_sql}', hive_partitioning=true)")
-    view_sql = ddl.split("CREATE OR REPLACE VIEW", 1)[1].rstrip().rstrip(";")
-    con.execute("CREATE OR REPLACE VIEW" + view_sql)
+    if run_files:
+        runs_sql = os.path.join(args.dir, "feed_runs", "*.parquet").replace("'", "''")
+        con.execute(f"CREATE VIEW securityhub.findings_feed_runs AS SELECT * FROM read_parquet('{runs_sql}')")
+    else:
+        # Athena reads an empty folder as an empty table: the same here, typed as the DDL says.
+        cols = ", ".join(f"{name} {DUCKDB_TYPES[kind]}" for name, kind in tables["findings_feed_runs"])
+        con.execute(f"CREATE TABLE securityhub.findings_feed_runs ({cols})")
+    for statement in ddl.split("CREATE OR REPLACE VIEW")[1:]:
+        con.execute("CREATE OR REPLACE VIEW" + statement.split(";\n", 1)[0].rstrip().rstrip(";"))
     queries = json.load(open(args.queries, encoding="utf-8"))
     results = {name: [list(map(str, row)) for row in con.execute(sql).fetchall()] for name, sql in queries.items()}
     print(json.dumps({"files": len(files), "ddl_columns": len(columns), "schema_mismatches": mismatched,
                       "results": results,
                       "latest_rows": con.execute("select count(*) from securityhub.findings_latest").fetchone()[0],
+                      "archive_rows": con.execute("select count(*) from securityhub.findings_archive").fetchone()[0],
+                      "runs": len(run_files),
                       "table_rows": con.execute("select count(*) from securityhub.findings").fetchone()[0]}))
 
 

@@ -91,6 +91,8 @@ fn a_window_is_the_users_filters_and_updated_at_inclusive_at_both_ends() {
         window_end: at(2, 2),
         rows: None,
         completed_at: None,
+        repairs: 0,
+        settled: None,
     };
     assert_eq!(
         window_filters(&user, &run),
@@ -162,4 +164,42 @@ async fn of_two_runs_that_start_a_window_from_the_same_state_only_one_writes_it(
     .err()
     .expect("another request under the same family");
     assert!(matches!(err, Error::JobConflict { .. }), "{err}");
+}
+
+#[test]
+fn a_run_whose_reads_never_settled_leaves_the_watermark_and_the_snapshot_where_they_were() {
+    let family = "fam";
+    let mut state = FeedState::new(family, identity(json!({})));
+    let options = FeedOptions {
+        snapshot_every: std::time::Duration::from_secs(7 * 86_400),
+        overlap: std::time::Duration::from_secs(3_600),
+        family: None,
+    };
+    let mut first = next_run(&state, family, &options, at(1, 0));
+    first.settled = Some(true);
+    state.complete(first, 10, at(1, 1));
+    let mut unsettled = next_run(&state, family, &options, at(2, 0));
+    assert_eq!(unsettled.kind, RunKind::Incremental);
+    unsettled.settled = Some(false);
+    unsettled.repairs = 2;
+    state.complete(unsettled.clone(), 5, at(2, 1));
+    assert_eq!(
+        state.watermark,
+        Some(at(1, 0)),
+        "not moved past the unsettled window"
+    );
+    assert_eq!(state.runs.last().unwrap().repairs, 2);
+    let next = next_run(&state, family, &options, at(3, 0));
+    assert_eq!(
+        next.window_start,
+        Some(at(1, 0) - chrono::Duration::hours(1)),
+        "the next window covers the unsettled one"
+    );
+    let repair = unsettled.repair(1);
+    assert_eq!(repair.job_id, format!("{}-r1", unsettled.job_id));
+    assert_eq!(repair.kind, RunKind::Repair);
+    assert_eq!(
+        (repair.window_start, repair.window_end),
+        (unsettled.window_start, unsettled.window_end)
+    );
 }

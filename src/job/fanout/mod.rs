@@ -15,8 +15,8 @@ use futures::StreamExt;
 
 use super::checkpoint::{Checkpoint, CheckpointStore, JobState};
 use super::lock::JobLock;
-use super::manifest;
 use super::observer::Observers;
+use super::settle;
 use super::ssm::SsmCounter;
 use super::{time_box, Cancel, Job, RunEnd, RunSummary};
 use crate::aws;
@@ -290,11 +290,11 @@ impl FanOut<'_> {
                 && checkpoint.request.identity == stream_identity
             {
                 // A run that died between its last commit and the manifest left it to us.
-                manifest::ensure(self.store.as_ref(), checkpoint).await?;
-                return Ok(RunSummary::idle(
-                    RunEnd::AlreadyComplete,
-                    checkpoint.clone(),
-                ));
+                let settled = settle::complete(self.store.as_ref(), checkpoint, None).await?;
+                return Ok(RunSummary {
+                    settled,
+                    ..RunSummary::idle(RunEnd::AlreadyComplete, checkpoint.clone())
+                });
             }
         }
         if let Some(reason) = self.cancel.reason() {
