@@ -378,6 +378,7 @@ async fn four_runs_with_changes_between_and_during_them_leave_the_latest_view_eq
     emulator.change(&Change::Delete((10..15).collect()));
     emulator.change(&Change::Resolve((20..25).collect()));
     emulator.change(&Change::Add(7));
+    emulator.change(&Change::Archive((30..33).collect()));
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let pages_so_far = emulator.stats().pages;
     emulator.change_after_pages(pages_so_far + 1, Change::Update((50..53).collect()));
@@ -385,6 +386,8 @@ async fn four_runs_with_changes_between_and_during_them_leave_the_latest_view_eq
     let second = finish(feed_cmd(&url, &lake, &[])).await.ok();
     assert!(second.contains("feed fam: incremental run"), "{second}");
     assert!(second.contains("read again as"), "{second}");
+    let status = family_status(&url, &lake);
+    assert!(status.contains("(read again 1 time(s)"), "{status}");
     let mut want = as_shown(during.clone());
     for index in (10..15).chain(20..25) {
         // Deleted: shown until a snapshot without it is judged. Workflow-only: kept UpdatedAt.

@@ -240,8 +240,16 @@ async fn describe_family(store: &Arc<dyn ObjectStore>, state: &FeedState) -> Str
         state.runs.len()
     ));
     for run in state.runs.iter().rev().take(10) {
+        let reads = match (run.repairs, run.settled) {
+            (_, Some(false)) => format!(
+                " (read {} times, findings still changing: the next run reads it again)",
+                run.repairs + 1
+            ),
+            (0, _) => String::new(),
+            (n, _) => format!(" (read again {n} time(s): findings changed while it read)"),
+        };
         out.push(format!(
-            "  {}  {:<11}  {}  {} findings",
+            "  {}  {:<11}  {}  {} findings{reads}",
             run.job_id,
             run.kind.to_string(),
             describe_window(run),

@@ -17,6 +17,9 @@ pub enum Change {
     /// These findings are updated at the moment of the change: a new `UpdatedAt`, a new
     /// `Title`.
     Update(Vec<u64>),
+    /// These findings are archived by their provider: `RecordState` ARCHIVED, a new
+    /// `UpdatedAt`.
+    Archive(Vec<u64>),
     /// These findings' workflow status becomes RESOLVED, their `UpdatedAt` kept (what
     /// BatchUpdateFindings does).
     Resolve(Vec<u64>),
@@ -54,6 +57,14 @@ pub fn apply(dataset: &Dataset, change: &Change, now: DateTime<Utc>) -> Dataset 
                 finding["UpdatedAt"] = stamp.clone().into();
                 let title = finding["Title"].as_str().unwrap_or("").to_string();
                 finding["Title"] = format!("{title} (updated {stamp})").into();
+                put(index, finding);
+            }
+        }
+        Change::Archive(indexes) => {
+            for &index in indexes.iter().filter(|&&i| i < total) {
+                let mut finding = dataset.value(index);
+                finding["UpdatedAt"] = stamp.clone().into();
+                finding["RecordState"] = "ARCHIVED".into();
                 put(index, finding);
             }
         }
@@ -107,6 +118,9 @@ mod tests {
         };
         let changed = apply(&generated, &Change::Update(vec![1]), now);
         let changed = apply(&changed, &Change::Resolve(vec![2]), now);
+        let changed = apply(&changed, &Change::Archive(vec![5]), now);
+        assert_eq!(changed.value(5)["RecordState"], "ARCHIVED");
+        assert_eq!(changed.updated_at(5), Some(now));
         let changed = apply(&changed, &Change::Add(3), now);
         assert_eq!(changed.len(), 13);
         assert!(!changed.has_deletions());
