@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::Value;
 
 use super::query::Dataset;
 
@@ -41,13 +40,11 @@ pub fn apply(dataset: &Dataset, change: &Change, now: DateTime<Utc>) -> Dataset 
     };
     let stamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
     let total = base.len() + added.len() as u64;
-    let mut put = |index: u64, finding: Value| {
-        let text = finding.to_string();
-        match index.checked_sub(base.len()) {
-            Some(extra) => added[extra as usize] = text,
-            None => {
-                replaced.insert(index, text);
-            }
+    // An empty text marks a deleted finding; every other finding keeps its index.
+    let mut put = |index: u64, text: String| match index.checked_sub(base.len()) {
+        Some(extra) => added[extra as usize] = text,
+        None => {
+            replaced.insert(index, text);
         }
     };
     match change {
@@ -57,7 +54,7 @@ pub fn apply(dataset: &Dataset, change: &Change, now: DateTime<Utc>) -> Dataset 
                 finding["UpdatedAt"] = stamp.clone().into();
                 let title = finding["Title"].as_str().unwrap_or("").to_string();
                 finding["Title"] = format!("{title} (updated {stamp})").into();
-                put(index, finding);
+                put(index, finding.to_string());
             }
         }
         Change::Archive(indexes) => {
@@ -65,25 +62,19 @@ pub fn apply(dataset: &Dataset, change: &Change, now: DateTime<Utc>) -> Dataset 
                 let mut finding = dataset.value(index);
                 finding["UpdatedAt"] = stamp.clone().into();
                 finding["RecordState"] = "ARCHIVED".into();
-                put(index, finding);
+                put(index, finding.to_string());
             }
         }
         Change::Resolve(indexes) => {
             for &index in indexes.iter().filter(|&&i| i < total) {
                 let mut finding = dataset.value(index);
                 finding["Workflow"] = serde_json::json!({"Status": "RESOLVED"});
-                put(index, finding);
+                put(index, finding.to_string());
             }
         }
         Change::Delete(indexes) => {
             for &index in indexes.iter().filter(|&&i| i < total) {
-                // An empty text marks it deleted; every other finding keeps its index.
-                match index.checked_sub(base.len()) {
-                    Some(extra) => added[extra as usize] = String::new(),
-                    None => {
-                        replaced.insert(index, String::new());
-                    }
-                }
+                put(index, String::new());
             }
         }
         Change::Add(count) => {

@@ -25,12 +25,12 @@ use crate::source::{Limiter, PacedSource};
 
 /// The request's filters over the findings updated after its window's end (or after
 /// `started`, if later) up to `until`, or `None` when the window has no end (or a relative one)
-/// to check after.
+/// to check after; with the instant a changed finding is updated at or after.
 pub fn changed_since_filters(
     filters: &Value,
     started: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Option<Value> {
+) -> Option<(Value, DateTime<Utc>)> {
     let ranges = filters.get("UpdatedAt")?.as_array()?;
     let mut end: Option<DateTime<Utc>> = None;
     for range in ranges {
@@ -43,7 +43,7 @@ pub fn changed_since_filters(
         "UpdatedAt".into(),
         json!([{"Start": iso(start), "End": iso(until)}]),
     );
-    Some(Value::Object(changed))
+    Some((Value::Object(changed), start))
 }
 
 /// One call for a finding of `filters` updated after the window's end and `started`:
@@ -55,10 +55,7 @@ pub async fn check(
     started: DateTime<Utc>,
 ) -> Option<bool> {
     // Up to a day ahead: the filter needs an end, and a change the check races counts too.
-    let changed = changed_since_filters(filters, started, Utc::now() + Duration::days(1))?;
-    let since = changed["UpdatedAt"][0]["Start"]
-        .as_str()
-        .and_then(parse_iso8601)?;
+    let (changed, since) = changed_since_filters(filters, started, Utc::now() + Duration::days(1))?;
     let source = GetFindings::with_filters(config, changed, 1);
     let paced = PacedSource::new(
         std::sync::Arc::new(source),
@@ -123,7 +120,8 @@ mod tests {
             "UpdatedAt": [{"Start": "1970-01-01T00:00:00.000Z", "End": "2026-11-23T10:00:00.000Z"}],
         });
         let long_ago: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
-        let changed = changed_since_filters(&filters, long_ago, now).unwrap();
+        let (changed, since) = changed_since_filters(&filters, long_ago, now).unwrap();
+        assert_eq!(iso(since), "2026-11-23T10:00:00.001Z");
         assert_eq!(changed["SeverityLabel"], filters["SeverityLabel"]);
         assert_eq!(
             changed["UpdatedAt"],
@@ -131,7 +129,7 @@ mod tests {
         );
         let later: DateTime<Utc> = "2026-11-23T11:00:00Z".parse().unwrap();
         assert_eq!(
-            changed_since_filters(&filters, later, now).unwrap()["UpdatedAt"][0]["Start"],
+            changed_since_filters(&filters, later, now).unwrap().0["UpdatedAt"][0]["Start"],
             "2026-11-23T11:00:00.001Z",
             "a read that began after the window's end asks from its start"
         );
