@@ -102,11 +102,11 @@ pub struct FeedFlags {
     pub family: Option<String>,
     /// Make a run a full snapshot when the last one is this old (catches changes that keep
     /// UpdatedAt: workflow status, notes, suppression).
-    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = crate::feed::DEFAULT_SNAPSHOT_EVERY, value_parser = humantime::parse_duration)]
     pub snapshot_every: std::time::Duration,
     /// Start each incremental window this long before the last run's end (findings that reach
     /// Security Hub after their UpdatedAt are still read; the latest view keeps one row each).
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = crate::feed::DEFAULT_OVERLAP, value_parser = humantime::parse_duration)]
     pub overlap: std::time::Duration,
     /// No progress bar.
     #[arg(long, short)]

@@ -12,10 +12,11 @@ pub async fn feed(flags: &FeedFlags) -> Result<String> {
         snapshot_every: flags.snapshot_every,
         overlap: flags.overlap,
         family: flags.family.clone(),
+        invocation: None,
     };
     let cancel = Cancel::new();
     let ctrl_c = super::cancel_on_signals(&cancel);
-    let lines = feed::run(&flags.request, &options, flags.quiet, &cancel).await;
+    let summary = feed::run(&flags.request, &options, flags.quiet, &cancel).await;
     ctrl_c.abort();
-    lines.map(|lines| lines.join("\n"))
+    summary.map(|summary| summary.lines.join("\n"))
 }

@@ -37,7 +37,16 @@ pub struct FeedOptions {
     pub overlap: Duration,
     /// The family's name (default: account, Region and a hash of the request).
     pub family: Option<String>,
+    /// The scheduled invocation this run is part of (a Step Functions execution's name, given
+    /// to each of its slices; `None` from the command line). Its runs carry it, so its later
+    /// slices finish its own run and start no other.
+    pub invocation: Option<String>,
 }
+
+/// `--snapshot-every` unless given.
+pub const DEFAULT_SNAPSHOT_EVERY: &str = "7d";
+/// `--overlap` unless given.
+pub const DEFAULT_OVERLAP: &str = "1h";
 
 /// Checks what can be checked offline: the request as an export, and what a feed sets itself.
 pub fn validate(request: &ExportRequest, options: &FeedOptions) -> Result<ExportPlan> {
@@ -77,14 +86,66 @@ pub fn validate(request: &ExportRequest, options: &FeedOptions) -> Result<Export
     Ok(plan)
 }
 
-/// Runs the family once: finishes its unfinished run, then exports a new window. Returns the
-/// lines to print.
+/// What one invocation of a family did.
+#[derive(Debug, Clone)]
+pub struct FeedSummary {
+    /// The family.
+    pub family: String,
+    /// What to print, one line per run exported or resumed.
+    pub lines: Vec<String>,
+    /// Nothing is left for this invocation: its window is exported (and any unfinished run
+    /// before it), or another run holds the family (`busy`).
+    pub complete: bool,
+    /// Each job this invocation ran, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Why the invocation left the family to another run that holds it.
+    pub busy: Option<String>,
+    /// The family's watermark after the invocation.
+    pub watermark: Option<DateTime<Utc>>,
+}
+
+/// What an invocation does next with its family's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Finish the family's unfinished run; `mine` when this invocation started it.
+    Resume {
+        /// The run.
+        run: FeedRun,
+        /// This invocation started it (it starts no other).
+        mine: bool,
+    },
+    /// This invocation's run is complete already (a retried last slice): nothing to do.
+    Done(String),
+    /// Start a new window.
+    Begin,
+}
+
+/// The next step of `invocation` (`None`: a command-line run, which always starts a window
+/// after finishing an unfinished one).
+pub fn next_step(state: &FeedState, invocation: Option<&str>) -> Step {
+    let started_by_me =
+        |run: &FeedRun| invocation.is_some() && run.started_by.as_deref() == invocation;
+    if let Some(run) = &state.current {
+        return Step::Resume {
+            run: run.clone(),
+            mine: started_by_me(run),
+        };
+    }
+    match state.runs.iter().rev().find(|r| started_by_me(r)) {
+        Some(run) => Step::Done(run.job_id.clone()),
+        None => Step::Begin,
+    }
+}
+
+/// Runs the family once: finishes its unfinished run, then exports a new window. A scheduled
+/// invocation ([`FeedOptions::invocation`]) called again after its window completed does
+/// nothing, and leaves the family cleanly (`busy`) when another run holds it.
 pub async fn run(
     request: &ExportRequest,
     options: &FeedOptions,
     quiet: bool,
     cancel: &Cancel,
-) -> Result<Vec<String>> {
+) -> Result<FeedSummary> {
     let plan = validate(request, options)?;
     let aws::Caller {
         config,
@@ -114,34 +175,85 @@ pub async fn run(
         cancel,
     };
     let mut stored = Stored::load(store.as_ref(), &family, &identity).await?;
-    let mut lines = Vec::new();
-    if let Some(run) = stored.state.current.clone() {
-        let done = feed.export_settled(&run).await?;
-        lines.push(format!(
-            "feed {family}: resumed {} run {}: {}",
-            run.kind, run.job_id, done.line
-        ));
-        let Some(run) = done.run else {
-            return Ok(lines);
+    let mut summary = FeedSummary {
+        family: family.clone(),
+        lines: Vec::new(),
+        complete: false,
+        outcomes: Vec::new(),
+        busy: None,
+        watermark: stored.state.watermark,
+    };
+    let scheduled = options.invocation.is_some();
+    loop {
+        let (run, mine, resumed) = match next_step(&stored.state, options.invocation.as_deref()) {
+            Step::Done(job_id) => {
+                summary.lines.push(format!(
+                    "feed {family}: {job_id}, the run this invocation started, is complete"
+                ));
+                summary.complete = true;
+                return Ok(summary);
+            }
+            Step::Resume { run, mine } => (run, mine, true),
+            Step::Begin => {
+                if cancel.reason().is_some() {
+                    return Ok(summary);
+                }
+                match feed.begin(&mut stored).await {
+                    Ok(run) => (run, true, false),
+                    Err(busy @ Error::JobBusy { .. }) if scheduled => {
+                        return Ok(summary.left_to_another(&busy))
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
         };
-        feed.record(&mut stored, run, &done.repairs).await?;
+        let done = match feed.export_settled(&run).await {
+            Err(busy @ Error::JobBusy { .. }) if scheduled && !mine => {
+                return Ok(summary.left_to_another(&busy))
+            }
+            done => done?,
+        };
+        summary.outcomes.extend(done.outcomes);
+        summary.lines.push(if resumed {
+            format!(
+                "feed {family}: resumed {} run {}: {}",
+                run.kind, run.job_id, done.line
+            )
+        } else {
+            let window = describe_window(&run);
+            format!(
+                "feed {family}: {} run {} ({window}): {}",
+                run.kind, run.job_id, done.line
+            )
+        });
+        let Some(complete) = done.run else {
+            return Ok(summary);
+        };
+        feed.record(&mut stored, complete, &done.repairs).await?;
+        summary.watermark = stored.state.watermark;
+        if mine {
+            let watermark = summary.watermark.map(iso).unwrap_or_default();
+            summary
+                .lines
+                .push(format!("feed {family}: watermark {watermark}"));
+            summary.complete = true;
+            return Ok(summary);
+        }
     }
-    if cancel.reason().is_some() {
-        return Ok(lines);
+}
+
+impl FeedSummary {
+    /// The invocation ends cleanly: another run holds the family.
+    fn left_to_another(mut self, busy: &Error) -> FeedSummary {
+        let reason = crate::error::one_line(busy);
+        self.lines.push(format!(
+            "feed {}: left to another run: {reason}",
+            self.family
+        ));
+        self.busy = Some(reason);
+        self.complete = true;
+        self
     }
-    let run = feed.begin(&mut stored).await?;
-    let done = feed.export_settled(&run).await?;
-    let window = describe_window(&run);
-    lines.push(format!(
-        "feed {family}: {} run {} ({window}): {}",
-        run.kind, run.job_id, done.line
-    ));
-    if let Some(run) = done.run {
-        feed.record(&mut stored, run, &done.repairs).await?;
-        let watermark = stored.state.watermark.map(iso).unwrap_or_default();
-        lines.push(format!("feed {family}: watermark {watermark}"));
-    }
-    Ok(lines)
 }
 
 /// Reads of a window after which it is read again when findings changed under the read.
@@ -155,6 +267,8 @@ struct Exported {
     repairs: Vec<FeedRun>,
     /// What to print.
     line: String,
+    /// Each job run: the run's, then its repairs'.
+    outcomes: Vec<Outcome>,
 }
 
 /// `UpdatedAt a .. b` of a run, in words.
@@ -221,12 +335,14 @@ impl Feed<'_> {
     /// at once from their manifests).
     async fn export_settled(&self, run: &FeedRun) -> Result<Exported> {
         let mut outcome = self.export(run).await?;
+        let mut outcomes = vec![outcome.clone()];
         let mut line = outcome.line.clone();
         let mut rows = outcome.rows;
         let mut repairs = Vec::new();
         while outcome.complete && outcome.unsettled && (repairs.len() as u32) < MAX_REPAIRS {
             let mut repair = run.repair(repairs.len() as u32 + 1);
             outcome = self.export(&repair).await?;
+            outcomes.push(outcome.clone());
             line = format!(
                 "{line}; findings changed while it read its window, read again as {}: {}",
                 repair.job_id, outcome.line
@@ -243,6 +359,7 @@ impl Feed<'_> {
                 run: None,
                 repairs,
                 line,
+                outcomes,
             });
         }
         if outcome.unsettled {
@@ -256,6 +373,7 @@ impl Feed<'_> {
             run: Some(done),
             repairs,
             line,
+            outcomes,
         })
     }
 
@@ -325,6 +443,7 @@ pub fn next_run(
         completed_at: None,
         repairs: 0,
         settled: None,
+        started_by: options.invocation.clone(),
     }
 }
 

@@ -104,6 +104,10 @@ pub struct FeedRun {
     /// Whether the last read of the window saw nothing change (`None`: not known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled: Option<bool>,
+    /// The scheduled invocation that started the run (a Step Functions execution's name; `None`
+    /// from the command line): the invocation's later slices finish this run and start no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

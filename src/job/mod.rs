@@ -75,12 +75,24 @@ pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Re
 }
 
 /// How a plan's run ended, over one stream or many.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
+    /// The job.
+    pub job_id: String,
     /// Every finding of the job is in durable parts.
     pub complete: bool,
     /// Findings in the job's durable parts (every stream's).
     pub rows: u64,
+    /// The job's parts (every stream's).
+    pub parts: u64,
+    /// Findings this run wrote.
+    pub rows_this_run: u64,
+    /// Parts this run wrote.
+    pub parts_this_run: u64,
+    /// How long this run took.
+    pub elapsed: std::time::Duration,
+    /// Why the run stopped before the job was complete (`None` when complete).
+    pub stopped: Option<String>,
     /// The line the run ends with.
     pub line: String,
     /// Some stream of a complete job saw findings of its request updated while it read its
@@ -95,17 +107,40 @@ pub async fn run_plan(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result
         let mut observers = Observers::new();
         observers.push(observer::TerminalProgress::new(quiet));
         let summary = run(plan, observers, cancel).await?;
+        let complete = matches!(summary.end, RunEnd::Complete | RunEnd::AlreadyComplete);
         return Ok(Outcome {
-            complete: matches!(summary.end, RunEnd::Complete | RunEnd::AlreadyComplete),
+            job_id: summary.checkpoint.job_id.clone(),
+            complete,
             rows: summary.checkpoint.exported_count,
+            parts: summary.checkpoint.parts.len() as u64,
+            rows_this_run: summary.rows_this_run,
+            parts_this_run: summary.parts_this_run,
+            elapsed: summary.elapsed,
+            stopped: match &summary.end {
+                RunEnd::Stopped(reason) => Some(reason.clone()),
+                _ => None,
+            },
             line: summary.line(),
             unsettled: summary.settled == Some(false),
         });
     }
     let summary = fanout::run(plan, quiet, cancel).await?.into_result()?;
+    let (rows_this_run, parts_this_run, _) = summary.this_run();
+    let complete = summary.complete();
     Ok(Outcome {
-        complete: summary.complete(),
+        job_id: summary.job_id.clone(),
+        complete,
         rows: summary.exported_count(),
+        parts: summary
+            .streams
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .map(|s| s.checkpoint.parts.len() as u64)
+            .sum(),
+        rows_this_run,
+        parts_this_run,
+        elapsed: summary.elapsed,
+        stopped: (!complete).then(|| cancel.reason().unwrap_or_else(|| "stopped".into())),
         line: summary.line(),
         unsettled: summary
             .streams

@@ -7,6 +7,8 @@ tests' client (boto3); prints one JSON answer.
   aws_tool.py deploy MOTO TEMPLATE
       Deploys the template as a stack in moto's CloudFormation (a dummy code zip, an email and
       a schedule given), reads back what it made, deletes the stack; prints what it saw.
+  aws_tool.py parameter-default TEMPLATE NAME
+      Prints the template parameter NAME's default as {"default": ...}.
   aws_tool.py events MOTO TEMPLATE STATE_MACHINE_ARN
       Puts real-shaped Step Functions status events through the template's rule and
       InputTransformer into an SQS queue; prints what was delivered.
@@ -91,6 +93,14 @@ def cmd_sfn_run(args):
         "task_failures": failures,
         "slices_succeeded": sum(1 for e in history if e["type"] == "TaskSucceeded"),
     }))
+
+
+def cmd_parameter_default(args):
+    template, name = args
+    with open(template) as f:
+        parsed, problems = decode_str(f.read())
+    assert not problems, problems
+    print(json.dumps({"default": parsed["Parameters"][name].get("Default")}))
 
 
 def cmd_deploy(args):
@@ -225,7 +235,8 @@ def cmd_events(args):
 
 def main():
     command, args = sys.argv[1], sys.argv[2:]
-    {"sfn-run": cmd_sfn_run, "events": cmd_events, "deploy": cmd_deploy}[command](args)
+    {"sfn-run": cmd_sfn_run, "events": cmd_events, "deploy": cmd_deploy,
+     "parameter-default": cmd_parameter_default}[command](args)
 
 
 if __name__ == "__main__":

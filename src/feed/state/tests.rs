@@ -29,6 +29,7 @@ fn options(every_days: u64, overlap_mins: u64) -> FeedOptions {
         snapshot_every: std::time::Duration::from_secs(every_days * 86_400),
         overlap: std::time::Duration::from_secs(overlap_mins * 60),
         family: None,
+        invocation: None,
     }
 }
 
@@ -93,6 +94,7 @@ fn a_window_is_the_users_filters_and_updated_at_inclusive_at_both_ends() {
         completed_at: None,
         repairs: 0,
         settled: None,
+        started_by: None,
     };
     assert_eq!(
         window_filters(&user, &run),
@@ -174,6 +176,7 @@ fn a_run_whose_reads_never_settled_leaves_the_watermark_and_the_snapshot_where_t
         snapshot_every: std::time::Duration::from_secs(7 * 86_400),
         overlap: std::time::Duration::from_secs(3_600),
         family: None,
+        invocation: None,
     };
     let mut first = next_run(&state, family, &options, at(1, 0));
     first.settled = Some(true);
@@ -202,4 +205,57 @@ fn a_run_whose_reads_never_settled_leaves_the_watermark_and_the_snapshot_where_t
         (repair.window_start, repair.window_end),
         (unsettled.window_start, unsettled.window_end)
     );
+}
+
+#[test]
+fn a_scheduled_invocation_finishes_its_own_run_and_starts_no_other() {
+    use crate::feed::{next_step, Step};
+    let mut state = FeedState::new("fam", identity(json!({})));
+    let scheduled = FeedOptions {
+        invocation: Some("exec-1".into()),
+        ..options(7, 60)
+    };
+    assert_eq!(next_step(&state, Some("exec-1")), Step::Begin);
+    // A run another invocation (here the command line) left unfinished is resumed, not owned.
+    let left = next_run(&state, "fam", &options(7, 60), at(1, 2));
+    assert_eq!(left.started_by, None);
+    state.current = Some(left.clone());
+    assert_eq!(
+        next_step(&state, Some("exec-1")),
+        Step::Resume {
+            run: left.clone(),
+            mine: false
+        }
+    );
+    state.complete(left, 10, at(1, 3));
+    assert_eq!(next_step(&state, Some("exec-1")), Step::Begin);
+    let own = next_run(&state, "fam", &scheduled, at(1, 4));
+    assert_eq!(own.started_by.as_deref(), Some("exec-1"));
+    state.current = Some(own.clone());
+    assert_eq!(
+        next_step(&state, Some("exec-1")),
+        Step::Resume {
+            run: own.clone(),
+            mine: true
+        }
+    );
+    assert_eq!(
+        next_step(&state, Some("exec-2")),
+        Step::Resume {
+            run: own.clone(),
+            mine: false
+        },
+        "another execution only resumes it"
+    );
+    state.complete(own.clone(), 3, at(1, 5));
+    // Called again after its run completed (a retried last slice): nothing more to do.
+    assert_eq!(next_step(&state, Some("exec-1")), Step::Done(own.job_id));
+    assert_eq!(next_step(&state, Some("exec-2")), Step::Begin);
+    assert_eq!(
+        next_step(&state, None),
+        Step::Begin,
+        "the command line always begins"
+    );
+    let saved: FeedState = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+    assert_eq!(saved, state, "started_by is kept in the state object");
 }
