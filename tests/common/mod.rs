@@ -11,6 +11,7 @@ use serde_json::Value;
 
 mod crash;
 pub mod lambda_host;
+pub mod lambda_world;
 #[allow(unused_imports)]
 pub use crash::*;
 
