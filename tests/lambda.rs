@@ -126,14 +126,20 @@ async fn a_bad_event_fails_the_slice_with_its_error_type_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_through_catch() {
-    // Function timeout 4 s; the first invocation fails in Lambda itself, the second overruns
-    // its timeout and its sandbox is killed mid-slice; the retry after it resumes the job.
+    // Function timeout 4 s; the first invocation (the plan step) fails in Lambda itself, a
+    // slice overruns its timeout and its sandbox is killed mid-slice; the retry resumes the job.
     let host = LambdaHost::listen(Duration::from_secs(4)).await;
     // moto's ASL interpreter sends its Lambda invocations to MOTO_PORT: our function.
     let port = host.url.rsplit(':').next().unwrap().to_string();
     let world = World::new(1_500, 63, Moto::start_with_env(&[("MOTO_PORT", &port)])).await;
     host.run_sandbox(world.sandbox());
-    host.inject(&[InvokeFault::ServiceException, InvokeFault::Overrun]);
+    // The plan step (a one-stream job: no fan-out) fails in Lambda and is retried; the slice
+    // after it overruns.
+    host.inject(&[
+        InvokeFault::ServiceException,
+        InvokeFault::Pass,
+        InvokeFault::Overrun,
+    ]);
     let moto = &world.moto;
     let done = run_state_machine(moto, json!({"rate": 2, "burst": 2, "part_rows": 100}));
     eprintln!("lambda: state machine {done}");
@@ -310,6 +316,16 @@ fn the_template_deploys_as_a_stack_and_its_rule_names_the_deployed_state_machine
     assert_eq!(assume["Action"], "sts:AssumeRole", "{seen}");
     assert_eq!(
         assume["Resource"], "arn:aws:iam::*:role/SecurityHubExportRole",
+        "{seen}"
+    );
+    // The Distributed Map: the state machine may start its own child executions, no other.
+    let map = &seen["states_role_policies"]["run-stream-map"]["Statement"];
+    assert_eq!(map[0]["Action"], "states:StartExecution", "{seen}");
+    assert_eq!(map[0]["Resource"], machine, "{seen}");
+    assert!(
+        map[2]["Resource"].as_str().unwrap().ends_with(&format!(
+            "{bucket}/securityhub/_sechub_export/jobs/*/stream-items.json"
+        )),
         "{seen}"
     );
     assert_eq!(

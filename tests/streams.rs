@@ -4,47 +4,16 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::org::*;
 use common::*;
-use sechub_export::emulator::hubs::hub_generator;
 use sechub_export::emulator::{Emulator, EmulatorConfig, Faults, EMULATOR_ACCOUNT};
 use serde_json::Value;
 
 const MEMBER_A: &str = "111111111111";
 const MEMBER_B: &str = "222222222222";
 const REGIONS: [&str; 2] = ["eu-west-1", "us-east-1"];
-
-/// Writes the findings `account` holds in `region` (an emulator hub of `count`) as NDJSON.
-fn hub_findings(path: &Path, seed: u64, account: &str, region: &str, count: u64) {
-    let generator = hub_generator(seed, account, region);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for index in 0..count {
-        writeln!(out, "{}", generator.finding(index)).unwrap();
-    }
-}
-
-/// Concatenates NDJSON files into one expectation.
-fn concat(paths: &[PathBuf], out: &Path) -> PathBuf {
-    let text: String = paths
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
-    std::fs::write(out, text).unwrap();
-    out.to_path_buf()
-}
-
-/// Rows per `account/region` of the lake under `dir`, and rows whose finding names another
-/// account or Region than the stream that fetched it.
-fn sources(dir: &Path) -> (Value, u64) {
-    let report = lake_tool(&["sources", dir.to_str().unwrap()]);
-    (
-        report["by_source"].clone(),
-        report["wrong_source"].as_u64().unwrap(),
-    )
-}
 
 fn stream_flags<'a>(accounts: &'a str, regions: &'a str) -> Vec<&'a str> {
     vec![
@@ -157,19 +126,6 @@ async fn org_emulator(per_hub: u64, regions: &[&str], rate: f64, faults: Faults)
         ..EmulatorConfig::generated(per_hub, 9)
     })
     .await
-}
-
-/// The NDJSON of every hub of `accounts` x `regions` of an [`org_emulator`].
-fn org_expected(dir: &Path, accounts: &[&str], regions: &[&str], per_hub: u64) -> PathBuf {
-    let mut files = Vec::new();
-    for account in accounts {
-        for region in regions {
-            let path = dir.join(format!("{account}-{region}.ndjson"));
-            hub_findings(&path, 9, account, region, per_hub);
-            files.push(path);
-        }
-    }
-    concat(&files, &dir.join("expected.ndjson"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

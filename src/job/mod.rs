@@ -100,17 +100,12 @@ pub struct Outcome {
     pub unsettled: bool,
 }
 
-/// Runs a plan: one job, or one job per account and Region (a stream failing makes it
-/// [`Error::Partial`]); `quiet` hides the terminal's progress bars.
-pub async fn run_plan(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result<Outcome> {
-    if plan.streams.is_single() {
-        let mut observers = Observers::new();
-        observers.push(observer::TerminalProgress::new(quiet));
-        let summary = run(plan, observers, cancel).await?;
-        let complete = matches!(summary.end, RunEnd::Complete | RunEnd::AlreadyComplete);
-        return Ok(Outcome {
+impl Outcome {
+    /// How one stream's run ended.
+    pub fn of_stream(summary: &RunSummary) -> Outcome {
+        Outcome {
             job_id: summary.checkpoint.job_id.clone(),
-            complete,
+            complete: matches!(summary.end, RunEnd::Complete | RunEnd::AlreadyComplete),
             rows: summary.checkpoint.exported_count,
             parts: summary.checkpoint.parts.len() as u64,
             rows_this_run: summary.rows_this_run,
@@ -122,7 +117,18 @@ pub async fn run_plan(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result
             },
             line: summary.line(),
             unsettled: summary.settled == Some(false),
-        });
+        }
+    }
+}
+
+/// Runs a plan: one job, or one job per account and Region (a stream failing makes it
+/// [`Error::Partial`]); `quiet` hides the terminal's progress bars.
+pub async fn run_plan(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result<Outcome> {
+    if plan.streams.is_single() {
+        let mut observers = Observers::new();
+        observers.push(observer::TerminalProgress::new(quiet));
+        let summary = run(plan, observers, cancel).await?;
+        return Ok(Outcome::of_stream(&summary));
     }
     let summary = fanout::run(plan, quiet, cancel).await?.into_result()?;
     let (rows_this_run, parts_this_run, _) = summary.this_run();

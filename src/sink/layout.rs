@@ -67,6 +67,18 @@ pub fn last_run_key(job_id: &str) -> String {
     format!("{}/last-run.json", job_dir(job_id))
 }
 
+/// `_sechub_export/jobs/<job>/stream-items.json`: a multi-stream job's streams as the items of
+/// a Step Functions Distributed Map (a JSON array of `{"stream": {account_id, region}}`).
+pub fn stream_items_key(job_id: &str) -> String {
+    format!("{}/stream-items.json", job_dir(job_id))
+}
+
+/// `_sechub_export/jobs/<stream job>/last-error.json`: why a stream run by a Distributed Map
+/// last failed (read by the job's finish step; a report, not state the export relies on).
+pub fn stream_error_key(stream_job_id: &str) -> String {
+    format!("{}/last-error.json", job_dir(stream_job_id))
+}
+
 /// Folder of feed families' state, beside the jobs'.
 pub const FEED_DIR: &str = "_sechub_export/feeds";
 

@@ -50,6 +50,8 @@ pub enum InvokeFault {
     /// The sandbox is told a deadline a minute away, so it overruns the function's timeout and
     /// is killed there (`Sandbox.Timedout`), as a slice whose last upload hangs would be.
     Overrun,
+    /// Answered normally (to place the faults after it).
+    Pass,
 }
 
 struct Invocation {
@@ -71,6 +73,9 @@ struct Shared {
     stopped: std::sync::atomic::AtomicBool,
     /// The sandbox's log lines on stdout.
     logs: Mutex<Vec<String>>,
+    /// Where requests for anything but Lambda go (moto, when moto's ASL interpreter sends
+    /// every AWS call of its states to this port).
+    upstream: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -102,6 +107,7 @@ impl LambdaHost {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+            .fallback(forward)
             .with_state((shared.clone(), timeout));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -148,6 +154,12 @@ impl LambdaHost {
                 }
             }
         });
+    }
+
+    /// Sends every request that is not for Lambda to `url` (moto's ASL interpreter calls S3,
+    /// for a Distributed Map's items, on the same port as Lambda).
+    pub fn forward_others_to(&self, url: &str) {
+        *self.shared.upstream.lock().unwrap() = Some(url.to_string());
     }
 
     /// Answers the next invocations with these faults, in order.
@@ -362,4 +374,76 @@ async fn post_json(url: &str, body: String) -> (u16, Option<String>, String) {
             .map(str::to_string)
     });
     (status, function_error, body.to_string())
+}
+
+/// Any other request, passed to the upstream as it came (one HTTP/1.1 exchange).
+async fn forward(
+    State((shared, _)): HostState,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(upstream) = shared.upstream.lock().unwrap().clone() else {
+        return (StatusCode::NOT_FOUND, "no upstream").into_response();
+    };
+    let authority = upstream.trim_start_matches("http://").to_string();
+    let mut request = format!("{method} {uri} HTTP/1.1\r\n").into_bytes();
+    for (name, value) in &headers {
+        if name != "connection" && name != "host" {
+            request.extend(format!("{name}: ").as_bytes());
+            request.extend(value.as_bytes());
+            request.extend(b"\r\n");
+        }
+    }
+    request.extend(format!("Host: {authority}\r\nConnection: close\r\n\r\n").as_bytes());
+    request.extend(&body);
+    let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut reply = HeaderMap::new();
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if name == "transfer-encoding" && value.trim() == "chunked" {
+            body = unchunk(&body);
+        } else if name != "connection" && name != "content-length" {
+            reply.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.trim().parse().unwrap(),
+            );
+        }
+    }
+    (StatusCode::from_u16(status).unwrap(), reply, body).into_response()
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn unchunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = String::from_utf8_lossy(&raw[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return body;
+        }
+        body.extend(&raw[end + 2..end + 2 + size]);
+        raw = &raw[end + 2 + size + 2..];
+    }
 }

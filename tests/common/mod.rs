@@ -12,6 +12,7 @@ use serde_json::Value;
 mod crash;
 pub mod lambda_host;
 pub mod lambda_world;
+pub mod org;
 #[allow(unused_imports)]
 pub use crash::*;
 

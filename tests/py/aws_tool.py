@@ -144,6 +144,7 @@ def cmd_deploy(args):
         "log_retention": {g["logGroupName"]: g.get("retentionInDays") for g in groups},
         "parameter": client("ssm", moto).get_parameter(Name="/sechub-export/_deployments/sechub-export")["Parameter"]["Value"],
         "role_policies": role_policies(moto, function["Role"].rsplit("/", 1)[-1]),
+        "states_role_policies": role_policies(moto, made["StateMachineRole"].rsplit("/", 1)[-1]),
     }
     cf.delete_stack(StackName="sechub-export")
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]

@@ -4,8 +4,12 @@
 //! when it is created; one stream's failure never stops the others, and re-running the same
 //! command resumes only the streams that are not complete.
 
+pub mod distributed;
 pub mod observe;
 pub mod record;
+mod summary;
+
+pub(crate) use summary::partial;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,53 +57,89 @@ pub struct FanOutSummary {
     pub elapsed: Duration,
 }
 
+/// What every run of a multi-stream job starts from: the caller, the job's identity and id,
+/// and its store (nothing written yet).
+pub(crate) struct Prepared {
+    started: Instant,
+    base: SdkConfig,
+    caller: String,
+    home: String,
+    identity: FanOutIdentity,
+    job_id: String,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Prepared {
+    /// The caller and the job's identity, id and store for `plan`.
+    pub(crate) async fn new(plan: &ExportPlan) -> Result<Prepared> {
+        let started = Instant::now();
+        let aws::Caller {
+            config: base,
+            account_id: caller,
+            region: home,
+        } = aws::caller(&plan.aws).await?;
+        let identity = FanOutIdentity {
+            selection: Selection {
+                accounts: plan.streams.accounts.clone(),
+                regions: match &plan.streams.regions {
+                    Regions::Caller => Regions::Listed(vec![home.clone()]),
+                    other => other.clone(),
+                },
+                caller_account_id: caller.clone(),
+            },
+            api: plan.api,
+            filters_as_given: plan.filters.clone(),
+            page_size: PAGE_SIZE,
+            destination: plan.destination.url(),
+        };
+        let job_id = plan
+            .job_id
+            .clone()
+            .unwrap_or_else(|| identity.default_job_id());
+        let store = sink::open_checked(&plan.destination, Some(&base)).await?;
+        Ok(Prepared {
+            started,
+            base,
+            caller,
+            home,
+            identity,
+            job_id,
+            store,
+        })
+    }
+
+    /// The job's runner.
+    fn fan_out<'a>(&'a self, plan: &'a ExportPlan, cancel: &'a Cancel) -> FanOut<'a> {
+        FanOut {
+            plan,
+            base: &self.base,
+            caller: &self.caller,
+            store: self.store.clone(),
+            job_id: &self.job_id,
+            cancel,
+        }
+    }
+}
+
 /// Runs every stream of the plan's job that is not complete, `max_streams` at once.
 pub async fn run(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result<FanOutSummary> {
-    let started = Instant::now();
-    let aws::Caller {
-        config: base,
-        account_id: caller,
-        region: home,
-    } = aws::caller(&plan.aws).await?;
-    let identity = FanOutIdentity {
-        selection: Selection {
-            accounts: plan.streams.accounts.clone(),
-            regions: match &plan.streams.regions {
-                Regions::Caller => Regions::Listed(vec![home.clone()]),
-                other => other.clone(),
-            },
-            caller_account_id: caller.clone(),
-        },
-        api: plan.api,
-        filters_as_given: plan.filters.clone(),
-        page_size: PAGE_SIZE,
-        destination: plan.destination.url(),
-    };
-    let job_id = plan
-        .job_id
-        .clone()
-        .unwrap_or_else(|| identity.default_job_id());
     // Nothing is written until the stream set is known: a failed resolution leaves no trace.
-    let store = sink::open_checked(&plan.destination, Some(&base)).await?;
-    let run = FanOut {
-        plan,
-        base: &base,
-        caller: &caller,
-        store: store.clone(),
-        job_id: &job_id,
-        cancel,
-    };
-    let record = run.stream_record(identity, &home).await?;
+    let prepared = Prepared::new(plan).await?;
+    let run = prepared.fan_out(plan, cancel);
+    let record = run
+        .stream_record(prepared.identity.clone(), &prepared.home)
+        .await?;
     if !plan.destination.is_s3() {
-        store.check().await?;
+        prepared.store.check().await?;
     }
-    let lock = JobLock::acquire(store.clone(), &job_id).await?;
+    let job_id = prepared.job_id.clone();
+    let lock = JobLock::acquire(prepared.store.clone(), &job_id).await?;
     let result = run.run_locked(record, quiet).await;
     lock.release().await;
     Ok(FanOutSummary {
         job_id,
         streams: result?,
-        elapsed: started.elapsed(),
+        elapsed: prepared.started.elapsed(),
     })
 }
 
@@ -367,118 +407,4 @@ fn report(outcome: &StreamOutcome) -> StreamReport {
         error_kind,
         reason,
     }
-}
-
-impl FanOutSummary {
-    /// Streams that failed, with their errors.
-    pub fn failures(&self) -> impl Iterator<Item = (&Stream, &Error)> {
-        self.streams
-            .iter()
-            .filter_map(|o| o.result.as_ref().err().map(|e| (&o.stream, e)))
-    }
-
-    /// True when every stream is complete.
-    pub fn complete(&self) -> bool {
-        self.streams.iter().all(|o| {
-            matches!(&o.result, Ok(s) if matches!(s.end, RunEnd::Complete | RunEnd::AlreadyComplete))
-        })
-    }
-
-    /// Findings in durable parts over every stream.
-    pub fn exported_count(&self) -> u64 {
-        self.streams
-            .iter()
-            .map(|o| match &o.result {
-                Ok(s) => s.checkpoint.exported_count,
-                Err(_) => o.prior_count,
-            })
-            .sum()
-    }
-
-    /// Sums of what this run wrote: findings, parts and bytes.
-    pub fn this_run(&self) -> (u64, u64, u64) {
-        self.streams
-            .iter()
-            .filter_map(|o| o.result.as_ref().ok())
-            .fold((0, 0, 0), |(r, p, b), s| {
-                (
-                    r + s.rows_this_run,
-                    p + s.parts_this_run,
-                    b + s.bytes_this_run,
-                )
-            })
-    }
-
-    /// The summary when no stream failed; [`Error::Partial`] naming each failed stream
-    /// otherwise (or [`Error::JobBusy`] when other runs hold every unfinished stream).
-    pub fn into_result(self) -> Result<FanOutSummary> {
-        let failed: Vec<(&Stream, &Error)> = self.failures().collect();
-        if failed.is_empty() {
-            return Ok(self);
-        }
-        let unfinished = self.streams.iter().filter(|o| !is_done(o)).count();
-        let busy = failed
-            .iter()
-            .filter(|(_, e)| matches!(e, Error::JobBusy { .. }))
-            .count();
-        if busy == unfinished {
-            return Err(Error::JobBusy {
-                job_id: self.job_id.clone(),
-                message: format!("another run holds its {busy} unfinished streams; wait for it to end (or for its leases to expire), then re-run the same command"),
-            });
-        }
-        let reasons: Vec<String> = failed
-            .iter()
-            .map(|(stream, err)| format!("{}: {}", stream.label(), one_line(*err)))
-            .collect();
-        Err(Error::Partial {
-            job_id: self.job_id.clone(),
-            message: format!(
-                "{} of {} streams complete ({} findings), {} failed: {}; fix them and re-run the same command: it resumes only the unfinished streams",
-                self.streams.len() - unfinished,
-                self.streams.len(),
-                self.exported_count(),
-                failed.len(),
-                reasons.join("; ")
-            ),
-        })
-    }
-
-    /// The one line a run ends with.
-    pub fn line(&self) -> String {
-        let (rows, parts, bytes) = self.this_run();
-        let secs = self.elapsed.as_secs_f64();
-        let rate = rows as f64 / secs.max(0.001);
-        let done = self.streams.iter().filter(|o| is_done(o)).count();
-        let sharded = self
-            .streams
-            .iter()
-            .filter(|o| matches!(&o.result, Ok(s) if !s.checkpoint.shards.is_empty()))
-            .count();
-        let sharded = match sharded {
-            0 => String::new(),
-            n => format!(" ({n} streams sharded)"),
-        };
-        let this_run = format!(
-            "{rows} findings in {parts} parts ({bytes} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s"
-        );
-        if self.complete() {
-            return format!(
-                "complete: job {}: {} streams; this run {this_run}; job total {} findings",
-                self.job_id,
-                self.streams.len(),
-                self.exported_count()
-            );
-        }
-        format!(
-            "resumable: job {} stopped with {done} of {} streams complete: this run {this_run}; job total {} findings; re-run the same command to continue",
-            self.job_id,
-            self.streams.len(),
-            self.exported_count()
-        )
-    }
-}
-
-fn is_done(outcome: &StreamOutcome) -> bool {
-    matches!(&outcome.result, Ok(s) if matches!(s.end, RunEnd::Complete | RunEnd::AlreadyComplete))
 }

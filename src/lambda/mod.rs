@@ -8,14 +8,18 @@
 use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{one_line, Error};
-use crate::feed::{self, FeedOptions, FeedSummary};
-use crate::job::{self, Cancel, Outcome};
-use crate::plan::{ExportPlan, ExportRequest};
-use crate::request::filters::iso;
+use crate::feed;
+use crate::job::fanout::distributed;
+use crate::job::{self, Cancel};
+use crate::plan::ExportPlan;
+use event::{SliceEvent, Stage};
+pub use result::{Answer, PlanResult, SliceResult};
+
+pub mod event;
+pub mod result;
 
 /// Smallest safety margin before the deadline.
 const MIN_MARGIN: Duration = Duration::from_secs(2);
@@ -34,145 +38,8 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(slice)).await
 }
 
-/// What a slice returns: where the job stands after it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SliceResult {
-    /// The job (the event's `job_id`, the execution's name, or the default one derived from the
-    /// request); for a feed, the run's job (`feed <family>` when it ran none).
-    pub job_id: String,
-    /// True once every finding of the job is exported (for a feed: its window, or another run
-    /// holds the family); the state machine stops looping.
-    pub complete: bool,
-    /// Findings in durable parts, over the whole job.
-    pub exported_count: u64,
-    /// Parts of the whole job.
-    pub parts: u64,
-    /// Findings this slice wrote.
-    pub slice_rows: u64,
-    /// Parts this slice wrote.
-    pub slice_parts: u64,
-    /// Seconds this slice ran.
-    pub slice_seconds: f64,
-    /// Why the slice stopped before the job was complete (`null` when complete).
-    pub stopped: Option<String>,
-    /// The feed family (`null` for an export).
-    pub feed_family: Option<String>,
-    /// The family's watermark after the slice (`null` for an export, or before its first run).
-    pub watermark: Option<String>,
-    /// Why a feed invocation left the family to another run that holds it (`null` otherwise).
-    pub busy: Option<String>,
-}
-
-impl From<&Outcome> for SliceResult {
-    fn from(outcome: &Outcome) -> Self {
-        SliceResult {
-            job_id: outcome.job_id.clone(),
-            complete: outcome.complete,
-            exported_count: outcome.rows,
-            parts: outcome.parts,
-            slice_rows: outcome.rows_this_run,
-            slice_parts: outcome.parts_this_run,
-            slice_seconds: outcome.elapsed.as_secs_f64(),
-            stopped: outcome.stopped.clone(),
-            feed_family: None,
-            watermark: None,
-            busy: None,
-        }
-    }
-}
-
-impl From<&FeedSummary> for SliceResult {
-    /// The job last run (its totals), with what every job of the slice wrote.
-    fn from(summary: &FeedSummary) -> Self {
-        let mut result = match summary.outcomes.last() {
-            Some(last) => SliceResult::from(last),
-            None => SliceResult {
-                job_id: format!("feed {}", summary.family),
-                complete: true,
-                exported_count: 0,
-                parts: 0,
-                slice_rows: 0,
-                slice_parts: 0,
-                slice_seconds: 0.0,
-                stopped: None,
-                feed_family: None,
-                watermark: None,
-                busy: None,
-            },
-        };
-        let all = &summary.outcomes;
-        result.slice_rows = all.iter().map(|o| o.rows_this_run).sum();
-        result.slice_parts = all.iter().map(|o| o.parts_this_run).sum();
-        result.slice_seconds = all.iter().map(|o| o.elapsed.as_secs_f64()).sum();
-        result.complete = summary.complete;
-        if summary.complete {
-            result.stopped = None;
-        } else if result.stopped.is_none() {
-            result.stopped = Some(TIME_BOX.to_string());
-        }
-        result.feed_family = Some(summary.family.clone());
-        result.watermark = summary.watermark.map(iso);
-        result.busy = summary.busy.clone();
-        result
-    }
-}
-
 /// Why a slice stops at its time box.
-const TIME_BOX: &str = "the slice's time box before the Lambda deadline";
-
-/// A slice's event: an export request with the CLI's flag names in snake_case, and for a feed
-/// its options under `feed`.
-#[derive(Debug, Deserialize)]
-struct SliceEvent {
-    #[serde(flatten)]
-    request: ExportRequest,
-    /// Run the request as a feed family (one scheduled run per execution) instead of one job.
-    #[serde(default)]
-    feed: Option<FeedEvent>,
-    /// The Step Functions execution's name: an export's job id unless `job_id` is given, a
-    /// feed's invocation.
-    #[serde(default)]
-    execution: Option<String>,
-}
-
-/// The `feed` flags in an event.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FeedEvent {
-    /// `--family`.
-    #[serde(default)]
-    family: Option<String>,
-    /// `--snapshot-every`, e.g. `7d`.
-    #[serde(default)]
-    snapshot_every: Option<String>,
-    /// `--overlap`, e.g. `1h`.
-    #[serde(default)]
-    overlap: Option<String>,
-}
-
-impl FeedEvent {
-    /// The feed's options for the execution `invocation`.
-    fn options(self, invocation: Option<String>) -> Result<FeedOptions, Error> {
-        let duration = |name: &str, given: Option<String>, default: &str| {
-            let text = given.unwrap_or_else(|| default.to_string());
-            humantime::parse_duration(&text).map_err(|e| {
-                Error::Usage(format!(
-                    "invalid feed.{name} {text:?} ({e}); give a duration such as {default}"
-                ))
-            })
-        };
-        Ok(FeedOptions {
-            snapshot_every: duration(
-                "snapshot_every",
-                self.snapshot_every,
-                feed::DEFAULT_SNAPSHOT_EVERY,
-            )?,
-            overlap: duration("overlap", self.overlap, feed::DEFAULT_OVERLAP)?,
-            family: self.family,
-            invocation,
-        })
-    }
-}
+pub(crate) const TIME_BOX: &str = "the slice's time box before the Lambda deadline";
 
 /// A failed slice, reported to Lambda with the error's kind as `errorType` (what the state
 /// machine's Retry and Catch match) and its one-line message.
@@ -200,7 +67,7 @@ pub fn slice_budget(remaining: Duration) -> Duration {
 }
 
 /// One invocation: the event is an export request with the CLI's flag names in snake_case.
-async fn slice(event: LambdaEvent<Value>) -> Result<SliceResult, SliceError> {
+async fn slice(event: LambdaEvent<Value>) -> Result<Answer, SliceError> {
     let remaining = event
         .context
         .deadline()
@@ -208,12 +75,18 @@ async fn slice(event: LambdaEvent<Value>) -> Result<SliceResult, SliceError> {
         .unwrap_or_default();
     let result = run_slice(event.payload, slice_budget(remaining)).await;
     match &result {
-        Ok(done) => tracing::info!(
+        Ok(Answer::Slice(done)) => tracing::info!(
             job_id = %done.job_id,
             complete = done.complete,
             exported_count = done.exported_count,
             slice_rows = done.slice_rows,
             "slice ended"
+        ),
+        Ok(Answer::Plan(planned)) => tracing::info!(
+            job_id = ?planned.job_id,
+            fan_out = planned.fan_out,
+            streams = planned.streams,
+            "plan ended"
         ),
         Err(SliceError(err)) => {
             tracing::error!(error_type = err.kind(), "slice failed: {}", one_line(err))
@@ -222,13 +95,23 @@ async fn slice(event: LambdaEvent<Value>) -> Result<SliceResult, SliceError> {
     result
 }
 
-async fn run_slice(event: Value, budget: Duration) -> Result<SliceResult, SliceError> {
+async fn run_slice(event: Value, budget: Duration) -> Result<Answer, SliceError> {
     let bad_event = |e: String| SliceError(Error::Usage(format!("invalid event: {e}")));
     let SliceEvent {
         mut request,
         feed,
         execution,
+        stage,
+        stream,
     } = serde_json::from_value(event).map_err(|e| bad_event(e.to_string()))?;
+    if feed.is_some() && stream.is_some() {
+        return Err(bad_event(
+            "a feed runs its streams in one slice loop; remove \"stream\"".into(),
+        ));
+    }
+    if stage.is_some() && stream.is_some() {
+        return Err(bad_event("give \"stage\" or \"stream\", not both".into()));
+    }
     let feed = feed
         .map(|f| f.options(execution.clone()))
         .transpose()
@@ -242,6 +125,20 @@ async fn run_slice(event: Value, budget: Duration) -> Result<SliceResult, SliceE
         None => ExportPlan::new(&request),
     }
     .map_err(SliceError)?;
+    let fans_out = feed.is_none() && !plan.streams.is_single();
+    match stage {
+        Some(Stage::Plan) if !fans_out => return Ok(Answer::Plan(PlanResult::single(&plan))),
+        Some(Stage::Plan) => {
+            let planned = distributed::plan(&plan).await.map_err(SliceError)?;
+            return Ok(Answer::Plan(PlanResult::fan_out(&plan, planned)));
+        }
+        Some(Stage::Finish) => {
+            let outcome = distributed::finish(&plan).await.map_err(SliceError)?;
+            tracing::info!("{}", outcome.line);
+            return Ok(Answer::Slice(SliceResult::from(&outcome)));
+        }
+        None => {}
+    }
     if budget.is_zero() {
         return Err(SliceError(Error::Usage(
             "the invocation has no time left to export: give the function a timeout of at least 10 seconds".into(),
@@ -249,8 +146,8 @@ async fn run_slice(event: Value, budget: Duration) -> Result<SliceResult, SliceE
     }
     let cancel = Cancel::new();
     let _time_box = cancel.cancel_after(budget, TIME_BOX);
-    let result = match &feed {
-        Some(options) => {
+    let result = match (&feed, &stream) {
+        (Some(options), _) => {
             let summary = feed::run(&request, options, true, &cancel)
                 .await
                 .map_err(SliceError)?;
@@ -259,7 +156,14 @@ async fn run_slice(event: Value, budget: Duration) -> Result<SliceResult, SliceE
             }
             SliceResult::from(&summary)
         }
-        None => {
+        (None, Some(stream)) => {
+            let outcome = distributed::run_stream(&plan, stream, &cancel)
+                .await
+                .map_err(SliceError)?;
+            tracing::info!("{}", outcome.line);
+            SliceResult::from(&outcome)
+        }
+        (None, None) => {
             let outcome = job::run_plan(&plan, true, &cancel)
                 .await
                 .map_err(SliceError)?;
@@ -267,7 +171,7 @@ async fn run_slice(event: Value, budget: Duration) -> Result<SliceResult, SliceE
             SliceResult::from(&outcome)
         }
     };
-    Ok(result)
+    Ok(Answer::Slice(result))
 }
 
 #[cfg(test)]
@@ -327,5 +231,38 @@ mod tests {
         let unknown =
             refused(serde_json::json!({"destination": "/tmp/x", "feed": {"every": "1d"}})).await;
         assert!(unknown.error_message.contains("every"), "{unknown:?}");
+    }
+
+    #[tokio::test]
+    async fn map_steps_are_checked_before_any_call() {
+        let refused = |event: Value| async move {
+            Diagnostic::from(run_slice(event, Duration::from_secs(10)).await.unwrap_err())
+        };
+        let stream = serde_json::json!({"account_id": "111111111111", "region": "eu-west-1"});
+        let both = refused(
+            serde_json::json!({"destination": "s3://lake/p", "stage": "plan", "stream": stream}),
+        )
+        .await;
+        assert!(both.error_message.contains("not both"), "{both:?}");
+        let feed = refused(
+            serde_json::json!({"destination": "s3://lake/p", "feed": {}, "stream": stream}),
+        )
+        .await;
+        assert!(feed.error_message.contains("one slice loop"), "{feed:?}");
+        let stage = refused(serde_json::json!({"destination": "s3://lake/p", "stage": "go"})).await;
+        assert_eq!(stage.error_type, "SechubExport.BadRequest");
+        assert!(stage.error_message.contains("plan"), "{stage:?}");
+        // A one-stream request plans without a call: no fan-out.
+        let single = run_slice(
+            serde_json::json!({"destination": "s3://lake/p", "stage": "plan", "max_streams": 4}),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        let Answer::Plan(planned) = single else {
+            panic!("a plan answer: {single:?}")
+        };
+        assert!(!planned.fan_out && planned.job_id.is_none(), "{planned:?}");
+        assert_eq!(planned.max_concurrency, 4);
     }
 }

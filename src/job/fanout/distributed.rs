@@ -1,0 +1,265 @@
+//! A multi-stream job run by Step Functions' Distributed Map instead of one process: the plan
+//! step freezes the job's stream set (as [`super::run`] does) and writes it as the Map's items;
+//! each item is one stream, run in Lambda slices of its own at its own quota; the finish step
+//! reads every stream's checkpoint and reports the job (the last-run report, the SSM total, and
+//! [`Error::Partial`] naming each failed stream).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::record::{LastRun, StreamRecord, StreamReport, StreamState};
+use super::{partial, Prepared};
+use crate::error::{one_line, Error, Result};
+use crate::job::checkpoint::{CheckpointStore, JobState};
+use crate::job::observer::{Observers, TerminalProgress};
+use crate::job::ssm::SsmCounter;
+use crate::job::{time_box, Cancel, Outcome, RunSummary};
+use crate::plan::ExportPlan;
+use crate::sink::{layout, Destination, ObjectStore};
+use crate::streams::Stream;
+
+/// One Map item: the stream a child workflow exports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamKey {
+    /// The account read.
+    pub account_id: String,
+    /// The Region read.
+    pub region: String,
+}
+
+/// One element of the items file.
+#[derive(Serialize)]
+struct Item<'a> {
+    stream: &'a StreamKey,
+}
+
+/// What the plan step found: the job and where its Map items are.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Planned {
+    /// The job.
+    pub job_id: String,
+    /// Its streams.
+    pub streams: usize,
+    /// Bucket of the items file.
+    pub items_bucket: String,
+    /// Key of the items file (a JSON array, one item per stream).
+    pub items_key: String,
+}
+
+/// Resolves the job's stream set (or loads and checks the stored one), records it create-only
+/// and writes it as the Map's items. Only S3 destinations: Step Functions reads the items there.
+pub async fn plan(plan: &ExportPlan) -> Result<Planned> {
+    let Destination::S3 { bucket, prefix } = &plan.destination else {
+        return Err(Error::Usage(
+            "a job over several streams in Step Functions needs an s3:// destination (its Map reads the streams from there)".into(),
+        ));
+    };
+    let prepared = Prepared::new(plan).await?;
+    let cancel = Cancel::new();
+    let fan_out = prepared.fan_out(plan, &cancel);
+    let record = match fan_out
+        .stream_record(prepared.identity.clone(), &prepared.home)
+        .await?
+    {
+        super::Resolved::Existing(record) => record,
+        super::Resolved::New(new) => {
+            let stored = new.clone().create(prepared.store.as_ref()).await?;
+            fan_out.check_identity(&stored, &new.identity)?;
+            stored
+        }
+    };
+    let keys: Vec<StreamKey> = record
+        .streams
+        .iter()
+        .map(|s| StreamKey {
+            account_id: s.account_id.clone(),
+            region: s.region.clone(),
+        })
+        .collect();
+    let items: Vec<Item> = keys.iter().map(|stream| Item { stream }).collect();
+    let key = layout::stream_items_key(&prepared.job_id);
+    let body = Bytes::from(serde_json::to_vec(&items).expect("items serialise"));
+    prepared.store.put(&key, body, "application/json").await?;
+    Ok(Planned {
+        job_id: prepared.job_id.clone(),
+        streams: keys.len(),
+        items_bucket: bucket.clone(),
+        items_key: match prefix.as_str() {
+            "" => key,
+            prefix => format!("{prefix}/{key}"),
+        },
+    })
+}
+
+/// Runs one slice of one stream of a planned job (its own lease; the job's is not taken, so
+/// every stream can run in a Lambda of its own). A failure is also recorded for the finish step.
+pub async fn run_stream(plan: &ExportPlan, key: &StreamKey, cancel: &Cancel) -> Result<Outcome> {
+    let prepared = Prepared::new(plan).await?;
+    let record = stored_record(&prepared).await?;
+    let fan_out = prepared.fan_out(plan, cancel);
+    fan_out.check_identity(&record, &prepared.identity)?;
+    let stream = record
+        .streams
+        .iter()
+        .find(|s| s.account_id == key.account_id && s.region == key.region)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}/{} is not a stream of job {}; its streams are in {}",
+                key.account_id,
+                key.region,
+                prepared.job_id,
+                layout::stream_items_key(&prepared.job_id)
+            ))
+        })?;
+    let job_id = stream.job_id(&prepared.job_id);
+    let prior = CheckpointStore::new(prepared.store.clone(), &job_id)
+        .load()
+        .await;
+    let prior_count = match &prior {
+        Ok(Some(checkpoint)) => checkpoint.exported_count,
+        _ => 0,
+    };
+    let _time_box = time_box(plan, cancel);
+    let mut observers = Observers::new();
+    observers.push(TerminalProgress::new(true));
+    let result: Result<RunSummary> = fan_out
+        .run_stream(&record.identity, stream, prior, observers)
+        .await;
+    match result {
+        Ok(summary) => Ok(Outcome::of_stream(&summary)),
+        Err(err) => {
+            let report = failed(stream, prior_count, &err);
+            let body = Bytes::from(serde_json::to_vec_pretty(&report).expect("report"));
+            let key = layout::stream_error_key(&job_id);
+            if let Err(e) = prepared.store.put(&key, body, "application/json").await {
+                tracing::warn!("could not record the stream's failure: {}", one_line(&e));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Reports the job once its Map has ended: every stream's state from its checkpoint (and, for
+/// one that is not complete, the failure it recorded), the last-run report, the job's SSM
+/// count; [`Error::Partial`] when a stream is not complete.
+pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
+    let prepared = Prepared::new(plan).await?;
+    let record = stored_record(&prepared).await?;
+    let cancel = Cancel::new();
+    let fan_out = prepared.fan_out(plan, &cancel);
+    fan_out.check_identity(&record, &prepared.identity)?;
+    let priors = fan_out.load_checkpoints(&record.streams).await;
+    let mut reports = Vec::with_capacity(record.streams.len());
+    for (stream, prior) in record.streams.iter().zip(priors) {
+        let report = match prior {
+            Ok(Some(cp)) if cp.state == JobState::Complete => StreamReport {
+                stream: stream.clone(),
+                state: StreamState::Complete,
+                exported_count: cp.exported_count,
+                parts: cp.parts.len() as u64,
+                error_kind: None,
+                reason: None,
+            },
+            Ok(prior) => {
+                let count = prior.map_or(0, |cp| cp.exported_count);
+                recorded_failure(prepared.store.as_ref(), stream, &prepared.job_id)
+                    .await
+                    .map(|r| StreamReport {
+                        exported_count: count,
+                        ..r
+                    })
+                    .unwrap_or_else(|| StreamReport {
+                        stream: stream.clone(),
+                        state: StreamState::Failed,
+                        exported_count: count,
+                        parts: 0,
+                        error_kind: None,
+                        reason: Some(
+                            "did not complete; see its child execution in the Map Run".into(),
+                        ),
+                    })
+            }
+            Err(err) => failed(stream, 0, &err),
+        };
+        reports.push(report);
+    }
+    let total: u64 = reports.iter().map(|r| r.exported_count).sum();
+    let parameter = plan.progress_parameter(&prepared.job_id);
+    if let Some(name) = parameter.clone() {
+        let counter = SsmCounter::start(&prepared.base, name.clone(), total);
+        if !counter.close(Some(total)).await {
+            tracing::warn!("could not publish the job's count to SSM parameter {name}");
+        }
+    }
+    let last = LastRun {
+        finished_at: chrono::Utc::now(),
+        progress_parameter: Some(parameter.unwrap_or_else(|| "none".into())),
+        streams: reports,
+    };
+    last.save(prepared.store.as_ref(), &prepared.job_id).await?;
+    let reasons: Vec<String> = last
+        .streams
+        .iter()
+        .filter(|r| r.state != StreamState::Complete)
+        .map(|r| {
+            let reason = r.reason.as_deref().unwrap_or("failed");
+            format!("{}: {reason}", r.stream.label())
+        })
+        .collect();
+    let streams = last.streams.len();
+    if !reasons.is_empty() {
+        let done = streams - reasons.len();
+        return Err(partial(&prepared.job_id, done, streams, total, &reasons));
+    }
+    Ok(Outcome {
+        job_id: prepared.job_id.clone(),
+        complete: true,
+        rows: total,
+        parts: last.streams.iter().map(|r| r.parts).sum(),
+        rows_this_run: 0,
+        parts_this_run: 0,
+        elapsed: prepared.started.elapsed(),
+        stopped: None,
+        line: format!(
+            "complete: job {}: {streams} streams, each run by the Map; job total {total} findings",
+            prepared.job_id
+        ),
+        unsettled: false,
+    })
+}
+
+/// The job's stream record, which its plan step wrote.
+async fn stored_record(prepared: &Prepared) -> Result<StreamRecord> {
+    StreamRecord::load(prepared.store.as_ref(), &prepared.job_id)
+        .await?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "job {} has no stream record: its plan step (an event with \"stage\": \"plan\") creates it",
+                prepared.job_id
+            ))
+        })
+}
+
+/// The report of a stream that failed with `err`.
+fn failed(stream: &Stream, exported_count: u64, err: &Error) -> StreamReport {
+    StreamReport {
+        stream: stream.clone(),
+        state: StreamState::Failed,
+        exported_count,
+        parts: 0,
+        error_kind: Some(err.kind().to_string()),
+        reason: Some(one_line(err)),
+    }
+}
+
+/// The failure a stream's last slice recorded, if any.
+async fn recorded_failure(
+    store: &dyn ObjectStore,
+    stream: &Stream,
+    job_id: &str,
+) -> Option<StreamReport> {
+    let key = layout::stream_error_key(&stream.job_id(job_id));
+    let (body, _) = store.get(&key).await.ok()??;
+    serde_json::from_slice(&body).ok()
+}
