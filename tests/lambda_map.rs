@@ -45,7 +45,8 @@ async fn a_distributed_map_runs_each_stream_ends_partial_on_a_missing_role_and_a
         findings: 3 * 2 * PER_HUB,
         seed: 9,
     };
-    host.run_sandbox(world.sandbox());
+    // Three sandboxes: the function runs up to three slices at once, each its own process.
+    host.run_sandboxes(3, || world.sandbox()).await;
     let input = json!({
         "job_id": "org",
         "accounts": [EMULATOR_ACCOUNT, MEMBER_A, MEMBER_B],
@@ -54,11 +55,19 @@ async fn a_distributed_map_runs_each_stream_ends_partial_on_a_missing_role_and_a
         "rate": 20,
         "burst": 10,
         "part_rows": 100,
-        // The test's Lambda is one sandbox (reserved concurrency 1): one child at a time.
-        "max_streams": 1,
+        // Three child workflows at once, each stream's slices in their own sandbox.
+        "max_streams": 3,
+        // One chain per stream: three sandboxes on a loaded machine can make calls slow enough
+        // to shard (tests/shards.rs covers that), and the request counts below would then vary.
+        "max_shards": 1,
     });
     let partial = run_state_machine(&world.moto, input.clone());
     eprintln!("lambda map: {partial}");
+    assert!(
+        host.peak_running() > 1,
+        "the Map runs its children at once: peak {}",
+        host.peak_running()
+    );
     assert_eq!(partial["status"], "FAILED", "{partial}");
     assert_eq!(partial["error"], "SechubExport.Partial", "{partial}");
     let cause = partial["cause"].as_str().unwrap();

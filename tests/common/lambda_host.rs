@@ -1,7 +1,8 @@
 //! A Lambda stand-in for the tests: the Lambda Runtime API that the real binary polls (as in a
 //! Lambda sandbox), and Lambda's Invoke API in front of it (what Step Functions calls). One
-//! sandbox process at a time, as a function with reserved concurrency 1: restarted after it
-//! dies, killed when an invocation passes its deadline, as Lambda does.
+//! sandbox process by default, as a function with reserved concurrency 1, or several, each
+//! polling its own Runtime API port: each restarted after it dies, and killed when the
+//! invocation it runs passes its deadline, as Lambda does.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -68,8 +69,12 @@ struct Shared {
     faults: Mutex<VecDeque<InvokeFault>>,
     invocations: Mutex<Vec<Outcome>>,
     next_id: Mutex<u64>,
-    /// The running sandbox's pid.
-    pid: Mutex<Option<u32>>,
+    /// Each running sandbox's pid, by sandbox.
+    pids: Mutex<HashMap<usize, u32>>,
+    /// The sandbox that took each invocation in flight.
+    taken_by: Mutex<HashMap<String, usize>>,
+    /// The most invocations that sandboxes ran at once.
+    peak_running: std::sync::atomic::AtomicUsize,
     stopped: std::sync::atomic::AtomicBool,
     /// The sandbox's log lines on stdout.
     logs: Mutex<Vec<String>>,
@@ -79,11 +84,19 @@ struct Shared {
 }
 
 impl Shared {
-    /// SIGKILLs the sandbox, as Lambda does at a timeout (the supervisor starts another).
-    fn kill_sandbox(&self) {
-        if let Some(pid) = *self.pid.lock().unwrap() {
+    /// SIGKILLs a sandbox, as Lambda does at a timeout (its supervisor starts another).
+    fn kill_sandbox(&self, sandbox: usize) {
+        if let Some(pid) = self.pids.lock().unwrap().get(&sandbox) {
             // SAFETY: plain kill(2) of our own child.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+
+    /// SIGKILLs the sandbox running invocation `id`, if one took it.
+    fn kill_sandbox_of(&self, id: &str) {
+        let sandbox = self.taken_by.lock().unwrap().get(id).copied();
+        if let Some(sandbox) = sandbox {
+            self.kill_sandbox(sandbox);
         }
     }
 }
@@ -91,6 +104,7 @@ impl Shared {
 /// The Runtime API and Invoke API on one loopback port, and the sandbox process.
 pub struct LambdaHost {
     pub url: String,
+    timeout: Duration,
     shared: Arc<Shared>,
 }
 
@@ -98,30 +112,43 @@ impl LambdaHost {
     /// Serves the APIs for a function with this timeout; [`LambdaHost::run_sandbox`] starts it.
     pub async fn listen(timeout: Duration) -> LambdaHost {
         let shared = Arc::new(Shared::default());
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
+        let app = runtime_api()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
             .fallback(forward)
-            .with_state((shared.clone(), timeout));
+            .with_state((shared.clone(), timeout, 0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         LambdaHost {
             url: format!("http://{addr}"),
+            timeout,
             shared,
         }
     }
 
     /// Starts the sandbox: `sandbox` is the binary's command with its AWS environment; the
     /// Runtime API variables are added here.
-    pub fn run_sandbox(&self, mut sandbox: std::process::Command) {
+    pub fn run_sandbox(&self, sandbox: std::process::Command) {
         let api = self.url.trim_start_matches("http://").to_string();
+        self.start(sandbox, api, 0);
+    }
+
+    /// Starts `count` sandboxes (a function with that much concurrency), each made by `sandbox`
+    /// and polling a Runtime API port of its own, so the host knows which one runs what.
+    pub async fn run_sandboxes(&self, count: usize, sandbox: impl Fn() -> std::process::Command) {
+        self.run_sandbox(sandbox());
+        for index in 1..count {
+            let app = runtime_api().with_state((self.shared.clone(), self.timeout, index));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let api = listener.local_addr().unwrap().to_string();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            self.start(sandbox(), api, index);
+        }
+    }
+
+    /// Keeps one sandbox running on Runtime API `api`: starts it, and when it dies fails its
+    /// invocations in flight with `Runtime.ExitError` and starts another.
+    fn start(&self, mut sandbox: std::process::Command, api: String, index: usize) {
         sandbox
             .env("AWS_LAMBDA_RUNTIME_API", api)
             .env("AWS_LAMBDA_FUNCTION_NAME", "sechub-export")
@@ -129,27 +156,32 @@ impl LambdaHost {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
-        self.supervise(sandbox);
-    }
-
-    /// Keeps one sandbox running: starts it, and when it dies fails its invocation in flight
-    /// with `Runtime.ExitError` and starts another.
-    fn supervise(&self, command: std::process::Command) {
         let shared = self.shared.clone();
-        let mut command = tokio::process::Command::from(command);
+        let mut command = tokio::process::Command::from(sandbox);
         command.kill_on_drop(true);
         tokio::spawn(async move {
             use std::sync::atomic::Ordering;
             while !shared.stopped.load(Ordering::SeqCst) {
                 let mut child = command.spawn().expect("start the sandbox");
-                *shared.pid.lock().unwrap() = child.id();
+                if let Some(pid) = child.id() {
+                    shared.pids.lock().unwrap().insert(index, pid);
+                }
                 tokio::spawn(forward_logs(child.stdout.take().unwrap(), shared.clone()));
                 let _ = child.wait().await;
-                let waiting: Vec<_> = shared.waiting.lock().unwrap().drain().collect();
-                for (_, reply) in waiting {
-                    let _ = reply.send(Outcome::FunctionError {
-                        error_type: "Runtime.ExitError".into(),
-                        message: "Runtime exited with error: signal: killed".into(),
+                // What the dead sandbox had taken fails as Lambda reports a killed runtime.
+                {
+                    let mut taken = shared.taken_by.lock().unwrap();
+                    let mut waiting = shared.waiting.lock().unwrap();
+                    taken.retain(|id, by| {
+                        if *by == index {
+                            if let Some(reply) = waiting.remove(id) {
+                                let _ = reply.send(Outcome::FunctionError {
+                                    error_type: "Runtime.ExitError".into(),
+                                    message: "Runtime exited with error: signal: killed".into(),
+                                });
+                            }
+                        }
+                        *by != index
                     });
                 }
             }
@@ -170,6 +202,13 @@ impl LambdaHost {
     /// Every invocation's outcome so far, in order.
     pub fn outcomes(&self) -> Vec<Outcome> {
         self.shared.invocations.lock().unwrap().clone()
+    }
+
+    /// The most invocations that sandboxes ran at the same time so far.
+    pub fn peak_running(&self) -> usize {
+        self.shared
+            .peak_running
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Asserts the sandbox logged, and only JSON lines (what CloudWatch Logs parses); returns them.
@@ -212,7 +251,10 @@ impl Drop for LambdaHost {
         self.shared
             .stopped
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.shared.kill_sandbox();
+        let sandboxes: Vec<usize> = self.shared.pids.lock().unwrap().keys().copied().collect();
+        sandboxes
+            .into_iter()
+            .for_each(|sandbox| self.shared.kill_sandbox(sandbox));
     }
 }
 
@@ -226,12 +268,33 @@ async fn forward_logs(stdout: tokio::process::ChildStdout, shared: Arc<Shared>) 
     }
 }
 
-type HostState = State<(Arc<Shared>, Duration)>;
+type HostState = State<(Arc<Shared>, Duration, usize)>;
 
-async fn next(State((shared, _)): HostState) -> Response {
+/// The Runtime API's routes (what a sandbox polls).
+fn runtime_api() -> Router<(Arc<Shared>, Duration, usize)> {
+    Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+}
+
+async fn next(State((shared, _, sandbox)): HostState) -> Response {
     loop {
         let notified = shared.queued.notified();
-        if let Some(invocation) = shared.queue.lock().unwrap().pop_front() {
+        let taken = shared.queue.lock().unwrap().pop_front();
+        if let Some(invocation) = taken {
+            let running = {
+                let mut taken_by = shared.taken_by.lock().unwrap();
+                taken_by.insert(invocation.id.clone(), sandbox);
+                taken_by.len()
+            };
+            shared
+                .peak_running
+                .fetch_max(running, std::sync::atomic::Ordering::SeqCst);
             let mut headers = HeaderMap::new();
             headers.insert(
                 "lambda-runtime-aws-request-id",
@@ -254,6 +317,7 @@ async fn next(State((shared, _)): HostState) -> Response {
 }
 
 fn settle(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    shared.taken_by.lock().unwrap().remove(id);
     match shared.waiting.lock().unwrap().remove(id) {
         Some(reply) => {
             let _ = reply.send(outcome);
@@ -264,7 +328,7 @@ fn settle(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
 }
 
 async fn response(
-    State((shared, _)): HostState,
+    State((shared, _, _)): HostState,
     Path(id): Path<String>,
     body: Bytes,
 ) -> StatusCode {
@@ -272,7 +336,11 @@ async fn response(
     settle(&shared, &id, Outcome::Ok(value))
 }
 
-async fn error(State((shared, _)): HostState, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn error(
+    State((shared, _, _)): HostState,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     let value: Value = serde_json::from_slice(&body).expect("errors are JSON");
     let outcome = Outcome::FunctionError {
         error_type: value["errorType"].as_str().unwrap_or("").to_string(),
@@ -290,7 +358,7 @@ async fn init_error(body: Bytes) -> StatusCode {
 
 /// Lambda's Invoke API: queue the event for the sandbox and wait for its answer, at most the
 /// function's timeout (then `Sandbox.Timedout`, and the sandbox is killed, as Lambda does).
-async fn invoke(State((shared, timeout)): HostState, body: Bytes) -> Response {
+async fn invoke(State((shared, timeout, _)): HostState, body: Bytes) -> Response {
     let fault = shared.faults.lock().unwrap().pop_front();
     if let Some(InvokeFault::ServiceException) = fault {
         let mut headers = HeaderMap::new();
@@ -319,16 +387,17 @@ async fn invoke(State((shared, timeout)): HostState, body: Bytes) -> Response {
     shared.queued.notify_one();
     if let Some(InvokeFault::KillAfter(after)) = fault {
         let shared = shared.clone();
+        let id = id.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            shared.kill_sandbox();
+            shared.kill_sandbox_of(&id);
         });
     }
     let outcome = match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(outcome)) => outcome,
         _ => {
             shared.waiting.lock().unwrap().remove(&id);
-            shared.kill_sandbox();
+            shared.kill_sandbox_of(&id);
             Outcome::FunctionError {
                 error_type: "Sandbox.Timedout".into(),
                 message: format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
@@ -378,7 +447,7 @@ async fn post_json(url: &str, body: String) -> (u16, Option<String>, String) {
 
 /// Any other request, passed to the upstream as it came (one HTTP/1.1 exchange).
 async fn forward(
-    State((shared, _)): HostState,
+    State((shared, _, _)): HostState,
     method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
