@@ -73,7 +73,7 @@ async fn a_distributed_map_runs_each_stream_ends_partial_on_a_missing_role_and_a
     let cause = partial["cause"].as_str().unwrap();
     for needle in [
         "4 of 6 streams complete (1200 findings), 2 failed",
-        "222222222222/eu-west-1: cannot assume arn:aws:iam::222222222222:role/SecurityHubExportRole",
+        "222222222222/eu-west-1, 222222222222/us-east-1: cannot assume arn:aws:iam::222222222222:role/SecurityHubExportRole",
         "222222222222/us-east-1",
         "re-run the same command",
     ] {

@@ -148,7 +148,7 @@ async fn a_missing_role_ends_the_job_partial_and_a_rerun_finishes_only_that_acco
         8,
         &[
             "partial: job org: 4 of 6 streams complete (1200 findings), 2 failed",
-            "222222222222/eu-west-1: cannot assume arn:aws:iam::222222222222:role/SecurityHubExportRole (403 AccessDenied",
+            "222222222222/eu-west-1, 222222222222/us-east-1: cannot assume arn:aws:iam::222222222222:role/SecurityHubExportRole (403 AccessDenied",
             "re-run the same command",
         ],
     );

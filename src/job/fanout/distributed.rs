@@ -198,19 +198,19 @@ pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
         streams: reports,
     };
     last.save(prepared.store.as_ref(), &prepared.job_id).await?;
-    let reasons: Vec<String> = last
+    let failed: Vec<(String, String)> = last
         .streams
         .iter()
         .filter(|r| r.state != StreamState::Complete)
         .map(|r| {
             let reason = r.reason.as_deref().unwrap_or("failed");
-            format!("{}: {reason}", r.stream.label())
+            (r.stream.label(), reason.to_string())
         })
         .collect();
     let streams = last.streams.len();
-    if !reasons.is_empty() {
-        let done = streams - reasons.len();
-        return Err(partial(&prepared.job_id, done, streams, total, &reasons));
+    if !failed.is_empty() {
+        let done = streams - failed.len();
+        return Err(partial(&prepared.job_id, done, streams, total, &failed));
     }
     Ok(Outcome {
         job_id: prepared.job_id.clone(),

@@ -64,16 +64,16 @@ impl FanOutSummary {
                 message: format!("another run holds its {busy} unfinished streams; wait for it to end (or for its leases to expire), then re-run the same command"),
             });
         }
-        let reasons: Vec<String> = failed
+        let failed: Vec<(String, String)> = failed
             .iter()
-            .map(|(stream, err)| format!("{}: {}", stream.label(), one_line(*err)))
+            .map(|(stream, err)| (stream.label(), one_line(*err)))
             .collect();
         Err(partial(
             &self.job_id,
             self.streams.len() - unfinished,
             self.streams.len(),
             self.exported_count(),
-            &reasons,
+            &failed,
         ))
     }
 
@@ -116,21 +116,106 @@ fn is_done(outcome: &StreamOutcome) -> bool {
     matches!(&outcome.result, Ok(s) if matches!(s.end, RunEnd::Complete | RunEnd::AlreadyComplete))
 }
 
-/// A job that ended with `reasons` (one per failed stream) after `done` of `total` streams
-/// completed with `findings` in all.
+/// Most characters of the failed streams' part of a partial job's message: one readable line,
+/// well inside the 32,768 characters Step Functions keeps of a failure's cause.
+const MAX_REASONS_CHARS: usize = 4_000;
+
+/// A job that ended with `failed` (each failed stream's label and reason) after `done` of
+/// `total` streams completed with `findings` in all. Streams failing for the same reason (an
+/// account's Regions, when its role is missing) share one entry; past [`MAX_REASONS_CHARS`]
+/// the rest are counted, and `status` lists them all.
 pub(crate) fn partial(
     job_id: &str,
     done: usize,
     total: usize,
     findings: u64,
-    reasons: &[String],
+    failed: &[(String, String)],
 ) -> Error {
+    let mut groups: Vec<(Vec<&str>, &str)> = Vec::new();
+    for (label, reason) in failed {
+        match groups.iter_mut().find(|(_, r)| r == reason) {
+            Some((labels, _)) => labels.push(label),
+            None => groups.push((vec![label.as_str()], reason.as_str())),
+        }
+    }
+    let mut reasons = String::new();
+    let mut named = 0;
+    for (labels, reason) in &groups {
+        let entry = format!("{}: {reason}", labels.join(", "));
+        if !reasons.is_empty() && reasons.len() + entry.len() > MAX_REASONS_CHARS {
+            break;
+        }
+        if !reasons.is_empty() {
+            reasons.push_str("; ");
+        }
+        reasons.push_str(&entry);
+        named += labels.len();
+    }
+    if named < failed.len() {
+        reasons.push_str(&format!(
+            "; and {} more failed streams (`status --job-id {job_id}` lists each with its reason)",
+            failed.len() - named
+        ));
+    }
     Error::Partial {
         job_id: job_id.to_string(),
         message: format!(
-            "{done} of {total} streams complete ({findings} findings), {} failed: {}; fix them and re-run the same command: it resumes only the unfinished streams",
-            reasons.len(),
-            reasons.join("; ")
+            "{done} of {total} streams complete ({findings} findings), {} failed: {reasons}; fix them and re-run the same command: it resumes only the unfinished streams",
+            failed.len()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(error: Error) -> String {
+        match error {
+            Error::Partial { message, .. } => message,
+            other => panic!("not partial: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn streams_failing_alike_share_one_entry() {
+        let denied = "cannot assume arn:aws:iam::222222222222:role/R (403 AccessDenied)";
+        let failed = [
+            ("222222222222/eu-west-1".to_string(), denied.to_string()),
+            (
+                "333333333333/eu-west-1".to_string(),
+                "Security Hub is off".into(),
+            ),
+            ("222222222222/us-east-1".to_string(), denied.to_string()),
+        ];
+        let message = message(partial("org", 3, 6, 900, &failed));
+        assert_eq!(
+            message,
+            format!("3 of 6 streams complete (900 findings), 3 failed: 222222222222/eu-west-1, 222222222222/us-east-1: {denied}; 333333333333/eu-west-1: Security Hub is off; fix them and re-run the same command: it resumes only the unfinished streams")
+        );
+    }
+
+    #[test]
+    fn thousands_of_failed_streams_make_one_bounded_line_that_counts_the_rest() {
+        let failed: Vec<(String, String)> = (0..2_000)
+            .map(|n| {
+                let account = format!("{:012}", 100_000_000_000u64 + n);
+                let reason = format!("cannot assume arn:aws:iam::{account}:role/SecurityHubExportRole (403 AccessDenied: not authorized to perform sts:AssumeRole)");
+                (format!("{account}/us-east-1"), reason)
+            })
+            .collect();
+        let message = message(partial("org", 0, 2_000, 0, &failed));
+        assert!(message.len() < MAX_REASONS_CHARS + 400, "{}", message.len());
+        assert!(!message.contains('\n'));
+        assert!(message.starts_with("0 of 2000 streams complete (0 findings), 2000 failed: 100000000000/us-east-1: cannot assume"), "{message}");
+        let named = message.matches("/us-east-1: ").count();
+        assert!(named > 10, "{message}");
+        assert!(
+            message.contains(&format!(
+                "; and {} more failed streams (`status --job-id org` lists each with its reason); fix them",
+                2_000 - named
+            )),
+            "{message}"
+        );
     }
 }
