@@ -84,21 +84,20 @@ struct Shared {
 }
 
 impl Shared {
-    /// SIGKILLs a sandbox, as Lambda does at a timeout (its supervisor starts another).
-    fn kill_sandbox(&self, sandbox: usize) {
-        if let Some(pid) = self.pids.lock().unwrap().get(&sandbox) {
-            // SAFETY: plain kill(2) of our own child.
-            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
-        }
-    }
-
-    /// SIGKILLs the sandbox running invocation `id`, if one took it.
+    /// SIGKILLs the sandbox running invocation `id`, if one took it, as Lambda does at a
+    /// timeout (its supervisor starts another).
     fn kill_sandbox_of(&self, id: &str) {
         let sandbox = self.taken_by.lock().unwrap().get(id).copied();
-        if let Some(sandbox) = sandbox {
-            self.kill_sandbox(sandbox);
+        if let Some(pid) = sandbox.and_then(|s| self.pids.lock().unwrap().get(&s).copied()) {
+            kill(pid);
         }
     }
+}
+
+/// SIGKILLs a sandbox process.
+fn kill(pid: u32) {
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
 }
 
 /// The Runtime API and Invoke API on one loopback port, and the sandbox process.
@@ -251,10 +250,12 @@ impl Drop for LambdaHost {
         self.shared
             .stopped
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let sandboxes: Vec<usize> = self.shared.pids.lock().unwrap().keys().copied().collect();
-        sandboxes
-            .into_iter()
-            .for_each(|sandbox| self.shared.kill_sandbox(sandbox));
+        self.shared
+            .pids
+            .lock()
+            .unwrap()
+            .values()
+            .for_each(|pid| kill(*pid));
     }
 }
 

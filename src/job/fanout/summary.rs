@@ -131,12 +131,15 @@ pub(crate) fn partial(
     findings: u64,
     failed: &[(String, String)],
 ) -> Error {
+    // Groups in the order their reasons first appear, found through an index by reason.
     let mut groups: Vec<(Vec<&str>, &str)> = Vec::new();
+    let mut group_of: std::collections::HashMap<&str, usize> = Default::default();
     for (label, reason) in failed {
-        match groups.iter_mut().find(|(_, r)| r == reason) {
-            Some((labels, _)) => labels.push(label),
-            None => groups.push((vec![label.as_str()], reason.as_str())),
-        }
+        let index = *group_of.entry(reason.as_str()).or_insert_with(|| {
+            groups.push((Vec::new(), reason.as_str()));
+            groups.len() - 1
+        });
+        groups[index].0.push(label);
     }
     let mut reasons = String::new();
     let mut named = 0;
