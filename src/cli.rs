@@ -59,9 +59,13 @@ pub struct AthenaDdlFlags {
     /// Glue database.
     #[arg(long, default_value = "securityhub")]
     pub database: String,
-    /// Table name (the view is <table>_latest).
-    #[arg(long, default_value = "findings")]
-    pub table: String,
+    /// The API whose table is declared: v1 (ASFF, default table findings) or v2 (OCSF,
+    /// default table findings_ocsf).
+    #[arg(long, default_value = "v1", conflicts_with = "cloudformation")]
+    pub api: crate::request::Api,
+    /// Table name (the view is <table>_latest); default: the API's table folder.
+    #[arg(long)]
+    pub table: Option<String>,
     /// Write the DDL to this file instead of standard output.
     #[arg(long)]
     pub output: Option<std::path::PathBuf>,
@@ -77,6 +81,9 @@ pub struct GenerateFlags {
     /// Seed (the same seed gives the same findings).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// v1: ASFF as GetFindings serves them; v2: the same findings as GetFindingsV2's OCSF.
+    #[arg(long, default_value = "v1")]
+    pub api: crate::request::Api,
 }
 
 /// `export`: the request (shared with events) and the terminal's own flag.
@@ -196,13 +203,13 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
         Command::Status(flags) => commands::status::status(&flags).await.map(Some),
         Command::Verify(args) => commands::verify::verify(&args).await.map(Some),
         Command::AthenaDdl(flags) if flags.cloudformation => commands::athena::write_or_return(
-            crate::athena::cloudformation::resources(crate::request::Api::GetFindings.format()),
+            crate::athena::cloudformation::resources(),
             flags.output.as_deref(),
         ),
         Command::AthenaDdl(flags) => commands::athena::athena_ddl(
             flags.destination.as_deref().unwrap_or_default(),
             &flags.database,
-            &flags.table,
+            (flags.api, flags.table.as_deref()),
             flags.output.as_deref(),
         ),
         #[cfg(feature = "emulator")]
@@ -211,7 +218,7 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
         Command::Emulator(args) => commands::emulator::serve(args).await.map(|_| None),
         #[cfg(feature = "emulator")]
         Command::Generate(flags) => {
-            commands::emulator::generate(flags.findings, flags.seed).map(|_| None)
+            commands::emulator::generate(flags.findings, flags.seed, flags.api).map(|_| None)
         }
     }
 }

@@ -24,13 +24,14 @@
 //!   since the family's watermark, with periodic snapshots, under one conditional state object.
 //! - [`streams`] chooses those accounts and Regions: the flags, their resolution (members,
 //!   enabled Regions) and each account's cross-Region aggregation.
-//! - [`source`] has [`source::PageSource`] (one attempt at one page of one API, GetFindings
-//!   today) and [`source::PacedSource`], the one rate-limited retry loop.
-//! - [`encode`] has [`encode::Format`] (ASFF today), the column-driven batch builder and
-//!   Parquet parts.
+//! - [`source`] has [`source::PageSource`] (one attempt at one page of one API: GetFindings
+//!   or GetFindingsV2) and [`source::PacedSource`], the one rate-limited retry loop.
+//! - [`encode`] has [`encode::Format`] (ASFF `findings`, OCSF `findings_ocsf`), the
+//!   column-driven batch builder and Parquet parts.
 //! - [`sink`] has [`sink::ObjectStore`] with S3, local and in-memory stores, the key layout,
 //!   and [`sink::open_store`], the one place that decides what a destination is.
-//! - [`request`] holds the API, its filters, the frozen request and the job identity.
+//! - [`request`] holds the API, its filters (the ASFF and the OCSF dialect), the frozen
+//!   request and the job identity.
 //! - [`athena`] generates the DDL from a format's table.
 //! - [`aws`], [`error`] and [`crash`] hold AWS configuration and SDK failures, the one error
 //!   enum with its exit codes, and crash points for the reliability suite.

@@ -16,7 +16,7 @@ use crate::job::shards::MAX_SHARDS;
 use crate::request::{self, filters, Api};
 use crate::sink::Destination;
 use crate::source::Pace;
-use crate::streams::{StreamArgs, StreamSpec, MAX_FANOUT_JOB_ID};
+use crate::streams::{Regions, StreamArgs, StreamSpec, MAX_FANOUT_JOB_ID};
 
 /// Largest `part_rows` accepted (a part is built in memory before upload).
 pub const MAX_PART_ROWS: u64 = 1_000_000;
@@ -38,10 +38,21 @@ pub struct ExportRequest {
     #[serde(flatten)]
     #[allow(missing_docs)]
     pub streams: StreamArgs,
-    /// Filters as JSON or file://path, in the `aws securityhub get-findings --filters` format.
+    /// The API read: v1 (GetFindings: Security Hub CSPM's ASFF findings, table `findings`) or
+    /// v2 (GetFindingsV2: the new Security Hub's OCSF findings, table `findings_ocsf`).
+    #[arg(long, default_value = "v1")]
+    #[serde(default, skip_serializing_if = "is_v1")]
+    pub api: Api,
+    /// Filters as JSON or file://path, in the `aws securityhub get-findings --filters` format
+    /// (with --api v2: the `get-findings-v2` CompositeFilters format).
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<FiltersArg>,
+    /// With --api v2: Scopes as JSON or file://path, the organizations or organizational units
+    /// a delegated administrator reads, e.g. {"AwsOrganizations":[{"OrganizationalUnitId":"ou-..."}]}.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<FiltersArg>,
     /// Send filter attributes this build does not know (newer than it) as written, with a
     /// warning, instead of refusing them.
     #[arg(long)]
@@ -92,6 +103,9 @@ pub struct ExportRequest {
     pub restart: bool,
 }
 
+fn is_v1(api: &Api) -> bool {
+    *api == Api::GetFindings
+}
 fn default_rate() -> f64 {
     DEFAULT_RATE
 }
@@ -173,6 +187,8 @@ pub struct ExportPlan {
     pub api: Api,
     /// Filters as given (validated; relative dates are resolved when the job is created).
     pub filters: Value,
+    /// GetFindingsV2 scopes (validated), if any.
+    pub scopes: Option<Value>,
     /// Whether attribute names unknown to this build were allowed.
     pub allow_unknown_filters: bool,
     /// The accounts and Regions read (one stream each), and how many at once.
@@ -199,13 +215,31 @@ impl ExportPlan {
     /// Checks everything that can be checked without the network.
     pub fn new(request: &ExportRequest) -> Result<ExportPlan> {
         let destination = Destination::parse(&request.destination)?;
-        let api = Api::GetFindings;
+        let api = request.api;
         let filters = match &request.filters {
             Some(arg) => arg.resolve()?,
             None => Value::Object(Default::default()),
         };
         api.validate_filters(&filters, request.allow_unknown_filters)?;
+        let scopes = match &request.scopes {
+            None => None,
+            Some(_) if api != Api::GetFindingsV2 => {
+                return Err(Error::Usage(
+                    "--scopes is a GetFindingsV2 parameter: add --api v2, or drop --scopes".into(),
+                ))
+            }
+            Some(arg) => {
+                let scopes = arg.resolve()?;
+                request::ocsf_filters::validate_scopes(&scopes)?;
+                Some(scopes)
+            }
+        };
         let streams = StreamSpec::new(&request.streams)?;
+        if api == Api::GetFindingsV2 && !matches!(&streams.regions, Regions::Caller) {
+            return Err(Error::Usage(
+                "--api v2 reads one Region per job (the new Security Hub gathers linked Regions into its home Region): drop --regions and give the home Region with --region".into(),
+            ));
+        }
         if let Some(job_id) = &request.job_id {
             request::validate_job_id(job_id)?;
             if !streams.is_single() && job_id.len() > MAX_FANOUT_JOB_ID {
@@ -244,6 +278,7 @@ impl ExportPlan {
             aws: request.aws.clone(),
             api,
             filters,
+            scopes,
             allow_unknown_filters: request.allow_unknown_filters,
             streams,
             job_id: request.job_id.clone(),
@@ -279,7 +314,9 @@ impl From<ExportPlan> for ExportRequest {
         ExportRequest {
             destination: plan.destination.url(),
             aws: plan.aws,
+            api: plan.api,
             filters: Some(FiltersArg::Json(plan.filters)),
+            scopes: plan.scopes.map(FiltersArg::Json),
             allow_unknown_filters: plan.allow_unknown_filters,
             streams: plan.streams.to_args(),
             job_id: plan.job_id,
@@ -364,121 +401,4 @@ mod human_duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn plan_of(event: Value) -> std::result::Result<ExportPlan, String> {
-        serde_json::from_value(event).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn an_event_with_cli_names_makes_the_same_plan_as_the_flags() {
-        let from_event = plan_of(json!({
-            "destination": "s3://lake/sh",
-            "region": "eu-west-1",
-            "filters": {"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]},
-            "job_id": "nightly",
-            "max_duration": "13m"
-        }))
-        .unwrap();
-        let flags = ExportRequest {
-            destination: "s3://lake/sh".into(),
-            aws: AwsSettings {
-                region: Some("eu-west-1".into()),
-                ..AwsSettings::default()
-            },
-            filters: Some(FiltersArg::Text(
-                r#"{"RecordState":[{"Value":"ACTIVE","Comparison":"EQUALS"}]}"#.into(),
-            )),
-            streams: StreamArgs::default(),
-            allow_unknown_filters: false,
-            job_id: Some("nightly".into()),
-            rate: 3.0,
-            burst: 6,
-            max_shards: 16,
-            progress_parameter: None,
-            part_rows: 50_000,
-            compression: Compression::Zstd,
-            max_duration: Some(Duration::from_secs(13 * 60)),
-            restart: false,
-        };
-        assert_eq!(from_event, ExportPlan::new(&flags).unwrap());
-        assert_eq!(
-            from_event.progress_parameter("nightly").as_deref(),
-            Some("/sechub-export/nightly/exported-count")
-        );
-    }
-
-    #[test]
-    fn ssm_parameter_names_follow_the_aws_rules() {
-        let deep = format!("/{}", vec!["l"; 16].join("/"));
-        for bad in [
-            "a/b",
-            "/a//b",
-            "/a/",
-            "/aws/x",
-            "ssm-x",
-            "/x y",
-            deep.as_str(),
-            "",
-        ] {
-            assert!(validate_parameter_name(bad).is_err(), "{bad:?}");
-        }
-        let fifteen = format!("/{}", vec!["l"; 15].join("/"));
-        for good in [
-            "count",
-            "/sechub-export/job_1/exported-count",
-            fifteen.as_str(),
-        ] {
-            assert!(validate_parameter_name(good).is_ok(), "{good:?}");
-        }
-    }
-
-    #[test]
-    fn a_plan_round_trips_through_json() {
-        let plan = plan_of(json!({"destination": "/tmp/lake", "progress_parameter": "none", "rate": 10, "burst": 20})).unwrap();
-        let text = serde_json::to_string(&plan).unwrap();
-        assert_eq!(serde_json::from_str::<ExportPlan>(&text).unwrap(), plan);
-        assert_eq!(plan.progress_parameter("j"), None);
-    }
-
-    #[test]
-    fn an_event_that_fails_an_offline_check_makes_no_plan() {
-        for (event, needle) in [
-            (json!({"region": "us-east-1"}), "destination"),
-            (json!({"destination": "gs://x"}), "invalid --destination"),
-            (
-                json!({"destination": "/tmp/l", "filters": {"Bogus": []}}),
-                "unknown filter attribute",
-            ),
-            (
-                json!({"destination": "/tmp/l", "job_id": "a/b"}),
-                "invalid --job-id",
-            ),
-            (
-                json!({"destination": "/tmp/l", "part_rows": 0}),
-                "invalid --part-rows",
-            ),
-            (
-                json!({"destination": "/tmp/l", "rate": 0}),
-                "invalid --rate",
-            ),
-            (
-                json!({"destination": "/tmp/l", "progress_parameter": "/aws/x"}),
-                "invalid --progress-parameter",
-            ),
-            (
-                json!({"destination": "/tmp/l", "max_duration": "0s"}),
-                "invalid --max-duration",
-            ),
-            (
-                json!({"destination": "/tmp/l", "max_duration": "soon"}),
-                "soon",
-            ),
-        ] {
-            let err = plan_of(event.clone()).unwrap_err();
-            assert!(err.contains(needle), "{event}: {err}");
-        }
-    }
-}
+mod tests;

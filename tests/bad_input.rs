@@ -189,6 +189,45 @@ fn catalogue() -> Vec<Case> {
         ],
         ..case("eleven filter attributes", &[], 2, "at most 10")
     });
+    cases.extend([
+        case(
+            "ASFF filters with --api v2",
+            &["--api", "v2", "--filters", r#"{"SeverityLabel":[{"Value":"HIGH","Comparison":"EQUALS"}]}"#],
+            2,
+            "the ASFF filter format is for --api v1",
+        ),
+        case(
+            "an OCSF field that does not exist",
+            &["--api", "v2", "--filters", r#"{"CompositeFilters":[{"StringFilters":[{"FieldName":"severity_label","Filter":{"Value":"High","Comparison":"EQUALS"}}]}]}"#],
+            2,
+            "\"severity_label\" is not a field of StringFilters",
+        ),
+        case(
+            "several composite filters without an operator",
+            &["--api", "v2", "--filters", r#"{"CompositeFilters":[{"BooleanFilters":[{"FieldName":"vulnerabilities.is_fix_available","Filter":{"Value":true}}]},{"NumberFilters":[{"FieldName":"severity_id","Filter":{"Gte":4}}]}]}"#],
+            2,
+            "no CompositeOperator",
+        ),
+        case("unknown API", &["--api", "v3"], 2, "unknown API \"v3\""),
+        case(
+            "--scopes without --api v2",
+            &["--scopes", r#"{"AwsOrganizations":[{"OrganizationId":"o-abc"}]}"#],
+            2,
+            "--scopes is a GetFindingsV2 parameter",
+        ),
+        case(
+            "malformed --scopes",
+            &["--api", "v2", "--scopes", r#"{"AwsOrganizations":[{"OrgId":"o-abc"}]}"#],
+            2,
+            "invalid --scopes",
+        ),
+        case(
+            "--api v2 over several Regions",
+            &["--api", "v2", "--regions", "us-east-1,eu-west-1"],
+            2,
+            "--api v2 reads one Region per job",
+        ),
+    ]);
     cases.push(Case {
         env: vec![("AWS_ACCESS_KEY_ID", None), ("AWS_SECRET_ACCESS_KEY", None)],
         ..case("no credentials", &[], 3, "no usable AWS credentials")

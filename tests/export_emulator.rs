@@ -77,20 +77,8 @@ async fn an_export_killed_again_and_again_resumes_and_exports_each_finding_once(
     let lake = dir.path().join("lake");
     let emulator = emulator(4_000, 12, 8.0, 4).await;
     let args = ["--rate", "8", "--burst", "4", "--part-rows", "100"];
-    let mut kills = 0;
-    for delay_ms in [700, 450, 900, 600, 1100, 500] {
-        let mut cmd = export_cmd(&emulator, &lake, "kills", &args);
-        let mut child = cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().await.unwrap(); // SIGKILL: no flush, no checkpoint
-            kills += 1;
-        }
-    }
+    let delays = [700, 450, 900, 600, 1100, 500];
+    let kills = kill_repeatedly(|| export_cmd(&emulator, &lake, "kills", &args), &delays).await;
     assert!(kills >= 3, "the export was killed mid-run {kills} times");
     let out = finish(export_cmd(&emulator, &lake, "kills", &args))
         .await

@@ -24,11 +24,11 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `securityhub`.`findings` (
   `resource_ids` array<string> COMMENT 'Resources[].Id',
   `product_fields` map<string,string> COMMENT 'ProductFields',
   `user_defined_fields` map<string,string> COMMENT 'UserDefinedFields',
-  `finding_json` string COMMENT 'the finding exactly as GetFindings returned it',
+  `finding_json` string COMMENT 'the finding exactly as Security Hub returned it (GetFindings or GetFindingsV2)',
   `export_job_id` string COMMENT 'the job that exported this row',
   `exported_at` timestamp COMMENT 'when the page holding this row was fetched, UTC',
-  `source_account_id` string COMMENT 'the account whose GetFindings returned this row (the streams account)',
-  `source_region` string COMMENT 'the Region whose GetFindings returned this row (the streams Region)'
+  `source_account_id` string COMMENT 'the account whose Security Hub returned this row (the streams account)',
+  `source_region` string COMMENT 'the Region whose Security Hub returned this row (the streams Region)'
 )
 PARTITIONED BY (`export_date` string COMMENT 'start date of the export job, UTC, yyyy-MM-dd')
 STORED AS PARQUET

@@ -97,9 +97,23 @@ fn named_query(resource: &str, view: &str, description: &str, sql: &str) -> Vec<
     out
 }
 
-/// The generated resources; names and location come from the template's `GlueDatabaseName`,
-/// `LakeBucket` and `LakePrefix`.
-pub fn resources(format: &'static dyn Format) -> String {
+/// The generated resources of every format's table (ASFF `findings`, OCSF `findings_ocsf`);
+/// names and location come from the template's `GlueDatabaseName`, `LakeBucket` and
+/// `LakePrefix`.
+pub fn resources() -> String {
+    let mut out = vec![BEGIN.to_string()];
+    for (format, prefix) in [
+        (&crate::encode::asff::ASFF as &'static dyn Format, ""),
+        (&crate::encode::ocsf::OCSF, "Ocsf"),
+    ] {
+        out.extend(format_resources(format, prefix));
+    }
+    out.push(END.to_string());
+    out.join("\n") + "\n"
+}
+
+/// One format's table, its feed runs table and its two views; resource names carry `prefix`.
+fn format_resources(format: &'static dyn Format, prefix: &str) -> Vec<String> {
     let table = format.table();
     let location = format!("s3://${{LakeBucket}}/${{LakePrefix}}/{}/", table.dir);
     let spec = TableSpec {
@@ -109,10 +123,10 @@ pub fn resources(format: &'static dyn Format) -> String {
         format,
     };
     let runs_table = spec.runs_table();
-    let mut out = vec![BEGIN.to_string()];
+    let mut out = Vec::new();
     out.extend(
         GlueTable {
-            resource: "FindingsTable",
+            resource: &format!("Findings{prefix}Table"),
             name: table.dir,
             location: location.clone(),
             columns: &table.columns,
@@ -123,7 +137,7 @@ pub fn resources(format: &'static dyn Format) -> String {
     );
     out.extend(
         GlueTable {
-            resource: "FeedRunsTable",
+            resource: &format!("FeedRuns{prefix}Table"),
             name: &runs_table,
             location: format!("s3://${{LakeBucket}}/${{LakePrefix}}/{RUNS_DIR}/"),
             columns: RUN_COLUMNS,
@@ -133,17 +147,16 @@ pub fn resources(format: &'static dyn Format) -> String {
         .lines(),
     );
     out.extend(named_query(
-        "ArchiveViewQuery",
+        &format!("{prefix}ArchiveViewQuery"),
         &spec.archive_view(),
         "Run in Athena to create the view of the newest state of every finding ever exported.",
         &views::create_archive_view(&spec),
     ));
     out.extend(named_query(
-        "LatestViewQuery",
+        &format!("{prefix}LatestViewQuery"),
         &spec.latest_view(),
         "Run in Athena to create the view of the service's findings as the lake last saw them.",
         &views::create_latest_view(&spec),
     ));
-    out.push(END.to_string());
-    out.join("\n") + "\n"
+    out
 }

@@ -198,16 +198,11 @@ pub fn ddl(spec: &TableSpec) -> String {
     )
 }
 
-/// The spec of the DDL shipped in `infra/athena/findings.sql`.
-pub fn shipped_spec() -> TableSpec {
+/// The spec of the DDL shipped in `infra/athena/<table>.sql` for `format` (`findings.sql`,
+/// `findings_ocsf.sql`).
+pub fn shipped_spec(format: &'static dyn Format) -> TableSpec {
     let destination = Destination::parse("s3://your-bucket/your-prefix").expect("valid");
-    TableSpec::new(
-        "securityhub",
-        "findings",
-        &destination,
-        &crate::encode::asff::ASFF,
-    )
-    .expect("valid names")
+    TableSpec::new("securityhub", format.table().dir, &destination, format).expect("valid names")
 }
 
 #[cfg(test)]
@@ -247,12 +242,19 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_ddl_file_is_current() {
+    fn the_shipped_ddl_files_are_current() {
         // Found at run time: a cached target directory may hold a binary built elsewhere.
         let root = std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test");
-        let shipped = std::fs::read_to_string(format!("{root}/infra/athena/findings.sql"))
-            .expect("infra/athena/findings.sql exists");
-        assert_eq!(shipped, ddl(&shipped_spec()), "regenerate with: sechub-export athena-ddl --destination s3://your-bucket/your-prefix --output infra/athena/findings.sql");
+        let formats: [(&'static dyn Format, &str); 2] = [
+            (&crate::encode::asff::ASFF, ""),
+            (&crate::encode::ocsf::OCSF, " --api v2"),
+        ];
+        for (format, flag) in formats {
+            let dir = format.table().dir;
+            let shipped = std::fs::read_to_string(format!("{root}/infra/athena/{dir}.sql"))
+                .expect("the shipped DDL exists");
+            assert_eq!(shipped, ddl(&shipped_spec(format)), "regenerate with: sechub-export athena-ddl{flag} --destination s3://your-bucket/your-prefix --output infra/athena/{dir}.sql");
+        }
     }
 
     #[test]
@@ -267,13 +269,13 @@ mod tests {
             .expect("end marker")
             + begin;
         let shipped = &template[begin..end + cloudformation::END.len() + 1];
-        let generated = cloudformation::resources(&crate::encode::asff::ASFF);
+        let generated = cloudformation::resources();
         assert_eq!(
             shipped, generated,
             "regenerate the block with: sechub-export athena-ddl --cloudformation"
         );
         // The same columns, types and projection as the DDL.
-        let sql = ddl(&shipped_spec());
+        let sql = ddl(&shipped_spec(&crate::encode::asff::ASFF));
         for c in &crate::encode::asff::ASFF.table().columns {
             assert!(generated.contains(&format!(
                 "- Name: {}\n              Type: \"{}\"",

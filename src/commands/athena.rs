@@ -11,11 +11,13 @@ use crate::sink::Destination;
 pub fn athena_ddl(
     destination: &str,
     database: &str,
-    table: &str,
+    (api, table): (Api, Option<&str>),
     output: Option<&Path>,
 ) -> Result<Option<String>> {
     let destination = Destination::parse(destination)?;
-    let spec = TableSpec::new(database, table, &destination, Api::GetFindings.format())?;
+    let format = api.format();
+    let table = table.unwrap_or(format.table().dir);
+    let spec = TableSpec::new(database, table, &destination, format)?;
     write_or_return(ddl(&spec), output)
 }
 

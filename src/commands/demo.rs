@@ -12,19 +12,42 @@ use parquet::arrow::ProjectionMask;
 
 use crate::aws::AwsSettings;
 use crate::emulator::{Emulator, EmulatorConfig};
-use crate::encode::asff::ASFF;
-use crate::encode::{Compression, Format};
+use crate::encode::Compression;
 use crate::error::{Error, Result};
 use crate::job::observer::{Observers, TerminalProgress};
 use crate::job::{self, Cancel, RunSummary};
 use crate::plan::{ExportPlan, ExportRequest};
+use crate::request::Api;
 use crate::sink::layout;
 use crate::sink::local::LocalStore;
 use crate::sink::ObjectStore;
 use crate::streams::StreamArgs;
 
-/// The demo's job id.
+/// The demo's job id (`--api v1`).
 pub const DEMO_JOB: &str = "demo";
+/// The demo's job id with `--api v2`, so both demos can share one lake.
+pub const DEMO_JOB_OCSF: &str = "demo-ocsf";
+
+/// The job id of the demo of `api`.
+fn demo_job(api: Api) -> &'static str {
+    match api {
+        Api::GetFindings => DEMO_JOB,
+        Api::GetFindingsV2 => DEMO_JOB_OCSF,
+    }
+}
+
+/// The table folder of `api`'s findings.
+fn table_dir(api: Api) -> &'static str {
+    api.format().table().dir
+}
+
+/// The severity column of `api`'s table.
+fn severity_column(api: Api) -> &'static str {
+    match api {
+        Api::GetFindings => "severity_label",
+        Api::GetFindingsV2 => "severity",
+    }
+}
 
 /// Demo settings (the `demo` flags).
 #[derive(Debug, Clone, clap::Args)]
@@ -44,6 +67,10 @@ pub struct DemoArgs {
     /// Seed of the generated findings.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The API exported: v1 (GetFindings, ASFF, table findings) or v2 (GetFindingsV2, OCSF,
+    /// table findings_ocsf).
+    #[arg(long, default_value = "v1")]
+    pub api: Api,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -61,7 +88,8 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
         .map_err(|e| Error::Internal(format!("cannot start the emulator on 127.0.0.1: {e}")))?;
     let root = std::path::absolute(&args.destination)
         .map_err(|e| Error::Usage(format!("invalid demo folder: {e}")))?;
-    reset_demo_job(&root).await?;
+    let api = args.api;
+    reset_demo_job(&root, api).await?;
     let request = ExportRequest {
         destination: root.display().to_string(),
         aws: AwsSettings {
@@ -71,9 +99,11 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
             demo_credentials: true,
         },
         streams: StreamArgs::default(),
+        api,
         filters: None,
+        scopes: None,
         allow_unknown_filters: false,
-        job_id: Some(DEMO_JOB.into()),
+        job_id: Some(demo_job(api).into()),
         rate: args.rate,
         burst: args.burst,
         max_shards: crate::job::shards::MAX_SHARDS,
@@ -102,30 +132,27 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
     let summary = summary?;
     let stats = emulator.stats();
     emulator.stop().await;
-    let lake = read_lake(&root)?;
+    let lake = read_lake(&root, api)?;
     Ok(report(
+        api,
         &summary,
         &lake,
         &root,
-        stats.throttled_quota,
-        stats.requests,
+        (stats.throttled_quota, stats.requests),
     ))
 }
 
 /// Removes the previous demo job's parts and state, and nothing else.
-async fn reset_demo_job(root: &Path) -> Result<()> {
+async fn reset_demo_job(root: &Path, api: Api) -> Result<()> {
     let store = LocalStore::new(root);
-    for object in store.list(&format!("{}/", table_dir())).await? {
-        if layout::part_number(&object.key, DEMO_JOB).is_some() {
+    let job = demo_job(api);
+    for object in store.list(&format!("{}/", table_dir(api))).await? {
+        if layout::part_number(&object.key, job).is_some() {
             store.delete(&object.key).await?;
         }
     }
-    store.delete(&layout::checkpoint_key(DEMO_JOB)).await?;
-    store.delete(&layout::manifest_key(DEMO_JOB)).await
-}
-
-fn table_dir() -> &'static str {
-    ASFF.table().dir
+    store.delete(&layout::checkpoint_key(job)).await?;
+    store.delete(&layout::manifest_key(job)).await
 }
 
 /// What the demo lake holds, read back from the Parquet files.
@@ -146,10 +173,10 @@ pub struct LakeSummary {
 }
 
 /// Reads every demo part with the Parquet reader and tallies it.
-pub fn read_lake(root: &Path) -> Result<LakeSummary> {
+pub fn read_lake(root: &Path, api: Api) -> Result<LakeSummary> {
     let mut summary = LakeSummary::default();
     let mut files = Vec::new();
-    collect_parts(&root.join(table_dir()), &mut files).map_err(|e| {
+    collect_parts(&root.join(table_dir(api)), demo_job(api), &mut files).map_err(|e| {
         Error::destination(
             root.display(),
             "cannot read the lake back",
@@ -157,13 +184,13 @@ pub fn read_lake(root: &Path) -> Result<LakeSummary> {
         )
     })?;
     for path in files {
-        tally_part(&path, &mut summary)?;
+        tally_part(&path, api, &mut summary)?;
     }
     Ok(summary)
 }
 
 /// Adds one part's rows to the summary.
-fn tally_part(path: &Path, summary: &mut LakeSummary) -> Result<()> {
+fn tally_part(path: &Path, api: Api, summary: &mut LakeSummary) -> Result<()> {
     let read_error = |e: parquet::errors::ParquetError| {
         Error::destination(path.display(), "unreadable Parquet", Some(Box::new(e) as _))
     };
@@ -172,8 +199,8 @@ fn tally_part(path: &Path, summary: &mut LakeSummary) -> Result<()> {
     let file = std::fs::File::open(path)
         .map_err(|e| Error::destination(path.display(), "cannot open", Some(Box::new(e) as _)))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(read_error)?;
-    let wanted = ["severity_label", "product_name", "finding_json"];
-    let columns = &ASFF.table().columns;
+    let wanted = [severity_column(api), "product_name", "finding_json"];
+    let columns = &api.format().table().columns;
     let indexes = wanted.map(|name| columns.iter().position(|c| c.name == name).expect("known"));
     let mask = ProjectionMask::roots(builder.parquet_schema(), indexes);
     for batch in builder.with_projection(mask).build().map_err(read_error)? {
@@ -184,7 +211,7 @@ fn tally_part(path: &Path, summary: &mut LakeSummary) -> Result<()> {
                 .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
         };
         let (Some(severity), Some(product), Some(json)) = (
-            column("severity_label"),
+            column(severity_column(api)),
             column("product_name"),
             column("finding_json"),
         ) else {
@@ -210,12 +237,12 @@ fn tally_part(path: &Path, summary: &mut LakeSummary) -> Result<()> {
     Ok(())
 }
 
-fn collect_parts(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+fn collect_parts(dir: &Path, job: &str, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
-            collect_parts(&path, out)?;
-        } else if layout::part_number(&path.to_string_lossy(), DEMO_JOB).is_some() {
+            collect_parts(&path, job, out)?;
+        } else if layout::part_number(&path.to_string_lossy(), job).is_some() {
             out.push(path);
         }
     }
@@ -224,16 +251,16 @@ fn collect_parts(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Resu
 }
 
 fn report(
+    api: Api,
     run: &RunSummary,
     lake: &LakeSummary,
     root: &Path,
-    throttled: u64,
-    requests: u64,
+    (throttled, requests): (u64, u64),
 ) -> String {
     let mut text = String::new();
     let ratio = 100.0 * lake.parquet_bytes as f64 / lake.json_bytes.max(1) as f64;
     let _ = writeln!(text, "\n{}", run.line());
-    let _ = writeln!(text, "\nLanded in {}:", root.join(table_dir()).display());
+    let _ = writeln!(text, "\nLanded in {}:", root.join(table_dir(api)).display());
     let _ = writeln!(text, "  rows            {}", lake.rows);
     let _ = writeln!(text, "  parts           {}", lake.files);
     let _ = writeln!(
@@ -243,7 +270,7 @@ fn report(
     );
     let _ = writeln!(
         text,
-        "  requests        {requests} GetFindings calls, {throttled} throttled by the quota"
+        "  requests        {requests} {api} calls, {throttled} throttled by the quota"
     );
     let _ = writeln!(text, "\nBy severity:");
     for (label, count) in &lake.by_severity {
@@ -253,11 +280,12 @@ fn report(
     for (name, count) in &lake.by_product {
         let _ = writeln!(text, "  {name:<20} {count}");
     }
-    let glob = root.join(table_dir()).join("*/*.parquet");
+    let glob = root.join(table_dir(api)).join("*/*.parquet");
     let _ = writeln!(text, "\nQuery it with DuckDB:");
     let _ = writeln!(
         text,
-        "  duckdb -c \"SELECT severity_label, count(*) FROM read_parquet('{}', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC\"",
+        "  duckdb -c \"SELECT {}, count(*) FROM read_parquet('{}', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC\"",
+        severity_column(api),
         glob.display()
     );
     let _ = writeln!(
@@ -266,7 +294,11 @@ fn report(
     );
     let _ = writeln!(
         text,
-        "  sechub-export export --region us-east-1 --destination s3://YOUR-BUCKET/securityhub"
+        "  sechub-export export --region us-east-1 --destination s3://YOUR-BUCKET/securityhub{}",
+        match api {
+            Api::GetFindings => "",
+            Api::GetFindingsV2 => " --api v2",
+        }
     );
     text
 }

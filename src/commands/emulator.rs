@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::emulator::generate::Generator;
-use crate::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults};
+use crate::emulator::{query::Dataset, Emulator, EmulatorConfig, Faults, Services};
 use crate::error::{Error, Result};
 
 /// How to serve the emulator (the `emulator` flags).
@@ -44,9 +44,34 @@ pub struct ServeArgs {
     /// Every account aggregates the findings of all --hub-regions into this home Region.
     #[arg(long, requires = "hub_regions")]
     pub aggregation_home: Option<String>,
+    /// Services enabled in every hub: cspm (GetFindings, ASFF), v2 (GetFindingsV2, OCSF),
+    /// both, or none.
+    #[arg(long, value_delimiter = ',', default_value = "cspm,v2")]
+    pub services: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub faults: Faults,
+}
+
+/// `--services` as the emulator's settings.
+fn parse_services(names: &[String]) -> Result<Services> {
+    let mut services = Services {
+        cspm: false,
+        v2: false,
+    };
+    for name in names {
+        match name.as_str() {
+            "cspm" => services.cspm = true,
+            "v2" => services.v2 = true,
+            "none" => {}
+            other => {
+                return Err(Error::Usage(format!(
+                    "unknown service {other:?} in --services: use cspm, v2 or none"
+                )))
+            }
+        }
+    }
+    Ok(services)
 }
 
 /// Serves until Ctrl-C, then prints what the emulator saw.
@@ -69,6 +94,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         members: args.members.clone(),
         regions: args.hub_regions.clone(),
         aggregation_home: args.aggregation_home.clone(),
+        services: parse_services(&args.services)?,
         ..EmulatorConfig::generated(args.findings, args.seed)
     };
     if !(0.0..=100.0).contains(&args.recent_percent) {
@@ -102,7 +128,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 /// Prints `count` generated findings of `seed`, one JSON document a line.
-pub fn generate(count: u64, seed: u64) -> Result<()> {
+pub fn generate(count: u64, seed: u64, api: crate::request::Api) -> Result<()> {
     let generator = Generator {
         seed,
         ..Default::default()
@@ -110,7 +136,13 @@ pub fn generate(count: u64, seed: u64) -> Result<()> {
     let failed = |e: std::io::Error| Error::Internal(format!("cannot write: {e}"));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for index in 0..count {
-        writeln!(out, "{}", generator.finding(index)).map_err(failed)?;
+        let text = match api {
+            crate::request::Api::GetFindings => generator.finding(index),
+            crate::request::Api::GetFindingsV2 => {
+                crate::emulator::ocsf::from_asff(&generator.finding_value(index)).to_string()
+            }
+        };
+        writeln!(out, "{text}").map_err(failed)?;
     }
     out.flush().map_err(failed)
 }

@@ -19,6 +19,7 @@ use super::query::Dataset;
 use super::quota::{DemandMeter, TokenBucket};
 use super::server::{service_error, EmulatorState};
 use super::EMULATOR_ACCOUNT;
+use crate::request::Api;
 
 /// What one account's Security Hub holds in one Region, with its own quota.
 pub(super) struct Hub {
@@ -295,13 +296,47 @@ pub(super) fn not_subscribed(account: &str) -> Response {
     )
 }
 
+/// The answer of `api` where its service is not enabled: GetFindings as Security Hub CSPM
+/// answers; GetFindingsV2 with the AccessDeniedException its model declares (the service's
+/// exact answer is not documented).
+pub(super) fn not_enabled(api: Api, account: &str) -> Response {
+    match api {
+        Api::GetFindings => not_subscribed(account),
+        Api::GetFindingsV2 => service_error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            &format!("Security Hub is not enabled for account {account} in this Region"),
+        ),
+    }
+}
+
+/// `GET /hubv2`: DescribeSecurityHubV2 of the caller in the signed Region.
+pub(super) async fn describe_security_hub_v2(
+    State(state): State<Arc<EmulatorState>>,
+    headers: HeaderMap,
+) -> Response {
+    let (account, region) = caller(&headers);
+    if state.hubs.get(&account, &region).is_none() || !state.services.v2 {
+        return service_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            "Security Hub is not enabled",
+        );
+    }
+    let body = serde_json::json!({
+        "HubV2Arn": format!("arn:aws:securityhub:{region}:{account}:hubv2/default"),
+        "SubscribedAt": "2025-12-02T00:00:00.000Z",
+    });
+    axum::Json(body).into_response()
+}
+
 /// `GET /accounts`: DescribeHub of the caller in the signed Region.
 pub(super) async fn describe_hub(
     State(state): State<Arc<EmulatorState>>,
     headers: HeaderMap,
 ) -> Response {
     let (account, region) = caller(&headers);
-    if state.hubs.get(&account, &region).is_none() {
+    if state.hubs.get(&account, &region).is_none() || !state.services.cspm {
         return not_subscribed(&account);
     }
     let body = serde_json::json!({

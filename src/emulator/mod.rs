@@ -5,6 +5,7 @@
 pub mod changes;
 pub mod generate;
 pub mod hubs;
+pub mod ocsf;
 pub mod query;
 pub mod quota;
 mod server;
@@ -48,6 +49,34 @@ pub struct Faults {
     /// Accounts whose export role is missing: AssumeRole into them is denied.
     #[arg(long, value_delimiter = ',')]
     pub missing_roles: Vec<String>,
+}
+
+/// Which Security Hub services the emulator's hubs have enabled (both by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Services {
+    /// Security Hub CSPM: GetFindings (ASFF) and DescribeHub.
+    pub cspm: bool,
+    /// The new Security Hub: GetFindingsV2 (OCSF) and DescribeSecurityHubV2.
+    pub v2: bool,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            cspm: true,
+            v2: true,
+        }
+    }
+}
+
+impl Services {
+    /// Whether `api` is answered.
+    pub fn serves(&self, api: crate::request::Api) -> bool {
+        match api {
+            crate::request::Api::GetFindings => self.cspm,
+            crate::request::Api::GetFindingsV2 => self.v2,
+        }
+    }
 }
 
 /// What the emulator saw (served at `GET /stats`).
@@ -101,6 +130,8 @@ pub struct EmulatorConfig {
     /// Cross-Region aggregation: every account's findings of all `regions` also appear in this
     /// home Region (ALL_REGIONS linking).
     pub aggregation_home: Option<String>,
+    /// Which services answer.
+    pub services: Services,
 }
 
 impl EmulatorConfig {
@@ -121,6 +152,7 @@ impl EmulatorConfig {
             members: Vec::new(),
             regions: Vec::new(),
             aggregation_home: None,
+            services: Services::default(),
         }
     }
 }
@@ -146,6 +178,7 @@ impl Emulator {
                 config.rate,
                 config.burst,
             ),
+            services: config.services,
             rate: config.rate,
             burst: config.burst,
             scheduled: Mutex::new(Vec::new()),
@@ -155,6 +188,8 @@ impl Emulator {
         });
         let app = Router::new()
             .route("/findings", post(server::get_findings))
+            .route("/findingsv2", post(server::get_findings_v2))
+            .route("/hubv2", get(hubs::describe_security_hub_v2))
             .route("/accounts", get(hubs::describe_hub))
             .route("/members", get(hubs::list_members))
             .route(
@@ -210,6 +245,15 @@ impl Emulator {
     pub fn findings(&self) -> Vec<String> {
         let dataset = self.state.hubs.all()[0].dataset();
         (0..dataset.len()).map(|i| dataset.text(i)).collect()
+    }
+
+    /// The same findings as the OCSF texts GetFindingsV2 serves, in the same order.
+    pub fn ocsf_findings(&self) -> Vec<String> {
+        let dataset = self.state.hubs.all()[0].dataset();
+        (0..dataset.len())
+            .filter(|&i| !dataset.is_deleted(i))
+            .map(|i| ocsf::from_asff(&dataset.value(i)).to_string())
+            .collect()
     }
 
     /// Makes `change` once `pages` pages were served in all: findings that change while an

@@ -1,5 +1,6 @@
-//! The emulator's HTTP handlers: GetFindings (rest-json, real error shapes, quota, faults) on
-//! the caller's hub, and the stats / faults endpoints (STS and the hub calls are in `hubs`).
+//! The emulator's HTTP handlers: GetFindings and GetFindingsV2 (rest-json, each API's real
+//! error shapes, quota, faults) on the caller's hub, and the stats / faults endpoints (STS and
+//! the hub calls are in `hubs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,12 +18,14 @@ use serde_json::Value;
 use super::changes::Change;
 use super::hubs::{self, Hub, Hubs};
 use super::query::{self, Dataset, TokenError};
-use super::{Faults, Stats};
+use super::{ocsf, Faults, Services, Stats};
 use crate::request::narrow::string_conditions_match;
+use crate::request::Api;
 
 /// Shared state of a running emulator.
 pub(super) struct EmulatorState {
     pub hubs: Hubs,
+    pub services: Services,
     pub rate: f64,
     pub burst: u32,
     pub faults: Mutex<Faults>,
@@ -111,39 +114,67 @@ pub(super) fn service_error(status: StatusCode, code: &str, message: &str) -> Re
         .into_response()
 }
 
-fn invalid_input(message: &str) -> Response {
-    service_error(StatusCode::BAD_REQUEST, "InvalidInputException", message)
+/// Each API's error codes: bad input, over quota, server fault.
+fn codes(api: Api) -> (&'static str, &'static str, &'static str) {
+    match api {
+        Api::GetFindings => (
+            "InvalidInputException",
+            "TooManyRequestsException",
+            "InternalException",
+        ),
+        Api::GetFindingsV2 => (
+            "ValidationException",
+            "ThrottlingException",
+            "InternalServerException",
+        ),
+    }
 }
 
-/// A 429 as the service sends it, counted.
-fn throttled(counter: &AtomicU64) -> Response {
+fn invalid_input(api: Api, message: &str) -> Response {
+    service_error(StatusCode::BAD_REQUEST, codes(api).0, message)
+}
+
+/// A 429 as the API sends it, counted.
+fn throttled(api: Api, counter: &AtomicU64) -> Response {
     counter.fetch_add(1, Ordering::Relaxed);
-    service_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "TooManyRequestsException",
-        "Rate exceeded",
-    )
+    service_error(StatusCode::TOO_MANY_REQUESTS, codes(api).1, "Rate exceeded")
 }
 
-/// `POST /findings`: a page of the caller's hub in the signed Region.
+/// `POST /findings`: a GetFindings page of the caller's hub in the signed Region.
 pub(super) async fn get_findings(
     State(state): State<Arc<EmulatorState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    serve(state, headers, body, Api::GetFindings).await
+}
+
+/// `POST /findingsv2`: a GetFindingsV2 page (OCSF documents) of the same hub.
+pub(super) async fn get_findings_v2(
+    State(state): State<Arc<EmulatorState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(state, headers, body, Api::GetFindingsV2).await
+}
+
+async fn serve(state: Arc<EmulatorState>, headers: HeaderMap, body: Bytes, api: Api) -> Response {
     let now = Instant::now();
     state.counters.requests.fetch_add(1, Ordering::Relaxed);
     let (account, region) = hubs::caller(&headers);
     let Some(hub) = state.hubs.get(&account, &region) else {
-        return hubs::not_subscribed(&account);
+        return hubs::not_enabled(api, &account);
     };
+    if !state.services.serves(api) {
+        return hubs::not_enabled(api, &account);
+    }
     hub.meter.lock().expect("meter").record(now);
     let faults = state.faults.lock().expect("faults").clone();
     let counters = &state.counters;
     // The quota is checked on arrival, as the service's front door does; the latency is the
     // work of answering an accepted request.
     if !hub.bucket.lock().expect("bucket").try_take(now) {
-        return throttled(&counters.throttled_quota);
+        return throttled(api, &counters.throttled_quota);
     }
     if faults.latency_ms > 0 {
         let delay = state
@@ -154,26 +185,22 @@ pub(super) async fn get_findings(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     if state.chance(faults.throttle_probability) {
-        return throttled(&counters.throttled_injected);
+        return throttled(api, &counters.throttled_injected);
     }
     if state.chance(faults.error_probability) {
         counters.internal_errors.fetch_add(1, Ordering::Relaxed);
         let message = "Internal service error (injected)";
-        return service_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalException",
-            message,
-        );
+        return service_error(StatusCode::INTERNAL_SERVER_ERROR, codes(api).2, message);
     }
     // Building a page (and matching a new filter over the whole data set) is CPU work: off the
     // async workers, so other requests' arrival and quota check are never held up behind it.
     let built = {
         let (state, hub, faults) = (state.clone(), hub.clone(), faults.clone());
-        tokio::task::spawn_blocking(move || page(&state, &hub, &body, &faults)).await
+        tokio::task::spawn_blocking(move || page(&state, &hub, &body, &faults, api)).await
     };
     let response = match built {
         Ok(Ok(text)) => text,
-        Ok(Err(message)) => return invalid_input(&message),
+        Ok(Err(message)) => return invalid_input(api, &message),
         Err(panicked) => {
             return service_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -208,7 +235,13 @@ pub(super) async fn get_findings(
 }
 
 /// Builds the page for a request body, or the InvalidInputException message the service would answer.
-fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Result<String, String> {
+fn page(
+    state: &EmulatorState,
+    hub: &Hub,
+    body: &[u8],
+    faults: &Faults,
+    api: Api,
+) -> Result<String, String> {
     let request: Value =
         serde_json::from_slice(body).map_err(|_| "Request body is not valid JSON".to_string())?;
     let filters = request
@@ -223,8 +256,17 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
     if !(1..=100).contains(&max_results) {
         return Err("MaxResults must be between 1 and 100".into());
     }
-    query::check_supported(&filters)?;
-    let hash = query::query_hash(&filters, &sort, max_results);
+    match api {
+        Api::GetFindings => query::check_supported(&filters)?,
+        Api::GetFindingsV2 => {
+            crate::request::ocsf_filters::validate(&filters, true).map_err(|e| e.to_string())?
+        }
+    }
+    let keyed = match api {
+        Api::GetFindings => filters.clone(),
+        Api::GetFindingsV2 => serde_json::json!({"GetFindingsV2": filters}),
+    };
+    let hash = query::query_hash(&keyed, &sort, max_results);
     let offset = match request.get("NextToken").and_then(Value::as_str) {
         None => 0,
         Some("") => return Err("Invalid NextToken: the token must not be empty".into()),
@@ -258,7 +300,7 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
     };
     state.apply_due_changes();
     let dataset = hub.dataset();
-    let indexes = matching(hub, &dataset, &filters, hash);
+    let indexes = matching(hub, &dataset, &filters, hash, api);
     let total = indexes.as_ref().map_or(dataset.len(), |m| m.len() as u64);
     let end = (offset + max_results as u64).min(total);
     let mut text = String::from("{\"Findings\":[");
@@ -267,7 +309,12 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
             text.push(',');
         }
         let index = indexes.as_ref().map_or(position, |m| m[position as usize]);
-        text.push_str(&dataset.text(index));
+        match api {
+            Api::GetFindings => text.push_str(&dataset.text(index)),
+            Api::GetFindingsV2 => {
+                text.push_str(&ocsf::from_asff(&dataset.value(index)).to_string())
+            }
+        }
     }
     text.push(']');
     if end < total {
@@ -282,8 +329,15 @@ fn page(state: &EmulatorState, hub: &Hub, body: &[u8], faults: &Faults) -> Resul
     Ok(text)
 }
 
-/// The indexes matching a filtered query (`None`: no filters, every finding), computed once.
-fn matching(hub: &Hub, dataset: &Dataset, filters: &Value, hash: u64) -> Option<Arc<Vec<u64>>> {
+/// The indexes matching a filtered query of `api` (`None`: no filters, every finding),
+/// computed once.
+fn matching(
+    hub: &Hub,
+    dataset: &Dataset,
+    filters: &Value,
+    hash: u64,
+    api: Api,
+) -> Option<Arc<Vec<u64>>> {
     let unfiltered = filters.as_object().is_none_or(|f| f.is_empty());
     if unfiltered && !dataset.has_deletions() {
         return None;
@@ -291,30 +345,46 @@ fn matching(hub: &Hub, dataset: &Dataset, filters: &Value, hash: u64) -> Option<
     if let Some(found) = hub.matches.lock().expect("matches").get(&hash) {
         return Some(found.clone());
     }
-    // Id conditions first, on Ids alone: a shard's finding is built only when its Id matches.
-    let (id_conditions, others) = query::split_id(filters);
-    let found: Arc<Vec<u64>> = Arc::new(
-        (0..dataset.len())
-            .filter(|&i| !dataset.is_deleted(i))
-            .filter(|&i| {
-                id_conditions.is_none_or(|conditions| {
-                    string_conditions_match(dataset.id(i).as_deref(), conditions)
-                })
-            })
-            .filter(|&i| match others.as_ref() {
-                None => true,
-                Some(others) => match query::updated_at_only(others) {
-                    Some(window) => query::dates_match(dataset.updated_at(i), window),
-                    None => query::matches(others, &dataset.value(i)),
-                },
-            })
-            .collect(),
-    );
+    let present = (0..dataset.len()).filter(|&i| !dataset.is_deleted(i));
+    let found: Arc<Vec<u64>> = Arc::new(match api {
+        Api::GetFindings => asff_matching(dataset, filters, present),
+        Api::GetFindingsV2 => {
+            // Each finding judged on its OCSF document.
+            let now = chrono::Utc::now();
+            present
+                .filter(|&i| ocsf::matches(filters, &ocsf::from_asff(&dataset.value(i)), now))
+                .collect()
+        }
+    });
     hub.matches
         .lock()
         .expect("matches")
         .insert(hash, found.clone());
     Some(found)
+}
+
+/// The findings among `present` matching GetFindings `filters`.
+fn asff_matching(
+    dataset: &Dataset,
+    filters: &Value,
+    present: impl Iterator<Item = u64>,
+) -> Vec<u64> {
+    // Id conditions first, on Ids alone: a shard's finding is built only when its Id matches.
+    let (id_conditions, others) = query::split_id(filters);
+    present
+        .filter(|&i| {
+            id_conditions.is_none_or(|conditions| {
+                string_conditions_match(dataset.id(i).as_deref(), conditions)
+            })
+        })
+        .filter(|&i| match others.as_ref() {
+            None => true,
+            Some(others) => match query::updated_at_only(others) {
+                Some(window) => query::dates_match(dataset.updated_at(i), window),
+                None => query::matches(others, &dataset.value(i)),
+            },
+        })
+        .collect()
 }
 
 /// `GET /stats`.

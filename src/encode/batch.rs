@@ -31,6 +31,13 @@ pub enum Cell<'a> {
     Map(Option<Vec<(&'a str, &'a str)>>),
 }
 
+impl<'a> Cell<'a> {
+    /// A `StringList` cell of `items` (`None`: no list).
+    pub(crate) fn strings(items: Option<impl Iterator<Item = Option<&'a str>>>) -> Cell<'a> {
+        Cell::List(items.map(Iterator::collect))
+    }
+}
+
 enum ColumnBuilder {
     Str(StringBuilder),
     Int(Int32Builder),

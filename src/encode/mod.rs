@@ -3,6 +3,8 @@
 
 pub mod asff;
 pub mod batch;
+pub(crate) mod lenient;
+pub mod ocsf;
 pub mod table;
 pub mod timestamp;
 
@@ -26,6 +28,9 @@ pub trait Format: Send + Sync {
     /// Pushes one cell per typed column of the table, in order, for the finding `text`. Any
     /// shape of document gives a row: unreadable fields are null, never a dropped finding.
     fn append_typed(&self, text: &str, row: &mut BatchBuilder);
+    /// When the finding `text` last changed (ASFF `UpdatedAt`, OCSF
+    /// `finding_info.modified_time`), if it says.
+    fn updated_at(&self, text: &str) -> Option<chrono::DateTime<chrono::Utc>>;
 }
 
 /// Parquet codec for the parts (both are fully supported by Athena).
@@ -54,7 +59,7 @@ impl FromStr for Compression {
 pub const ROW_GROUP_ROWS: usize = 20_000;
 
 /// Where the rows of a stream come from: the job that exported them and the account and Region
-/// whose GetFindings returned them (the job columns of every row).
+/// whose Security Hub returned them (the job columns of every row).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowOrigin {
     /// `export_job_id`.

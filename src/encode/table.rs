@@ -47,13 +47,35 @@ pub const fn col(name: &'static str, kind: ColumnType, doc: &'static str) -> Col
     }
 }
 
+/// A format's typed column and `E`, the function that reads its cell from the format's view of
+/// a finding.
+pub struct TypedColumn<E> {
+    /// The column.
+    pub column: Column,
+    /// Reads its cell.
+    pub value: E,
+}
+
+/// A nullable typed column read by `value`.
+pub const fn typed<E>(
+    name: &'static str,
+    kind: ColumnType,
+    doc: &'static str,
+    value: E,
+) -> TypedColumn<E> {
+    TypedColumn {
+        column: col(name, kind, doc),
+        value,
+    }
+}
+
 /// The columns every format's table ends with: the raw document, the job that exported it and
 /// the stream (account, Region) that fetched it.
 pub const JOB_COLUMNS: &[Column] = &[
     Column {
         name: "finding_json",
         kind: ColumnType::String,
-        doc: "the finding exactly as GetFindings returned it",
+        doc: "the finding exactly as Security Hub returned it (GetFindings or GetFindingsV2)",
         nullable: false,
     },
     col(
@@ -69,12 +91,12 @@ pub const JOB_COLUMNS: &[Column] = &[
     col(
         "source_account_id",
         ColumnType::String,
-        "the account whose GetFindings returned this row (the stream's account)",
+        "the account whose Security Hub returned this row (the stream's account)",
     ),
     col(
         "source_region",
         ColumnType::String,
-        "the Region whose GetFindings returned this row (the stream's Region)",
+        "the Region whose Security Hub returned this row (the stream's Region)",
     ),
 ];
 

@@ -59,6 +59,9 @@ pub fn validate(request: &ExportRequest, options: &FeedOptions) -> Result<Export
         ));
     }
     let plan = ExportPlan::new(request)?;
+    if plan.api != crate::request::Api::GetFindings {
+        return Err(Error::Usage("feed reads GetFindings (ASFF) in this build: export the new Security Hub's OCSF findings with `export --api v2` (a daily job over a relative finding_info.modified_time_dt range)".into()));
+    }
     if plan
         .filters
         .as_object()

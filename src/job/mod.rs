@@ -21,7 +21,7 @@ use chrono::Utc;
 use crate::aws;
 use crate::error::{Error, Result};
 use crate::plan::ExportPlan;
-use crate::request::{JobIdentity, PAGE_SIZE};
+use crate::request::{Api, JobIdentity, PAGE_SIZE};
 use crate::sink::parts::JobParts;
 use crate::sink::{self, ObjectStore};
 use crate::source::get_findings::GetFindings;
@@ -48,6 +48,7 @@ pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Re
         filters_as_given: plan.filters.clone(),
         page_size: PAGE_SIZE,
         destination: plan.destination.url(),
+        scopes: plan.scopes.clone(),
     };
     let job_id = plan
         .job_id
@@ -264,8 +265,9 @@ impl Job<'_> {
     ) -> Result<Vec<pipeline::Chain>> {
         let stats = Arc::new(SourceStats::default());
         let page_size = checkpoint.request.identity.page_size;
+        let request = checkpoint.request.clone();
         let paced = |filters: serde_json::Value| {
-            let source = GetFindings::with_filters(self.config, filters, page_size);
+            let source = GetFindings::new(self.config, request.query(filters, page_size));
             PacedSource::new(Arc::new(source), limiter.clone(), RetryPolicy::default())
                 .with_stats(stats.clone())
         };
@@ -273,7 +275,12 @@ impl Job<'_> {
         let mut prefetched: Vec<(usize, Vec<Page>)> = Vec::new();
         if checkpoint.is_new() {
             let filters = &checkpoint.request.filters;
-            match shards::probe(&paced, &self.plan.pace, filters, self.plan.max_shards).await? {
+            // Shards are ASFF sub-queries; a GetFindingsV2 stream reads one chain.
+            let max_shards = match request.identity.api {
+                Api::GetFindings => self.plan.max_shards,
+                Api::GetFindingsV2 => 1,
+            };
+            match shards::probe(&paced, &self.plan.pace, filters, max_shards).await? {
                 shards::Start::Unsharded(pages) => prefetched.push((0, pages)),
                 shards::Start::Sharded { shards, firsts } => {
                     checkpoint.shards = shards;

@@ -7,56 +7,34 @@
 //! job's creation (a finding updated before the job began was out of its window all along):
 //! none means nothing left the window while it was read, so the read was exact whatever the
 //! cursor; some means it may not have been (the feed then reads the window again). This takes
-//! the service's `UpdatedAt` and this machine's clock to agree.
+//! the service's `UpdatedAt` (OCSF: `finding_info.modified_time`) and this machine's clock to
+//! agree.
 
 use aws_config::SdkConfig;
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{json, Value};
 
 use super::checkpoint::{Checkpoint, JobState};
 use super::manifest;
-use crate::encode::timestamp::{parse_iso8601, updated_at_of};
 use crate::error::Result;
-use crate::request::filters::iso;
+use crate::request::FrozenRequest;
 use crate::sink::ObjectStore;
 use crate::source::get_findings::GetFindings;
 use crate::source::retry::RetryPolicy;
 use crate::source::{Limiter, PacedSource};
-
-/// The request's filters over the findings updated after its window's end (or after
-/// `started`, if later) up to `until`, or `None` when the window has no end (or a relative one)
-/// to check after; with the instant a changed finding is updated at or after.
-pub fn changed_since_filters(
-    filters: &Value,
-    started: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Option<(Value, DateTime<Utc>)> {
-    let ranges = filters.get("UpdatedAt")?.as_array()?;
-    let mut end: Option<DateTime<Utc>> = None;
-    for range in ranges {
-        let this = parse_iso8601(range.get("End")?.as_str()?)?;
-        end = end.max(Some(this));
-    }
-    let start = end?.max(started) + Duration::milliseconds(1);
-    let mut changed = filters.as_object()?.clone();
-    changed.insert(
-        "UpdatedAt".into(),
-        json!([{"Start": iso(start), "End": iso(until)}]),
-    );
-    Some((Value::Object(changed), start))
-}
 
 /// One call for a finding of `filters` updated after the window's end and `started`:
 /// `Some(true)` when there is none. A failed call answers `None` (not known), with a warning.
 pub async fn check(
     config: &SdkConfig,
     limiter: &Limiter,
-    filters: &Value,
+    request: &FrozenRequest,
     started: DateTime<Utc>,
 ) -> Option<bool> {
     // Up to a day ahead: the filter needs an end, and a change the check races counts too.
-    let (changed, since) = changed_since_filters(filters, started, Utc::now() + Duration::days(1))?;
-    let source = GetFindings::with_filters(config, changed, 1);
+    let api = request.identity.api;
+    let until = Utc::now() + Duration::days(1);
+    let (changed, since) = api.changed_since_filters(&request.filters, started, until)?;
+    let source = GetFindings::new(config, request.query(changed, 1));
     let paced = PacedSource::new(
         std::sync::Arc::new(source),
         limiter.clone(),
@@ -65,11 +43,10 @@ pub async fn check(
     match paced.fetch(None, 1).await {
         // Judged on what the findings carry, not on the filter alone: a service that ignored
         // the filter (moto does) answers with findings that did not change.
-        Ok(page) => Some(
-            !page
-                .findings()
-                .any(|text| updated_at_of(text).is_some_and(|updated| updated >= since)),
-        ),
+        Ok(page) => Some(!page.findings().any(|text| {
+            let updated = api.format().updated_at(text);
+            updated.is_some_and(|updated| updated >= since)
+        })),
         Err(err) => {
             tracing::warn!("could not check whether findings changed during the job: {err}");
             None
@@ -93,8 +70,7 @@ pub async fn complete(
     }
     let settled = match client {
         Some((config, limiter)) => {
-            let filters = &checkpoint.request.filters;
-            check(config, limiter, filters, checkpoint.created_at).await
+            check(config, limiter, &checkpoint.request, checkpoint.created_at).await
         }
         None => None,
     };
@@ -110,7 +86,10 @@ pub async fn complete(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use chrono::{DateTime, Utc};
+    use serde_json::json;
+
+    use crate::request::filters::{changed_since_filters, iso};
 
     #[test]
     fn the_check_asks_for_the_same_request_after_the_window_end() {

@@ -2,9 +2,10 @@
 //! and freezes relative date ranges into absolute `Start`/`End` timestamps.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::filter_fields::FILTER_FIELDS;
+use crate::encode::timestamp::parse_iso8601;
 use crate::error::{Error, Result};
 
 /// The shape of filter an attribute takes.
@@ -31,7 +32,8 @@ pub const MAX_ATTRIBUTES: usize = 10;
 /// The service's limit on conditions for one attribute.
 pub const MAX_VALUES: usize = 20;
 
-const STRING_COMPARISONS: &[&str] = &[
+/// The comparisons of a `StringFilter` (both APIs; `CONTAINS_WORD` is GetFindingsV2's).
+pub(super) const STRING_COMPARISONS: &[&str] = &[
     "EQUALS",
     "PREFIX",
     "NOT_EQUALS",
@@ -39,7 +41,8 @@ const STRING_COMPARISONS: &[&str] = &[
     "CONTAINS",
     "NOT_CONTAINS",
 ];
-const MAP_COMPARISONS: &[&str] = &["EQUALS", "NOT_EQUALS", "CONTAINS", "NOT_CONTAINS"];
+/// The comparisons of a `MapFilter` (both APIs).
+pub(super) const MAP_COMPARISONS: &[&str] = &["EQUALS", "NOT_EQUALS", "CONTAINS", "NOT_CONTAINS"];
 
 /// Reads the JSON of `--filters`: inline, or `file://path` as the AWS CLI accepts (validated
 /// later, with the rest of the plan).
@@ -208,7 +211,7 @@ fn need_comparison(name: &str, obj: &Map<String, Value>, allowed: &[&str]) -> Re
     }
 }
 
-fn validate_date(name: &str, obj: &Map<String, Value>) -> Result<()> {
+pub(crate) fn validate_date(name: &str, obj: &Map<String, Value>) -> Result<()> {
     if let Some(range) = obj.get("DateRange") {
         if obj.contains_key("Start") || obj.contains_key("End") {
             return Err(Error::Filters(format!(
@@ -335,6 +338,29 @@ pub fn bound_updated_at(filters: &Value, end: DateTime<Utc>) -> Option<Value> {
         serde_json::json!([{"Start": OPEN_START, "End": iso(end)}]),
     );
     Some(Value::Object(bounded))
+}
+
+/// The request's filters over the findings updated after its window's end (or after
+/// `started`, if later) up to `until`, or `None` when the window has no end (or a relative one)
+/// to check after; with the instant a changed finding is updated at or after.
+pub fn changed_since_filters(
+    filters: &Value,
+    started: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Option<(Value, DateTime<Utc>)> {
+    let ranges = filters.get("UpdatedAt")?.as_array()?;
+    let mut end: Option<DateTime<Utc>> = None;
+    for range in ranges {
+        let this = parse_iso8601(range.get("End")?.as_str()?)?;
+        end = end.max(Some(this));
+    }
+    let start = end?.max(started) + Duration::milliseconds(1);
+    let mut changed = filters.as_object()?.clone();
+    changed.insert(
+        "UpdatedAt".into(),
+        json!([{"Start": iso(start), "End": iso(until)}]),
+    );
+    Some((Value::Object(changed), start))
 }
 
 /// Millisecond ISO-8601 UTC form used for frozen timestamps.

@@ -4,6 +4,8 @@
 mod filter_fields;
 pub mod filters;
 pub mod narrow;
+mod ocsf_fields;
+pub mod ocsf_filters;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,18 +13,23 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::encode::asff::ASFF;
+use crate::encode::ocsf::OCSF;
 use crate::encode::Format;
 use crate::error::{Error, Result};
 
 /// Findings per GetFindings page: the service maximum, so the quota buys the most findings.
 pub const PAGE_SIZE: u32 = 100;
 
-/// The Security Hub API a job reads.
+/// The Security Hub API a job reads (`--api v1` or `--api v2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Api {
     /// `GetFindings`: ASFF findings (Security Hub CSPM).
     #[default]
+    #[serde(alias = "v1")]
     GetFindings,
+    /// `GetFindingsV2`: OCSF findings (the new Security Hub).
+    #[serde(alias = "v2")]
+    GetFindingsV2,
 }
 
 impl Api {
@@ -30,6 +37,7 @@ impl Api {
     pub fn format(self) -> &'static dyn Format {
         match self {
             Api::GetFindings => &ASFF,
+            Api::GetFindingsV2 => &OCSF,
         }
     }
 
@@ -38,6 +46,42 @@ impl Api {
     pub fn validate_filters(self, filters: &Value, allow_unknown: bool) -> Result<()> {
         match self {
             Api::GetFindings => filters::validate(filters, allow_unknown),
+            Api::GetFindingsV2 => ocsf_filters::validate(filters, allow_unknown),
+        }
+    }
+
+    /// True when the filters hold a relative date range (resolved when a job is created).
+    pub fn has_relative_range(self, filters: &Value) -> bool {
+        match self {
+            Api::GetFindings => filters::has_relative_range(filters),
+            Api::GetFindingsV2 => ocsf_filters::has_relative_range(filters),
+        }
+    }
+
+    /// The frozen request's filters over the findings changed after its window's end (or
+    /// after `started`, if later) up to `until`, with that instant (see `job::settle`).
+    pub fn changed_since_filters(
+        self,
+        filters: &Value,
+        started: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Option<(Value, DateTime<Utc>)> {
+        match self {
+            Api::GetFindings => filters::changed_since_filters(filters, started, until),
+            Api::GetFindingsV2 => ocsf_filters::changed_since_filters(filters, started, until),
+        }
+    }
+}
+
+impl std::str::FromStr for Api {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Api, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "v1" | "asff" | "cspm" | "getfindings" => Ok(Api::GetFindings),
+            "v2" | "ocsf" | "getfindingsv2" => Ok(Api::GetFindingsV2),
+            _ => Err(format!(
+                "unknown API {s:?}: use v1 (GetFindings, ASFF, Security Hub CSPM) or v2 (GetFindingsV2, OCSF, the new Security Hub)"
+            )),
         }
     }
 }
@@ -46,6 +90,7 @@ impl std::fmt::Display for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Api::GetFindings => f.write_str("GetFindings"),
+            Api::GetFindingsV2 => f.write_str("GetFindingsV2"),
         }
     }
 }
@@ -65,6 +110,9 @@ pub struct JobIdentity {
     pub page_size: u32,
     /// Destination URL, normalised.
     pub destination: String,
+    /// GetFindingsV2 `Scopes` (a delegated administrator's organizations or units), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Value>,
 }
 
 /// The request sent on every page of a job, fixed at job creation.
@@ -79,6 +127,19 @@ pub struct FrozenRequest {
     pub frozen_at: DateTime<Utc>,
 }
 
+impl FrozenRequest {
+    /// The query of `filters` (the request's own, a shard's or the settle check's) against
+    /// this request's API and scopes, `page_size` findings a page.
+    pub fn query(&self, filters: Value, page_size: u32) -> crate::source::get_findings::Query {
+        crate::source::get_findings::Query {
+            api: self.identity.api,
+            filters,
+            scopes: self.identity.scopes.clone(),
+            page_size,
+        }
+    }
+}
+
 impl JobIdentity {
     /// The default job id: account, Region and a short hash of the rest of the identity.
     pub fn default_job_id(&self) -> String {
@@ -90,6 +151,13 @@ impl JobIdentity {
     /// Freezes the request as of `now`: relative date ranges resolved, and the `UpdatedAt`
     /// window closed at `now` when the filters leave it open.
     pub fn freeze(self, now: DateTime<Utc>) -> FrozenRequest {
+        if self.api == Api::GetFindingsV2 {
+            return FrozenRequest {
+                filters: ocsf_filters::freeze(&self.filters_as_given, now),
+                identity: self,
+                frozen_at: now,
+            };
+        }
         let resolved = filters::freeze(&self.filters_as_given, now);
         let filters = filters::bound_updated_at(&resolved, now).unwrap_or_else(|| {
             tracing::warn!(
@@ -117,6 +185,7 @@ pub(crate) fn test_identity(filters: Value) -> JobIdentity {
         filters_as_given: filters,
         page_size: PAGE_SIZE,
         destination: "file:///tmp/lake".into(),
+        scopes: None,
     }
 }
 

@@ -1,6 +1,8 @@
-//! GetFindings (ASFF) through the AWS SDK: one attempt per call, the SDK's own retries off (the
-//! paced loop owns them), the job's frozen filters injected exactly as written, and the raw
-//! response body taken before the SDK deserializes it, so findings are kept byte for byte.
+//! GetFindings (ASFF) and GetFindingsV2 (OCSF) through the AWS SDK: one attempt per call, the
+//! SDK's own retries off (the paced loop owns them), the job's frozen filters (and v2 scopes)
+//! injected exactly as written, and the raw response body taken before the SDK deserializes it,
+//! so findings are kept byte for byte. A refusal that may mean a service is not enabled asks
+//! both services which is, so the message says which API to use.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +25,9 @@ use super::retry::retryable_error;
 use super::{Page, PageSource};
 use crate::aws::Failure;
 use crate::error::{Error, Result};
-use crate::request::FrozenRequest;
+use crate::request::Api;
+
+pub mod services;
 
 /// How long reading a page's body may take once its headers arrived (the SDK's attempt timeout
 /// ends when the response starts, since the body is read outside its deserializer).
@@ -35,9 +39,9 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(90);
 #[derive(Debug, Clone, Default)]
 struct CaptureBody(Arc<Mutex<Option<SdkBody>>>);
 
-/// Puts the job's frozen filters into the request body, exactly as the user wrote them.
+/// Puts the job's frozen filters (and scopes) into the request body, exactly as written.
 #[derive(Debug, Clone)]
-struct InjectFilters(Arc<serde_json::Value>);
+struct InjectFilters(Arc<serde_json::Map<String, serde_json::Value>>);
 
 impl Intercept for CaptureBody {
     fn name(&self) -> &'static str {
@@ -75,7 +79,7 @@ impl Intercept for InjectFilters {
             Some(bytes) if !bytes.is_empty() => serde_json::from_slice(bytes)?,
             _ => serde_json::Map::new(),
         };
-        body.insert("Filters".into(), (*self.0).clone());
+        body.extend(self.0.iter().map(|(k, v)| (k.clone(), v.clone())));
         let bytes = serde_json::to_vec(&body)?;
         request
             .headers_mut()
@@ -85,22 +89,31 @@ impl Intercept for InjectFilters {
     }
 }
 
-/// Pages of one frozen GetFindings request.
+/// What one source asks for: the API, its filters (the request's, a shard's or a check's), the
+/// v2 scopes and the page size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// GetFindings or GetFindingsV2.
+    pub api: Api,
+    /// Filters in that API's dialect, sent as written.
+    pub filters: serde_json::Value,
+    /// GetFindingsV2 `Scopes`.
+    pub scopes: Option<serde_json::Value>,
+    /// Findings a page.
+    pub page_size: u32,
+}
+
+/// Pages of one frozen query.
 pub struct GetFindings {
     client: aws_sdk_securityhub::Client,
-    filters: Arc<serde_json::Value>,
+    api: Api,
+    members: Arc<serde_json::Map<String, serde_json::Value>>,
     page_size: i32,
 }
 
 impl GetFindings {
-    /// A source of the frozen request whose client never retries on its own: the paced loop
-    /// owns retries.
-    pub fn new(config: &SdkConfig, request: &FrozenRequest) -> Self {
-        Self::with_filters(config, request.filters.clone(), request.identity.page_size)
-    }
-
-    /// A source of `filters` (a shard's sub-query), `page_size` findings a page.
-    pub fn with_filters(config: &SdkConfig, filters: serde_json::Value, page_size: u32) -> Self {
+    /// A source of `query` whose client never retries on its own: the paced loop owns retries.
+    pub fn new(config: &SdkConfig, query: Query) -> Self {
         let client_config = aws_sdk_securityhub::config::Builder::from(config)
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -110,10 +123,39 @@ impl GetFindings {
                     .build(),
             )
             .build();
+        let mut members = serde_json::Map::new();
+        members.insert("Filters".into(), query.filters);
+        if let Some(scopes) = query.scopes {
+            members.insert("Scopes".into(), scopes);
+        }
         GetFindings {
             client: aws_sdk_securityhub::Client::from_conf(client_config),
-            filters: Arc::new(filters),
-            page_size: page_size as i32,
+            api: query.api,
+            members: Arc::new(members),
+            page_size: query.page_size as i32,
+        }
+    }
+
+    /// Sends one attempt; the response body is left in `capture`.
+    async fn send(&self, token: Option<&str>, capture: &CaptureBody) -> Result<(), Failure> {
+        // The two operations' builders are different types with the same methods.
+        macro_rules! send {
+            ($builder:expr) => {
+                $builder
+                    .max_results(self.page_size)
+                    .set_next_token(token.map(str::to_string))
+                    .customize()
+                    .interceptor(InjectFilters(self.members.clone()))
+                    .interceptor(capture.clone())
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| Failure::of(&e))
+            };
+        }
+        match self.api {
+            Api::GetFindings => send!(self.client.get_findings()),
+            Api::GetFindingsV2 => send!(self.client.get_findings_v2()),
         }
     }
 }
@@ -122,21 +164,17 @@ impl GetFindings {
 impl PageSource for GetFindings {
     async fn attempt(&self, token: Option<&str>, number: u64) -> Result<Page> {
         let capture = CaptureBody::default();
-        let result = self
-            .client
-            .get_findings()
-            .max_results(self.page_size)
-            .set_next_token(token.map(str::to_string))
-            .customize()
-            .interceptor(InjectFilters(self.filters.clone()))
-            .interceptor(capture.clone())
-            .send()
-            .await;
+        let result = self.send(token, &capture).await;
         let fetched_at_ms = chrono::Utc::now().timestamp_millis();
-        if let Err(err) = result {
-            let failure = Failure::of(&err);
-            return Err(retryable_error(&failure)
-                .unwrap_or_else(|| fatal(&failure, number, token.is_some())));
+        if let Err(failure) = result {
+            if let Some(retry) = retryable_error(&failure) {
+                return Err(retry);
+            }
+            if may_be_disabled(&failure) {
+                let services = services::enabled(&self.client).await;
+                return Err(services::refusal(self.api, services, &failure));
+            }
+            return Err(fatal(self.api, &failure, number, token.is_some()));
         }
         let body = capture.0.lock().expect("capture lock").take();
         let body = body.ok_or_else(|| unreadable("no response body"))?;
@@ -160,28 +198,17 @@ fn unreadable(message: &str) -> Error {
     }
 }
 
-/// Maps a non-retryable failure to the error the user sees.
-fn fatal(failure: &Failure, page: u64, had_token: bool) -> Error {
-    if failure.code.as_deref() == Some("InvalidAccessException") {
-        // The account is not subscribed to Security Hub CSPM (the service whose ASFF findings
-        // GetFindings reads) in this Region; an account on the new Security Hub alone answers so.
-        return Error::auth(
-            format!(
-                "Security Hub CSPM is not enabled for this account in this Region ({}): GetFindings reads Security Hub CSPM's ASFF findings; enable Security Hub CSPM here, or check --region. An account that uses only the new Security Hub (OCSF findings, GetFindingsV2) cannot be exported by this build",
-                failure.summary()
-            ),
-            None,
-        );
-    }
-    if failure.is_access_denied() {
-        return Error::auth(
-            format!(
-                "Security Hub refused GetFindings ({}); allow securityhub:GetFindings for these credentials",
-                failure.summary()
-            ),
-            None,
-        );
-    }
+/// A refusal that can mean the API's service is not enabled here (rather than a permission or
+/// a bad request): GetFindings answers `InvalidAccessException`; for GetFindingsV2 the model
+/// declares only AccessDenied, so both are asked about.
+fn may_be_disabled(failure: &Failure) -> bool {
+    failure.code.as_deref() == Some("InvalidAccessException")
+        || failure.code.as_deref() == Some("ResourceNotFoundException")
+        || failure.is_access_denied()
+}
+
+/// Maps any other non-retryable failure to the error the user sees.
+fn fatal(api: Api, failure: &Failure, page: u64, had_token: bool) -> Error {
     let token_rejected = had_token && failure.message.to_ascii_lowercase().contains("nexttoken");
     if token_rejected {
         return Error::CursorDead {
@@ -193,38 +220,8 @@ fn fatal(failure: &Failure, page: u64, had_token: bool) -> Error {
     Error::Rejected {
         page,
         message: format!(
-            "Security Hub rejected the request ({}); check --filters",
+            "Security Hub rejected the {api} request ({}); check --filters",
             failure.summary()
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused(status: u16, code: &str) -> String {
-        let failure = Failure {
-            status: Some(status),
-            code: Some(code.into()),
-            message: "refused".into(),
-            transport: false,
-        };
-        let err = fatal(&failure, 1, false);
-        assert!(matches!(err, Error::Auth { .. }), "{err}");
-        err.to_string()
-    }
-
-    #[test]
-    fn a_hub_not_enabled_and_a_missing_permission_get_different_advice() {
-        let not_enabled = refused(401, "InvalidAccessException");
-        assert!(
-            not_enabled.contains("Security Hub CSPM is not enabled"),
-            "{not_enabled}"
-        );
-        assert!(not_enabled.contains("new Security Hub"), "{not_enabled}");
-        let denied = refused(403, "AccessDeniedException");
-        assert!(denied.contains("allow securityhub:GetFindings"), "{denied}");
-        assert!(!denied.contains("not enabled"), "{denied}");
     }
 }

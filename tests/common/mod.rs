@@ -326,18 +326,40 @@ pub fn check_lake(dir: &Path, expect: &Path, exact: bool) -> Value {
 
 /// Writes `count` generated findings of `seed` as NDJSON (the same the emulator serves).
 pub fn generate(count: u64, seed: u64, path: &Path) {
+    generate_for("v1", count, seed, path)
+}
+
+/// As [`generate`], for `api` (`v2`: the OCSF documents GetFindingsV2 serves).
+pub fn generate_for(api: &str, count: u64, seed: u64, path: &Path) {
     let out = Command::new(BIN)
-        .args([
-            "generate",
-            "--findings",
-            &count.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
+        .args(["generate", "--api", api, "--findings", &count.to_string()])
+        .args(["--seed", &seed.to_string()])
         .output()
         .expect("generate");
     assert!(out.status.success());
     std::fs::write(path, out.stdout).unwrap();
+}
+
+/// Starts a command from `make` once per delay and SIGKILLs it after that delay (no flush, no
+/// checkpoint) if it is still running; returns how many runs were killed mid-way.
+pub async fn kill_repeatedly(
+    make: impl Fn() -> tokio::process::Command,
+    delays_ms: &[u64],
+) -> usize {
+    let mut kills = 0;
+    for delay in delays_ms {
+        let mut child = make()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(*delay)).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().await.unwrap();
+            kills += 1;
+        }
+    }
+    kills
 }
 
 /// Asserts a lake check found exactly the expected findings once each, intact.

@@ -51,13 +51,14 @@ def cmd_seed(args):
 def cmd_sources(args):
     """Rows per (source_account_id, source_region), and rows whose finding says it comes from
     another account or Region than the stream that fetched it."""
-    files = sorted(glob.glob(os.path.join(args.dir, "findings", "*", "*.parquet")))
+    files = sorted(glob.glob(os.path.join(args.dir, args.table, "*", "*.parquet")))
+    own = "account_uid" if args.table == "findings_ocsf" else "aws_account_id"
     by_source, wrong = {}, 0
     for f in files:
-        cols = pq.read_table(f, columns=["source_account_id", "source_region", "aws_account_id",
+        cols = pq.read_table(f, columns=["source_account_id", "source_region", own,
                                          "region"]).to_pydict()
         for acct, reg, own_acct, own_reg in zip(cols["source_account_id"], cols["source_region"],
-                                               cols["aws_account_id"], cols["region"]):
+                                               cols[own], cols["region"]):
             key = f"{acct}/{reg}"
             by_source[key] = by_source.get(key, 0) + 1
             wrong += (acct, reg) != (own_acct, own_reg)
@@ -203,6 +204,69 @@ def cmd_check(args):
     print(json.dumps(report, default=str))
 
 
+def cmd_check_ocsf(args):
+    """The OCSF table read back: DuckDB counts the OCSF identities, pyarrow compares every row's
+    finding_json byte for byte and its typed columns with Python's own reading of the document."""
+    files = sorted(glob.glob(os.path.join(args.dir, "findings_ocsf", "*", "*.parquet")))
+    report = {"files": len(files), "rows": 0}
+    if not files:
+        print(json.dumps(report))
+        return
+    con = duckdb.connect()
+    con.register("lake", con.read_parquet(files, hive_partitioning=True))
+    rows, distinct = con.execute(
+        "select count(*), count(distinct (account_uid, finding_uid, product_uid)) from lake").fetchone()
+    report.update(duckdb_rows=rows, distinct_ids=distinct, types=dict(con.execute(
+        "select column_name, column_type from (describe select * from lake)").fetchall()))
+    expected = {}
+    for line in open(args.expect, encoding="utf-8"):
+        if line.strip():
+            text = line.rstrip("\n")
+            expected[json.loads(text)["finding_info"]["uid"]] = text
+    seen, byte_mismatch, typed_mismatch, examples = {}, 0, 0, []
+    for f in files:
+        table = pq.read_table(f).to_pylist()
+        for row in table:
+            uid = row["finding_uid"]
+            seen[uid] = seen.get(uid, 0) + 1
+            text = expected.get(uid)
+            if text is None:
+                continue
+            byte_mismatch += row["finding_json"] != text
+            doc = json.loads(text)
+            info = doc["finding_info"]
+            want = {
+                "product_uid": doc["metadata"]["product"]["uid"], "product_name": doc["metadata"]["product"]["name"],
+                "class_uid": doc["class_uid"], "class_name": doc["class_name"], "type_uid": doc["type_uid"],
+                "title": info["title"], "description": info["desc"], "severity": doc["severity"],
+                "severity_id": doc["severity_id"], "status": doc["status"], "status_id": doc["status_id"],
+                "activity_name": doc["activity_name"], "compliance_status": doc.get("compliance", {}).get("status"),
+                "account_uid": doc["cloud"]["account"]["uid"], "region": doc["cloud"]["region"],
+                "resource_types": [r.get("type") for r in doc["resources"]],
+                "resource_uids": [r.get("uid") for r in doc["resources"]],
+                "vulnerability_uids": [v["cve"]["uid"] for v in doc["vulnerabilities"]] if "vulnerabilities" in doc else None,
+            }
+            for col in ("created_time", "modified_time", "first_seen_time", "last_seen_time"):
+                # Python's own reading of the _dt text, which must agree with the epoch number.
+                want[col] = parse_ts(info.get(col + "_dt"))
+                assert want[col] == info.get(col), (col, info)
+            got = {k: row[k] for k in want}
+            for col in ("created_time", "modified_time", "first_seen_time", "last_seen_time"):
+                got[col] = None if got[col] is None else to_ms(got[col])
+            if got != want:
+                typed_mismatch += 1
+                if len(examples) < 3:
+                    examples.append({k: [got[k], want[k]] for k in want if got[k] != want[k]})
+    report["rows"] = sum(seen.values())
+    report["duplicated_count"] = sum(n - 1 for n in seen.values())
+    report["missing_count"] = len(set(expected) - set(seen))
+    report["unexpected_count"] = len(set(seen) - set(expected))
+    report["byte_mismatches"] = byte_mismatch
+    report["typed_mismatches"] = typed_mismatch
+    report["typed_examples"] = examples
+    print(json.dumps(report, default=str))
+
+
 def hive_of(t):
     """The Hive type Athena would need for a Parquet column as pyarrow reads it."""
     if pa.types.is_string(t):
@@ -240,11 +304,12 @@ def cmd_ddl_check(args):
     the DDL's latest view and the README's queries run in DuckDB over the Hive-partitioned tree."""
     ddl = open(args.ddl, encoding="utf-8").read()
     tables = ddl_tables(ddl)
-    columns = tables["findings"]
-    files = sorted(glob.glob(os.path.join(args.dir, "findings", "*", "*.parquet")))
+    name = args.table
+    columns = tables[name]
+    files = sorted(glob.glob(os.path.join(args.dir, name, "*", "*.parquet")))
     run_files = sorted(glob.glob(os.path.join(args.dir, "feed_runs", "*.parquet")))
     mismatched = []
-    for f, want in [(f, columns) for f in files] + [(f, tables["findings_feed_runs"]) for f in run_files]:
+    for f, want in [(f, columns) for f in files] + [(f, tables[name + "_feed_runs"]) for f in run_files]:
         schema = pq.read_schema(f)
         got = [(field.name, hive_of(field.type)) for field in schema]
         if got != want:
@@ -252,25 +317,25 @@ def cmd_ddl_check(args):
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.execute("CREATE SCHEMA securityhub")
-    glob_sql = os.path.join(args.dir, "findings", "*", "*.parquet").replace("'", "''")
-    con.execute(f"CREATE VIEW securityhub.findings AS SELECT * FROM read_parquet('{glob_sql}', hive_partitioning=true)")
+    glob_sql = os.path.join(args.dir, name, "*", "*.parquet").replace("'", "''")
+    con.execute(f"CREATE VIEW securityhub.{name} AS SELECT * FROM read_parquet('{glob_sql}', hive_partitioning=true)")
     if run_files:
         runs_sql = os.path.join(args.dir, "feed_runs", "*.parquet").replace("'", "''")
-        con.execute(f"CREATE VIEW securityhub.findings_feed_runs AS SELECT * FROM read_parquet('{runs_sql}')")
+        con.execute(f"CREATE VIEW securityhub.{name}_feed_runs AS SELECT * FROM read_parquet('{runs_sql}')")
     else:
         # Athena reads an empty folder as an empty table: the same here, typed as the DDL says.
-        cols = ", ".join(f"{name} {DUCKDB_TYPES[kind]}" for name, kind in tables["findings_feed_runs"])
-        con.execute(f"CREATE TABLE securityhub.findings_feed_runs ({cols})")
+        cols = ", ".join(f"{name} {DUCKDB_TYPES[kind]}" for name, kind in tables[name + "_feed_runs"])
+        con.execute(f"CREATE TABLE securityhub.{name}_feed_runs ({cols})")
     for statement in ddl.split("CREATE OR REPLACE VIEW")[1:]:
         con.execute("CREATE OR REPLACE VIEW" + statement.split(";\n", 1)[0].rstrip().rstrip(";"))
     queries = json.load(open(args.queries, encoding="utf-8"))
     results = {name: [list(map(str, row)) for row in con.execute(sql).fetchall()] for name, sql in queries.items()}
     print(json.dumps({"files": len(files), "ddl_columns": len(columns), "schema_mismatches": mismatched,
                       "results": results,
-                      "latest_rows": con.execute("select count(*) from securityhub.findings_latest").fetchone()[0],
-                      "archive_rows": con.execute("select count(*) from securityhub.findings_archive").fetchone()[0],
+                      "latest_rows": con.execute(f"select count(*) from securityhub.{name}_latest").fetchone()[0],
+                      "archive_rows": con.execute(f"select count(*) from securityhub.{name}_archive").fetchone()[0],
                       "runs": len(run_files),
-                      "table_rows": con.execute("select count(*) from securityhub.findings").fetchone()[0]}))
+                      "table_rows": con.execute(f"select count(*) from securityhub.{name}").fetchone()[0]}))
 
 
 def main():
@@ -279,7 +344,8 @@ def main():
     p = sub.add_parser("seed"); p.add_argument("endpoint"); p.add_argument("file"); p.add_argument("out")
     p.add_argument("--account"); p.add_argument("--region", default="us-east-1")
     p.set_defaults(fn=cmd_seed)
-    p = sub.add_parser("sources"); p.add_argument("dir"); p.set_defaults(fn=cmd_sources)
+    p = sub.add_parser("sources"); p.add_argument("dir"); p.add_argument("--table", default="findings")
+    p.set_defaults(fn=cmd_sources)
     p = sub.add_parser("create-bucket"); p.add_argument("endpoint"); p.add_argument("bucket"); p.set_defaults(fn=cmd_create_bucket)
     p = sub.add_parser("download"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("prefix"); p.add_argument("dir")
     p.set_defaults(fn=cmd_download)
@@ -289,7 +355,9 @@ def main():
     p = sub.add_parser("check"); p.add_argument("dir"); p.add_argument("--expect"); p.add_argument("--job")
     p.add_argument("--exact", action="store_true"); p.set_defaults(fn=cmd_check)
     p = sub.add_parser("ddl-check"); p.add_argument("dir"); p.add_argument("ddl"); p.add_argument("queries")
-    p.set_defaults(fn=cmd_ddl_check)
+    p.add_argument("--table", default="findings"); p.set_defaults(fn=cmd_ddl_check)
+    p = sub.add_parser("check-ocsf"); p.add_argument("dir"); p.add_argument("--expect", required=True)
+    p.set_defaults(fn=cmd_check_ocsf)
     args = parser.parse_args()
     args.fn(args)
 

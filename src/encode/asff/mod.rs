@@ -6,7 +6,8 @@ mod view;
 use std::sync::OnceLock;
 
 use super::batch::{BatchBuilder, Cell};
-use super::table::{col, Column, ColumnType, Table};
+use super::lenient::text;
+use super::table::{typed, ColumnType, Table, TypedColumn};
 use super::timestamp::parse_millis;
 use super::Format;
 use view::{AnyText, FindingView, Lenient, Text};
@@ -22,33 +23,10 @@ pub static ASFF: Asff = Asff;
 type Extract = for<'v, 'a> fn(&'v FindingView<'a>) -> Cell<'v>;
 
 /// A typed column and how to read it.
-struct AsffColumn {
-    column: Column,
-    value: Extract,
-}
-
-const fn typed(
-    name: &'static str,
-    kind: ColumnType,
-    doc: &'static str,
-    value: Extract,
-) -> AsffColumn {
-    AsffColumn {
-        column: col(name, kind, doc),
-        value,
-    }
-}
-
-fn text<'v>(field: &'v Lenient<Text<'_>>) -> Option<&'v str> {
-    field.get().map(|t| t.as_ref())
-}
+type AsffColumn = TypedColumn<Extract>;
 
 fn time(field: &Lenient<Text<'_>>) -> Cell<'static> {
     Cell::Time(field.get().and_then(|t| parse_millis(t)))
-}
-
-fn strings<'v>(items: Option<impl Iterator<Item = Option<&'v str>>>) -> Cell<'v> {
-    Cell::List(items.map(Iterator::collect))
 }
 
 fn map<'v>(field: &'v Lenient<std::collections::BTreeMap<Text<'_>, AnyText<'_>>>) -> Cell<'v> {
@@ -88,7 +66,7 @@ const COLUMNS: &[AsffColumn] = &[
         |v| Cell::Str(v.region()),
     ),
     typed("types", StringList, "`Types`", |v| {
-        strings(v.types.get().map(|t| t.iter().map(|s| Some(s.as_ref()))))
+        Cell::strings(v.types.get().map(|t| t.iter().map(|s| Some(s.as_ref()))))
     }),
     typed("title", Str, "`Title`", |v| Cell::Str(text(&v.title))),
     typed("description", Str, "`Description`", |v| {
@@ -142,10 +120,10 @@ const COLUMNS: &[AsffColumn] = &[
         |v| time(&v.last_observed_at),
     ),
     typed("resource_types", StringList, "`Resources[].Type`", |v| {
-        strings(v.resources.get().map(|r| r.iter().map(|r| text(&r.r#type))))
+        Cell::strings(v.resources.get().map(|r| r.iter().map(|r| text(&r.r#type))))
     }),
     typed("resource_ids", StringList, "`Resources[].Id`", |v| {
-        strings(v.resources.get().map(|r| r.iter().map(|r| text(&r.id))))
+        Cell::strings(v.resources.get().map(|r| r.iter().map(|r| text(&r.id))))
     }),
     typed("product_fields", StringMap, "`ProductFields`", |v| {
         map(&v.product_fields)
@@ -177,6 +155,10 @@ impl Format for Asff {
         for column in COLUMNS {
             row.push((column.value)(&view));
         }
+    }
+
+    fn updated_at(&self, text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        super::timestamp::updated_at_of(text)
     }
 }
 

@@ -89,6 +89,7 @@ impl Prepared {
             },
             api: plan.api,
             filters_as_given: plan.filters.clone(),
+            scopes: plan.scopes.clone(),
             page_size: PAGE_SIZE,
             destination: plan.destination.url(),
         };

@@ -31,6 +31,9 @@ pub struct FanOutIdentity {
     pub page_size: u32,
     /// Destination URL, normalised.
     pub destination: String,
+    /// GetFindingsV2 scopes, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Value>,
 }
 
 impl FanOutIdentity {
@@ -48,6 +51,7 @@ impl FanOutIdentity {
             filters_as_given: filters,
             page_size: self.page_size,
             destination: self.destination.clone(),
+            scopes: self.scopes.clone(),
         })
     }
 
