@@ -92,11 +92,11 @@ pub enum Error {
     Transient { throttled: bool, message: String },
 
     /// The service refused the request itself (not retried; the message says what to change).
-    #[error("GetFindings page {page}: {message}")]
+    #[error("Security Hub page {page}: {message}")]
     Rejected { page: u64, message: String },
 
     /// The source gave up on a page after its retries; the last failure is the source.
-    #[error("GetFindings page {page}: {message}")]
+    #[error("Security Hub page {page}: {message}")]
     Source {
         page: u64,
         message: String,
@@ -105,7 +105,7 @@ pub enum Error {
     },
 
     /// The service rejected the saved NextToken on resume.
-    #[error("GetFindings page {page}: the saved NextToken was rejected ({message}); {advice}")]
+    #[error("Security Hub page {page}: the saved NextToken was rejected ({message}); {advice}")]
     CursorDead {
         page: u64,
         message: String,

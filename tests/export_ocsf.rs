@@ -327,6 +327,11 @@ async fn each_service_situation_exports_or_says_which_api_to_use() {
                     for table in ["findings", "findings_ocsf"] {
                         assert!(!lake.join(table).exists(), "{name} {api}: no part written");
                     }
+                    let checkpoint = state_file(&lake, "svc", "checkpoint.json");
+                    assert!(
+                        !checkpoint.exists(),
+                        "{name} {api}: the refused read wrote no checkpoint"
+                    );
                 }
                 None => {
                     let text = out.ok();

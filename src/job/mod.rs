@@ -275,7 +275,8 @@ impl Job<'_> {
         let mut prefetched: Vec<(usize, Vec<Page>)> = Vec::new();
         if checkpoint.is_new() {
             let filters = &checkpoint.request.filters;
-            // Shards are ASFF sub-queries; a GetFindingsV2 stream reads one chain.
+            // Shards are ASFF sub-queries; a GetFindingsV2 stream reads one chain (its first
+            // page still read first).
             let max_shards = match request.identity.api {
                 Api::GetFindings => self.plan.max_shards,
                 Api::GetFindingsV2 => 1,

@@ -68,19 +68,20 @@ pub fn with_id_filter(filters: &Value, id_filter: &[Value]) -> Value {
 /// connection then warm) and decides how the stream runs; `paced` makes the stream's source of
 /// a filter set. A sharded start reads every shard's first page: a service that did not apply
 /// a shard's `Id` filter (its answer then holds Ids of other shards: the probe's page always
-/// has them) leaves the stream unsharded, with a warning. `max_shards` 1 never shards.
+/// has them) leaves the stream unsharded, with a warning. `max_shards` 1 never shards. The
+/// first page is read in every case, so a refused read fails the run before it writes.
 pub async fn probe(
     paced: &dyn Fn(Value) -> PacedSource,
     pace: &Pace,
     filters: &Value,
     max_shards: u32,
 ) -> Result<Start> {
-    if max_shards < 2 || !shardable(filters) {
-        return Ok(Start::Unsharded(Vec::new()));
-    }
     let source = paced(filters.clone());
-    let slow = |seconds: f64| seconds * pace.rate > SLOW;
     let (first, took) = source.fetch_timed(None, 1).await?;
+    if max_shards < 2 || !shardable(filters) {
+        return Ok(Start::Unsharded(vec![first]));
+    }
+    let slow = |seconds: f64| seconds * pace.rate > SLOW;
     let mut latency = took.as_secs_f64();
     if first.next_token.is_none() || !slow(latency) {
         return Ok(Start::Unsharded(vec![first]));

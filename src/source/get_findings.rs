@@ -217,11 +217,54 @@ fn fatal(api: Api, failure: &Failure, page: u64, had_token: bool) -> Error {
             advice: "nothing was lost: the checkpoint still ends at the last durable part, but the service will not continue from it. Re-run the same command with --restart to export the job's frozen query again from the first page; its parts are replaced, nothing is duplicated".into(),
         };
     }
+    if failure.status == Some(404) && failure.code.is_none() {
+        // No service answered: the endpoint has no such operation (moto has no GetFindingsV2).
+        return Error::Rejected {
+            page,
+            message: format!(
+                "the endpoint does not serve {api} (HTTP 404 without a Security Hub error): check --region and --endpoint-url{}",
+                match api {
+                    Api::GetFindings => "",
+                    Api::GetFindingsV2 => ", and that the new Security Hub is offered in this Region",
+                }
+            ),
+        };
+    }
     Error::Rejected {
         page,
         message: format!(
             "Security Hub rejected the {api} request ({}); check --filters",
             failure.summary()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_without_the_operation_is_not_blamed_on_the_filters() {
+        let failure = Failure {
+            status: Some(404),
+            code: None,
+            message: "unexpected token '<'".into(),
+            transport: false,
+        };
+        let err = fatal(Api::GetFindingsV2, &failure, 1, false).to_string();
+        assert!(
+            err.contains("does not serve GetFindingsV2") && !err.contains("--filters"),
+            "{err}"
+        );
+        let invalid = Failure {
+            status: Some(400),
+            code: Some("ValidationException".into()),
+            ..failure
+        };
+        let err = fatal(Api::GetFindingsV2, &invalid, 1, false).to_string();
+        assert!(
+            err.contains("rejected the GetFindingsV2 request") && err.contains("--filters"),
+            "{err}"
+        );
     }
 }
