@@ -75,8 +75,9 @@ pub struct ExportRequest {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_parameter: Option<String>,
-    /// Most shards (parallel NextToken chains on disjoint Id prefixes) a stream is split into
-    /// when GetFindings is too slow for one chain to use the quota; 1 never splits.
+    /// Most NextToken chains a stream is read with when GetFindings is too slow for one chain
+    /// to use the quota: a meeting pair (from both ends of its Ids) or shards (on disjoint Id
+    /// prefixes); 1 never splits.
     #[arg(long, default_value_t = MAX_SHARDS)]
     #[serde(default = "default_max_shards")]
     pub max_shards: u32,

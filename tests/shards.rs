@@ -1,6 +1,7 @@
 //! A stream whose GetFindings calls are slower than the quota allows one NextToken chain to
-//! use: split into shards on Id prefixes, every finding exactly once, through kills; a slow
-//! service that ignores the shard filter (moto) is read as one chain instead of duplicated.
+//! use: read by a meeting pair from both ends of its Ids, or (slower still) split into shards
+//! on Id prefixes, every finding exactly once, through kills; a slow service that ignores the
+//! sort and the shard filter (moto) is read as one chain instead of duplicated.
 
 mod common;
 
@@ -98,6 +99,151 @@ async fn slow_calls_are_sharded_and_a_killed_sharded_stream_resumes_every_findin
     );
     let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "slow");
     assert!(shown.contains("shards on Id prefixes"), "{shown}");
+}
+
+/// An emulator answering in a mean of 80 ms (40 to 120) at 20 requests/s: one chain reads
+/// 12.5 pages/s, a pair 25 (the tests allow two chains, so the probe's choice does not hang on
+/// how slow its two calls happened to be).
+async fn pair_emulator(seed: u64) -> sechub_export::emulator::Emulator {
+    start_emulator(EmulatorConfig {
+        rate: 20.0,
+        burst: 20,
+        faults: Faults {
+            latency_ms: 80,
+            ..Faults::default()
+        },
+        ..EmulatorConfig::generated(FINDINGS, seed)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_pair_reads_both_ends_once_and_stops_where_they_meet() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = pair_emulator(33).await;
+    let flags = [
+        "--rate",
+        "20",
+        "--burst",
+        "20",
+        "--part-rows",
+        "1000",
+        "--max-shards",
+        "2",
+    ];
+    let out = finish(export_command(&emulator.url(), &lake, "pair", &flags))
+        .await
+        .ok();
+    assert!(out.contains("from both ends of the Ids"), "{out}");
+    let cp = checkpoint(&lake, "pair");
+    let sorts: Vec<&Value> = cp["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["sort"])
+        .collect();
+    assert_eq!(sorts, ["asc", "desc"], "{cp}");
+    let expected = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 33, &expected);
+    assert_exactly_once(&check_lake(&lake, &expected, true), FINDINGS);
+    let stats = emulator.stats();
+    // 60 pages of findings, the partner's page in flight when they met, and the settle check:
+    // a pair that read on past its meeting would need up to twice the pages.
+    assert!(stats.requests <= 64, "{stats:?}");
+    assert_eq!(stats.throttled_quota, 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_pair_killed_again_and_again_resumes_where_its_durable_parts_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = pair_emulator(34).await;
+    let flags = [
+        "--rate",
+        "20",
+        "--burst",
+        "20",
+        "--part-rows",
+        "200",
+        "--max-shards",
+        "2",
+    ];
+    let export = || {
+        tokio::process::Command::from(export_command(&emulator.url(), &lake, "pairkill", &flags))
+    };
+    let kills = kill_repeatedly(export, &[700, 500, 900, 600]).await;
+    assert!(kills >= 3, "killed mid-run {kills} times");
+    let killed = checkpoint(&lake, "pairkill");
+    assert_eq!(killed["shards"][0]["partner"], 1, "{killed}");
+    let done = finish(export()).await.ok();
+    assert!(
+        done.contains(&format!("job total {FINDINGS} findings")),
+        "{done}"
+    );
+    let expected = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 34, &expected);
+    assert_exactly_once(&check_lake(&lake, &expected, true), FINDINGS);
+    let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "pairkill");
+    assert!(
+        shown.contains("both ends of the Ids") && shown.contains("2 finished"),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_pair_crashing_at_every_stage_around_its_meeting_lands_each_finding_once() {
+    require_failpoints();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = pair_emulator(35).await;
+    // One page a part: a commit per page, so the crashes fall on the pages where they meet.
+    let flags = [
+        "--rate",
+        "20",
+        "--burst",
+        "20",
+        "--part-rows",
+        "100",
+        "--max-shards",
+        "2",
+    ];
+    // The first run stops 8 commits short of the 60 pages; then every run crashes at its first
+    // part upload, before its first commit or just after it: a page a run, through the meeting.
+    let points = [
+        "part-after-upload",
+        "checkpoint-before-commit",
+        "checkpoint-after-commit",
+    ];
+    let mut crashes = 0;
+    let mut counts = Vec::new();
+    for round in 0..40 {
+        let mut run = export_command(&emulator.url(), &lake, "pairer", &flags);
+        let failpoint = match round {
+            0 => "checkpoint-before-commit=52*off->return".to_string(),
+            _ => format!("{}=return", points[round % points.len()]),
+        };
+        run.env("FAILPOINTS", failpoint);
+        let status = tokio::process::Command::from(run).status().await.unwrap();
+        crashes += usize::from(!status.success());
+        let cp = checkpoint(&lake, "pairer");
+        counts.push(cp["exported_count"].as_u64().unwrap());
+        if cp["state"] == "complete" {
+            break;
+        }
+    }
+    assert!(crashes >= 20, "{crashes} crashes: {counts:?}");
+    assert!(
+        counts.iter().any(|&c| c > 5_200 && c < FINDINGS),
+        "crashed between the first run's end and the meeting: {counts:?}"
+    );
+    let done = finish(export_command(&emulator.url(), &lake, "pairer", &flags))
+        .await
+        .ok();
+    assert!(done.contains(&format!("{FINDINGS} findings")), "{done}");
+    let expected = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 35, &expected);
+    assert_exactly_once(&check_lake(&lake, &expected, true), FINDINGS);
 }
 
 #[test]

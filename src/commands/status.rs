@@ -286,6 +286,12 @@ fn describe_chains(cp: &Checkpoint) -> String {
         return "1 (not sharded)".into();
     }
     let finished = cp.shards.iter().filter(|s| s.done).count();
+    if cp.shards.iter().all(|s| s.partner.is_some()) {
+        return format!(
+            "{} reading from both ends of the Ids (a meeting pair), {finished} finished (calls were too slow for one chain)",
+            cp.shards.len()
+        );
+    }
     format!(
         "{} shards on Id prefixes, {finished} finished (calls were too slow for one chain)",
         cp.shards.len()

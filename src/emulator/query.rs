@@ -285,6 +285,27 @@ fn date_matches(time: Option<chrono::DateTime<Utc>>, condition: &Value) -> bool 
     bound("Start").is_none_or(|s| time >= s) && bound("End").is_none_or(|e| time <= e)
 }
 
+/// The `Id` order a request's `SortCriteria` asks for (`None`: none given), or the
+/// InvalidInputException message for a sort the emulator does not apply (refused rather than
+/// ignored, like an unsupported filter).
+pub fn id_order(sort: &Value) -> Result<Option<crate::request::IdOrder>, String> {
+    let criteria = match sort {
+        Value::Null => return Ok(None),
+        Value::Array(items) if items.is_empty() => return Ok(None),
+        Value::Array(items) if items.len() == 1 => &items[0],
+        _ => return Err("the emulator sorts on one criterion, Id".into()),
+    };
+    let field = criteria.get("Field").and_then(Value::as_str);
+    let order = criteria.get("SortOrder").and_then(Value::as_str);
+    match (field, order) {
+        (Some("Id"), Some("asc") | None) => Ok(Some(crate::request::IdOrder::Asc)),
+        (Some("Id"), Some("desc")) => Ok(Some(crate::request::IdOrder::Desc)),
+        _ => Err(format!(
+            "the emulator sorts on Id only, asc or desc (got {criteria})"
+        )),
+    }
+}
+
 /// A hash of everything a NextToken is bound to.
 pub fn query_hash(filters: &Value, sort: &Value, max_results: i64) -> u64 {
     let canonical = format!("{filters}|{sort}|{max_results}");

@@ -20,7 +20,7 @@ use super::hubs::{self, Hub, Hubs};
 use super::query::{self, Dataset, TokenError};
 use super::{ocsf, Faults, Services, Stats};
 use crate::request::narrow::string_conditions_match;
-use crate::request::Api;
+use crate::request::{Api, IdOrder};
 
 /// Shared state of a running emulator.
 pub(super) struct EmulatorState {
@@ -266,6 +266,8 @@ fn page(
         Api::GetFindings => filters.clone(),
         Api::GetFindingsV2 => serde_json::json!({"GetFindingsV2": filters}),
     };
+    let order = query::id_order(&sort)?;
+    let unsorted = query::query_hash(&keyed, &Value::Null, max_results);
     let hash = query::query_hash(&keyed, &sort, max_results);
     let offset = match request.get("NextToken").and_then(Value::as_str) {
         None => 0,
@@ -300,7 +302,11 @@ fn page(
     };
     state.apply_due_changes();
     let dataset = hub.dataset();
-    let indexes = matching(hub, &dataset, &filters, hash, api);
+    let indexes = matching(hub, &dataset, &filters, unsorted, api);
+    let indexes = match order {
+        None => indexes,
+        Some(order) => Some(sorted(hub, &dataset, indexes, order, unsorted)),
+    };
     let total = indexes.as_ref().map_or(dataset.len(), |m| m.len() as u64);
     let end = (offset + max_results as u64).min(total);
     let mut text = String::from("{\"Findings\":[");
@@ -361,6 +367,43 @@ fn matching(
         .expect("matches")
         .insert(hash, found.clone());
     Some(found)
+}
+
+/// The matching findings (`None`: every finding) in `order` of `Id`: sorted once per query
+/// (cached under `unsorted`, the query's hash without its sort), the descending order read
+/// from the same list backwards.
+fn sorted(
+    hub: &Hub,
+    dataset: &Dataset,
+    indexes: Option<Arc<Vec<u64>>>,
+    order: IdOrder,
+    unsorted: u64,
+) -> Arc<Vec<u64>> {
+    let key = unsorted ^ 0x5EED_0F1D;
+    let cached = hub.matches.lock().expect("matches").get(&key).cloned();
+    let ascending = cached.unwrap_or_else(|| {
+        let all = || {
+            (0..dataset.len())
+                .filter(|&i| !dataset.is_deleted(i))
+                .collect()
+        };
+        let mut keyed: Vec<(Option<String>, u64)> = indexes
+            .map_or_else(all, |found| found.to_vec())
+            .into_iter()
+            .map(|i| (dataset.id(i), i))
+            .collect();
+        keyed.sort();
+        let ascending: Arc<Vec<u64>> = Arc::new(keyed.into_iter().map(|(_, i)| i).collect());
+        hub.matches
+            .lock()
+            .expect("matches")
+            .insert(key, ascending.clone());
+        ascending
+    });
+    match order {
+        IdOrder::Asc => ascending,
+        IdOrder::Desc => Arc::new(ascending.iter().rev().copied().collect()),
+    }
 }
 
 /// The findings among `present` matching GetFindings `filters`.

@@ -9,13 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::encode::RowOrigin;
 use crate::error::{Error, Result};
-use crate::request::{filters, FrozenRequest};
+use crate::request::{filters, FrozenRequest, IdOrder};
 use crate::sink::layout;
 use crate::sink::{put_if_or_own, CondPut, ObjectStore, Precondition};
 
-/// Version of the checkpoint format this build writes and reads (2: shards; an older build must
-/// refuse a sharded checkpoint rather than resume it as one chain from its first page).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the checkpoint format this build writes and reads (2: shards; 3: chains sorted on
+/// `Id` and meeting pairs. An older build must refuse such a checkpoint rather than resume it
+/// as one chain from its first page, or send a chain's token without its sort).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Whether a job still has findings to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,13 +43,24 @@ pub struct PartRecord {
     pub sha256: String,
 }
 
-/// One sub-query of a sharded stream: the `Id` conditions that select its part of the request,
-/// and its own NextToken chain. Frozen in the checkpoint with the request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One chain of a split stream: the `Id` conditions that select its part of the request (a
+/// prefix shard), or the `Id` order it reads the request in (one half of a meeting pair), and
+/// its own NextToken chain. Frozen in the checkpoint with the request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShardCursor {
     /// String conditions on `Id` added to the request's filters (`PREFIX p`, or
-    /// `PREFIX_NOT_EQUALS` every other shard's prefix for the rest).
+    /// `PREFIX_NOT_EQUALS` every other shard's prefix for the rest); empty: the whole request.
     pub id_filter: Vec<serde_json::Value>,
+    /// The `Id` order this chain asks for (`SortCriteria`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<IdOrder>,
+    /// The chain reading the same findings from the other end, which this one meets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<usize>,
+    /// A paired chain's last durable Ids, in its order (at most `meeting::TAIL`): where its
+    /// partner meets it after a resume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail: Vec<String>,
     /// Token for the shard's first page not yet in a durable part (`None`: from its start, or
     /// nothing left when `done`).
     pub next_token: Option<String>,
@@ -76,8 +88,12 @@ pub struct Checkpoint {
     /// Token for the first page not yet in a durable part; `None` before the first page. Unused
     /// when the job is sharded: each shard has its own.
     pub next_token: Option<String>,
-    /// The sub-queries of a sharded job (empty: one chain, `next_token`). Decided before the
-    /// first page is kept, when calls are slower than the rate allows one chain to use.
+    /// The `Id` order of the one chain of an unsplit job, if it asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<IdOrder>,
+    /// The chains of a split job (empty: one chain, `next_token`): prefix shards or a meeting
+    /// pair. Decided before the first page is kept, when calls are slower than the rate allows
+    /// one chain to use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardCursor>,
     /// Number of the next part to write.
@@ -114,6 +130,7 @@ impl Checkpoint {
             export_date: now.format("%Y-%m-%d").to_string(),
             request,
             next_token: None,
+            sort: None,
             shards: Vec::new(),
             next_part: 1,
             exported_count: 0,
@@ -141,7 +158,8 @@ impl Checkpoint {
     /// re-resolves it, so a scheduled "last N days" export must not quietly stop there).
     pub fn window_done(&self, job_id: &str, now: DateTime<Utc>) -> Option<String> {
         let frozen_at = self.request.frozen_at;
-        let relative = filters::has_relative_range(&self.request.identity.filters_as_given);
+        let identity = &self.request.identity;
+        let relative = identity.api.has_relative_range(&identity.filters_as_given);
         (self.state == JobState::Complete && relative && frozen_at.date_naive() < now.date_naive())
             .then(|| {
                 format!(
@@ -157,6 +175,7 @@ impl Checkpoint {
     pub fn is_new(&self) -> bool {
         self.state == JobState::Running
             && self.next_token.is_none()
+            && self.sort.is_none()
             && self.shards.is_empty()
             && self.pages_fetched == 0
     }
@@ -180,13 +199,33 @@ impl Checkpoint {
     /// The filters of chain `index`: the request's, plus the shard's `Id` conditions.
     pub fn chain_filters(&self, index: usize) -> serde_json::Value {
         let mut filters = self.request.filters.clone();
-        if let (Some(shard), Some(fields)) = (self.shards.get(index), filters.as_object_mut()) {
+        let shard = self.shards.get(index).filter(|s| !s.id_filter.is_empty());
+        if let (Some(shard), Some(fields)) = (shard, filters.as_object_mut()) {
             fields.insert(
                 "Id".into(),
                 serde_json::Value::Array(shard.id_filter.clone()),
             );
         }
         filters
+    }
+
+    /// The `Id` order chain `index` asks for.
+    pub fn chain_sort(&self, index: usize) -> Option<IdOrder> {
+        match self.shards.get(index) {
+            Some(shard) => shard.sort,
+            None => self.sort,
+        }
+    }
+
+    /// Appends each paired chain's Ids in a durable part to its tail (keeping the last `TAIL`).
+    pub fn extend_tails(&mut self, tails: &[(usize, Vec<String>)]) {
+        for (chain, ids) in tails {
+            if let Some(shard) = self.shards.get_mut(*chain) {
+                shard.tail.extend(ids.iter().cloned());
+                let excess = shard.tail.len().saturating_sub(super::meeting::TAIL);
+                shard.tail.drain(..excess);
+            }
+        }
     }
 
     /// Records a durable part of `pages` pages and where each chain in it ends.
@@ -332,165 +371,4 @@ pub fn parse(body: &[u8], job_id: &str, location: &str) -> Result<Checkpoint> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::request::test_identity;
-    use crate::sink::local::LocalStore;
-
-    fn sample(job_id: &str) -> Checkpoint {
-        let identity = test_identity(serde_json::json!({}));
-        Checkpoint::new(job_id.into(), identity.freeze(Utc::now()), Utc::now())
-    }
-
-    fn part(number: u64, rows: u64) -> PartRecord {
-        PartRecord {
-            number,
-            key: layout::part_key("findings", "2026-11-22", "j", number),
-            rows,
-            bytes: 10,
-            sha256: "00".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn commits_round_trip_and_a_second_writer_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
-        let mut mine = CheckpointStore::new(store.clone(), "j");
-        let mut checkpoint = sample("j");
-        mine.commit(&checkpoint).await.unwrap();
-
-        let mut other = CheckpointStore::new(store.clone(), "j");
-        let loaded = other.load().await.unwrap().unwrap();
-        assert_eq!(loaded, checkpoint);
-
-        checkpoint.advance(part(1, 100), 1, &[(0, Some("t1".into()))], Utc::now());
-        mine.commit(&checkpoint).await.unwrap();
-        let err = other.commit(&loaded).await.unwrap_err();
-        assert!(matches!(err, Error::JobConflict { .. }), "{err}");
-        assert_eq!(
-            CheckpointStore::new(store, "j")
-                .load()
-                .await
-                .unwrap()
-                .unwrap()
-                .exported_count,
-            100
-        );
-    }
-
-    #[test]
-    fn the_last_part_completes_the_job() {
-        let mut checkpoint = sample("j");
-        checkpoint.advance(part(1, 100), 1, &[(0, Some("t".into()))], Utc::now());
-        assert_eq!(checkpoint.state, JobState::Running);
-        checkpoint.advance(part(2, 5), 1, &[(0, None)], Utc::now());
-        assert_eq!(
-            (
-                checkpoint.state,
-                checkpoint.exported_count,
-                checkpoint.next_part
-            ),
-            (JobState::Complete, 105, 3)
-        );
-    }
-
-    #[test]
-    fn a_complete_relative_window_is_done_only_on_a_later_day() {
-        let at = |text: &str| {
-            DateTime::parse_from_rfc3339(text)
-                .unwrap()
-                .with_timezone(&Utc)
-        };
-        let frozen = at("2026-11-22T23:00:00Z");
-        let last_day =
-            serde_json::json!({"UpdatedAt": [{"DateRange": {"Value": 1, "Unit": "DAYS"}}]});
-        let mut relative =
-            Checkpoint::new("j".into(), test_identity(last_day).freeze(frozen), frozen);
-        let mut absolute = Checkpoint::new(
-            "j".into(),
-            test_identity(serde_json::json!({})).freeze(frozen),
-            frozen,
-        );
-        let next_day = at("2026-11-23T00:30:00Z");
-        assert_eq!(relative.window_done("j", next_day), None, "still running");
-        for checkpoint in [&mut relative, &mut absolute] {
-            checkpoint.advance(part(1, 5), 1, &[(0, None)], frozen);
-        }
-        assert_eq!(
-            relative.window_done("j", at("2026-11-22T23:59:00Z")),
-            None,
-            "the same day"
-        );
-        assert_eq!(
-            absolute.window_done("j", next_day),
-            None,
-            "no relative range"
-        );
-        let message = relative
-            .window_done("j", next_day)
-            .expect("done on a later day");
-        assert!(
-            message.contains("2026-11-22T23:00:00.000Z") && message.contains("--job-id j-20261123"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn corrupt_newer_foreign_and_edited_checkpoints_are_refused() {
-        let mut good = sample("j");
-        good.advance(part(1, 100), 1, &[(0, Some("t".into()))], Utc::now());
-        let text = serde_json::to_string(&good).unwrap();
-        assert!(parse(text.as_bytes(), "j", "x").is_ok());
-        let truncated = &text[..text.len() / 2];
-        let newer = text.replace(
-            &format!("\"format_version\":{FORMAT_VERSION}"),
-            "\"format_version\":99",
-        );
-        assert_ne!(newer, text);
-        let edited = text.replace("\"exported_count\":100", "\"exported_count\":250");
-        for (bytes, job, needle) in [
-            (truncated, "j", "not valid JSON"),
-            (newer.as_str(), "j", "newer sechub-export"),
-            (text.as_str(), "other", "belongs to job"),
-            (edited.as_str(), "j", "inconsistent counts"),
-        ] {
-            let err = parse(bytes.as_bytes(), job, "x").unwrap_err();
-            assert!(
-                matches!(err, Error::CorruptState { .. }) && err.to_string().contains(needle),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_sharded_job_completes_when_every_shard_is_finished() {
-        let mut checkpoint = sample("j");
-        let prefix = |p: &str| vec![serde_json::json!({"Value": p, "Comparison": "PREFIX"})];
-        checkpoint.shards = ["a", "b"]
-            .iter()
-            .map(|p| ShardCursor {
-                id_filter: prefix(p),
-                next_token: None,
-                done: false,
-            })
-            .collect();
-        assert_eq!(checkpoint.open_chains(), vec![(0, None), (1, None)]);
-        assert_eq!(
-            checkpoint.chain_filters(1)["Id"],
-            serde_json::json!(prefix("b"))
-        );
-        checkpoint.advance(
-            part(1, 100),
-            2,
-            &[(0, None), (1, Some("b2".into()))],
-            Utc::now(),
-        );
-        assert_eq!(checkpoint.open_chains(), vec![(1, Some("b2".into()))]);
-        assert_eq!(checkpoint.state, JobState::Running);
-        checkpoint.finish_pages(1, &[(1, None)], Utc::now());
-        assert_eq!(checkpoint.state, JobState::Complete);
-        assert!(checkpoint.open_chains().is_empty());
-        assert_eq!(checkpoint.pages_fetched, 3);
-    }
-}
+mod tests;

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod fanout;
 pub mod lock;
 pub mod manifest;
+pub mod meeting;
 pub mod observer;
 pub mod pipeline;
 pub mod settle;
@@ -21,7 +22,7 @@ use chrono::Utc;
 use crate::aws;
 use crate::error::{Error, Result};
 use crate::plan::ExportPlan;
-use crate::request::{Api, JobIdentity, PAGE_SIZE};
+use crate::request::{Api, IdOrder, JobIdentity, PAGE_SIZE};
 use crate::sink::parts::JobParts;
 use crate::sink::{self, ObjectStore};
 use crate::source::get_findings::GetFindings;
@@ -266,12 +267,13 @@ impl Job<'_> {
         let stats = Arc::new(SourceStats::default());
         let page_size = checkpoint.request.identity.page_size;
         let request = checkpoint.request.clone();
-        let paced = |filters: serde_json::Value| {
-            let source = GetFindings::new(self.config, request.query(filters, page_size));
+        let paced = |filters: serde_json::Value, order: Option<IdOrder>| {
+            let query = request.query(filters, page_size).sorted(order);
+            let source = GetFindings::new(self.config, query);
             PacedSource::new(Arc::new(source), limiter.clone(), RetryPolicy::default())
                 .with_stats(stats.clone())
         };
-        // Pages already fetched, by chain: the probe's (one chain) or each shard's first.
+        // Pages already fetched, by chain: the probe's (one chain) or each chain's first.
         let mut prefetched: Vec<(usize, Vec<Page>)> = Vec::new();
         if checkpoint.is_new() {
             let filters = &checkpoint.request.filters;
@@ -282,19 +284,26 @@ impl Job<'_> {
                 Api::GetFindingsV2 => 1,
             };
             match shards::probe(&paced, &self.plan.pace, filters, max_shards).await? {
-                shards::Start::Unsharded(pages) => prefetched.push((0, pages)),
+                shards::Start::Unsharded { order, pages } => {
+                    checkpoint.sort = order;
+                    prefetched.push((0, pages));
+                }
                 shards::Start::Sharded { shards, firsts } => {
                     checkpoint.shards = shards;
                     prefetched.extend(firsts.into_iter().enumerate());
                 }
             }
         }
+        let mut pairings = meeting::pairings(&checkpoint.shards);
         Ok(checkpoint
             .open_chains()
             .into_iter()
             .map(|(index, start)| pipeline::Chain {
                 index,
-                source: paced(checkpoint.chain_filters(index)),
+                source: paced(
+                    checkpoint.chain_filters(index),
+                    checkpoint.chain_sort(index),
+                ),
                 start,
                 prefetched: prefetched
                     .iter_mut()
@@ -306,6 +315,7 @@ impl Job<'_> {
                     .get(index)
                     .map(|shard| shard.id_filter.clone())
                     .unwrap_or_default(),
+                pairing: pairings.remove(&index),
             })
             .collect())
     }
@@ -376,6 +386,9 @@ impl RunSummary {
         let rate = self.rows_this_run as f64 / secs.max(0.001);
         let sharded = match cp.shards.len() {
             0 => String::new(),
+            _ if cp.shards.iter().all(|s| s.partner.is_some()) => {
+                " from both ends of the Ids".to_string()
+            }
             n => format!(" over {n} shards"),
         };
         let this_run = format!(

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::cancel::Cancel;
 use super::checkpoint::{ChainEnd, Checkpoint, CheckpointStore, JobState, PartRecord};
 use super::lock::JobLock;
+use super::meeting::{self, Pairing};
 use super::observer::{Committed, Observers};
 use super::shards;
 use crate::crash::crash_point;
@@ -106,6 +107,15 @@ pub struct Chain {
     pub prefetched: Vec<Page>,
     /// A shard's `Id` conditions, checked on every finding it returns (empty: not a shard).
     pub id_filter: Vec<serde_json::Value>,
+    /// Its side of a meeting pair, if it is one.
+    pub pairing: Option<Pairing>,
+}
+
+/// A page as fetched for chain `chain`, with the Ids it delivers to a meeting pair's tail.
+struct Fetched {
+    chain: usize,
+    page: Page,
+    tail: Vec<String>,
 }
 
 /// A part ready to upload, with the pages it covers and where each chain in it ends.
@@ -114,13 +124,17 @@ struct EncodedPart {
     rows: u64,
     pages: u64,
     ends: Vec<ChainEnd>,
+    /// Each paired chain's Ids in the part, in its order.
+    tails: Vec<(usize, Vec<String>)>,
 }
 
-/// One page's rows as an Arrow batch, its chain, and the token that follows the page.
+/// One page's rows as an Arrow batch, its chain, the token that follows the page, and the Ids
+/// it adds to a paired chain's tail.
 struct Converted {
     batch: RecordBatch,
     chain: usize,
     next_token: Option<String>,
+    tail: Vec<String>,
 }
 
 /// Runs one stream's `chains` from its checkpoint until complete, cancelled, or failed. Pages
@@ -199,7 +213,7 @@ impl Stages {
         options: PartOptions,
         cancel: &Cancel,
     ) -> Stages {
-        let (page_tx, page_rx) = mpsc::channel::<(usize, Page)>(PAGE_QUEUE);
+        let (page_tx, page_rx) = mpsc::channel::<Fetched>(PAGE_QUEUE);
         let (batch_tx, batch_rx) = mpsc::channel::<Converted>(PAGE_QUEUE);
         let (part_tx, parts) = mpsc::channel::<EncodedPart>(1);
         let fetcher = tokio::spawn(fetch_chains(chains, page_tx, cancel.clone()));
@@ -263,7 +277,7 @@ fn summary(
 /// Fetches every chain at once into `pages`; the first chain to fail stops the others.
 async fn fetch_chains(
     chains: Vec<Chain>,
-    pages: mpsc::Sender<(usize, Page)>,
+    pages: mpsc::Sender<Fetched>,
     cancel: Cancel,
 ) -> Result<()> {
     let mut fetchers = tokio::task::JoinSet::new();
@@ -285,33 +299,40 @@ async fn fetch_chains(
 }
 
 /// Sends a chain's prefetched pages, then fetches from where they end until its last page,
-/// cancellation, or an error.
-async fn fetch_chain(
-    mut chain: Chain,
-    pages: mpsc::Sender<(usize, Page)>,
-    cancel: Cancel,
-) -> Result<()> {
+/// cancellation, or an error. A paired chain's pages are cut where its partner began, and it
+/// ends with an empty last page once its partner met it.
+async fn fetch_chain(mut chain: Chain, pages: mpsc::Sender<Fetched>, cancel: Cancel) -> Result<()> {
     let mut token = chain.start.take();
     let mut number = 0;
-    for page in std::mem::take(&mut chain.prefetched) {
-        number += 1;
-        token = page.next_token.clone();
-        if pages.send((chain.index, page)).await.is_err() || token.is_none() {
-            return Ok(());
-        }
-    }
+    let mut prefetched = std::mem::take(&mut chain.prefetched).into_iter();
     loop {
         if cancel.is_cancelled() {
             return Ok(());
         }
         number += 1;
-        let page = tokio::select! {
-            page = chain.source.fetch(token.as_deref(), number) => page?,
-            _ = cancel.cancelled() => return Ok(()),
+        let page = match prefetched.next() {
+            Some(page) => page,
+            None if chain.pairing.as_ref().is_some_and(Pairing::met) => Page::empty_last(number),
+            None => {
+                let page = tokio::select! {
+                    page = chain.source.fetch(token.as_deref(), number) => page?,
+                    _ = cancel.cancelled() => return Ok(()),
+                };
+                check_shard(&chain, &page)?;
+                page
+            }
         };
-        check_shard(&chain, &page)?;
+        let (page, tail) = match &chain.pairing {
+            Some(pairing) => pairing.admit(page),
+            None => (page, Vec::new()),
+        };
         token = page.next_token.clone();
-        if pages.send((chain.index, page)).await.is_err() || token.is_none() {
+        let fetched = Fetched {
+            chain: chain.index,
+            page,
+            tail,
+        };
+        if pages.send(fetched).await.is_err() || token.is_none() {
             return Ok(());
         }
     }
@@ -343,15 +364,16 @@ fn check_shard(chain: &Chain, page: &Page) -> Result<()> {
 /// encoding and compression.
 fn convert_pages(
     format: &dyn Format,
-    mut pages: mpsc::Receiver<(usize, Page)>,
+    mut pages: mpsc::Receiver<Fetched>,
     batches: mpsc::Sender<Converted>,
     origin: &RowOrigin,
 ) {
-    while let Some((chain, page)) = pages.blocking_recv() {
+    while let Some(Fetched { chain, page, tail }) = pages.blocking_recv() {
         let converted = Converted {
             batch: encode::page_batch(format, &page, origin),
             chain,
             next_token: page.next_token,
+            tail,
         };
         if batches.blocking_send(converted).is_err() {
             return;
@@ -379,12 +401,19 @@ fn encode_parts(
     let mut writer = PartWriter::new(table, options.compression).map_err(failed(part))?;
     let mut page_count = 0;
     let mut ends: BTreeMap<usize, Option<String>> = BTreeMap::new();
+    let mut tails: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     loop {
         let converted = batches.blocking_recv();
         let done = converted.is_none();
         if let Some(converted) = converted {
             page_count += 1;
             ends.insert(converted.chain, converted.next_token);
+            if !converted.tail.is_empty() {
+                let tail = tails.entry(converted.chain).or_default();
+                tail.extend(converted.tail);
+                let excess = tail.len().saturating_sub(meeting::TAIL);
+                tail.drain(..excess);
+            }
             writer.write(&converted.batch).map_err(failed(part))?;
             if writer.rows() < options.part_rows {
                 continue;
@@ -399,6 +428,7 @@ fn encode_parts(
                 rows,
                 pages: page_count,
                 ends: std::mem::take(&mut ends).into_iter().collect(),
+                tails: std::mem::take(&mut tails).into_iter().collect(),
             };
             if parts.blocking_send(encoded).is_err() {
                 return Ok(());
@@ -428,6 +458,7 @@ async fn commit_part(
 ) -> Result<()> {
     target.lock.ensure_held(&checkpoint.job_id)?;
     let now = Utc::now();
+    checkpoint.extend_tails(&part.tails);
     if part.rows == 0 {
         checkpoint.finish_pages(part.pages, &part.ends, now);
     } else {

@@ -16,9 +16,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::checkpoint::ShardCursor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::request::filters::{MAX_ATTRIBUTES, MAX_VALUES};
 use crate::request::narrow::string_conditions_match;
+use crate::request::IdOrder;
 use crate::source::{Pace, PacedSource, Page};
 
 /// Most shards of one stream (the rest shard lists every other prefix, within the service's
@@ -35,14 +36,20 @@ const SHARDS_PER_CHAIN: f64 = 2.0;
 /// How a new stream starts.
 #[derive(Debug)]
 pub enum Start {
-    /// One chain, beginning with the probe's pages.
-    Unsharded(Vec<Page>),
-    /// These shards, each beginning with its first page (read to check that the service applies
-    /// the shard's filter; the probe's pages are read again by the shards).
+    /// One chain (asking for `order` of `Id`, if any), beginning with the probe's pages.
+    Unsharded {
+        /// The chain's sort.
+        order: Option<IdOrder>,
+        /// Its first pages.
+        pages: Vec<Page>,
+    },
+    /// These chains (a meeting pair, or prefix shards), each beginning with its first page (a
+    /// shard's read to check that the service applies the shard's filter; the probe's pages
+    /// are then read again by the shards).
     Sharded {
-        /// Every shard.
+        /// Every chain.
         shards: Vec<ShardCursor>,
-        /// Each shard's first pages, in shard order.
+        /// Each chain's first pages, in chain order.
         firsts: Vec<Vec<Page>>,
     },
 }
@@ -64,30 +71,123 @@ pub fn with_id_filter(filters: &Value, id_filter: &[Value]) -> Value {
     filters
 }
 
-/// Fetches a new stream's first page (and a second when the first was only a little slow, its
-/// connection then warm) and decides how the stream runs; `paced` makes the stream's source of
-/// a filter set. A sharded start reads every shard's first page: a service that did not apply
-/// a shard's `Id` filter (its answer then holds Ids of other shards: the probe's page always
-/// has them) leaves the stream unsharded, with a warning. `max_shards` 1 never shards. The
-/// first page is read in every case, so a refused read fails the run before it writes.
+/// Makes a stream's paced source of a filter set, in an `Id` order (or the service's own).
+pub type Sources<'a> = &'a dyn Fn(Value, Option<IdOrder>) -> PacedSource;
+
+/// Fetches a new stream's first page, in ascending `Id` order, and decides how the stream runs.
+/// A fast stream goes on as that one chain. A slow one reads its last page too (descending
+/// order, which also measures the latency again on a warm connection): when both pages show
+/// the service sorted them, the two become a meeting pair (see [`super::meeting`]), up to a
+/// latency one pair can keep the quota full at; otherwise (a service that ignores the sort, or
+/// slower calls) the stream is split into prefix shards as [`prefix_shards`] does. A service
+/// that refuses the sort is read in its own order. The first page is read in every case, so a
+/// refused read fails the run before it writes. `max_shards` 1 never splits.
 pub async fn probe(
-    paced: &dyn Fn(Value) -> PacedSource,
+    paced: Sources<'_>,
     pace: &Pace,
     filters: &Value,
     max_shards: u32,
 ) -> Result<Start> {
-    let source = paced(filters.clone());
-    let (first, took) = source.fetch_timed(None, 1).await?;
     if max_shards < 2 || !shardable(filters) {
-        return Ok(Start::Unsharded(vec![first]));
+        let (first, _) = paced(filters.clone(), None).fetch_timed(None, 1).await?;
+        return Ok(unsharded(None, vec![first]));
     }
+    let ascending = paced(filters.clone(), Some(IdOrder::Asc));
+    let (first, took) = match ascending.fetch_timed(None, 1).await {
+        Err(Error::Rejected { message, .. }) => {
+            tracing::warn!("GetFindings refused to sort on Id ({message}): the stream is read in the service's order");
+            return probe_unsorted(paced, pace, filters, max_shards).await;
+        }
+        other => other?,
+    };
     let slow = |seconds: f64| seconds * pace.rate > SLOW;
     let mut latency = took.as_secs_f64();
     if first.next_token.is_none() || !slow(latency) {
-        return Ok(Start::Unsharded(vec![first]));
+        return Ok(unsharded(Some(IdOrder::Asc), vec![first]));
+    }
+    let descending = paced(filters.clone(), Some(IdOrder::Desc));
+    let (last, took) = descending.fetch_timed(None, 1).await?;
+    latency = latency.min(took.as_secs_f64());
+    let sorted = sorted_both_ways(&first, &last);
+    // Prefix shards take at least three chains; with fewer allowed, the pair is the most.
+    if sorted && (latency * pace.rate <= PAIR_LIMIT || max_shards < 3) {
+        tracing::info!(
+            "GetFindings takes {:.0} ms a call, more than {:.0} requests/s allow one chain: two chains read the stream from both ends of its Ids",
+            latency * 1000.0,
+            pace.rate
+        );
+        return Ok(Start::Sharded {
+            shards: meeting_pair(),
+            firsts: vec![vec![first], vec![last]],
+        });
+    }
+    if !sorted {
+        tracing::info!("GetFindings did not sort on Id: the stream is not read from both ends");
+    }
+    if !slow(latency) {
+        return Ok(unsharded(Some(IdOrder::Asc), vec![first]));
+    }
+    // The sorted pages hold the two ends of the Ids: a page in the service's own order is a
+    // fair sample to balance prefix shards on.
+    let (sample, _) = paced(filters.clone(), None).fetch_timed(None, 1).await?;
+    let sharded = prefix_shards(paced, pace, filters, max_shards, latency, &[&sample]).await?;
+    Ok(sharded.unwrap_or_else(|| unsharded(Some(IdOrder::Asc), vec![first])))
+}
+
+/// Latency x rate up to which a meeting pair alone keeps the quota full (two requests in
+/// flight; the probe's latency is the faster of two calls, below the mean).
+const PAIR_LIMIT: f64 = 2.4;
+
+fn unsharded(order: Option<IdOrder>, pages: Vec<Page>) -> Start {
+    Start::Unsharded { order, pages }
+}
+
+/// The two chains of a meeting pair over the whole request: ascending and descending `Id`.
+fn meeting_pair() -> Vec<ShardCursor> {
+    let half = |sort, partner| ShardCursor {
+        sort: Some(sort),
+        partner: Some(partner),
+        ..ShardCursor::default()
+    };
+    vec![half(IdOrder::Asc, 1), half(IdOrder::Desc, 0)]
+}
+
+/// True when `first` is strictly ascending and `last` strictly descending in `Id` (byte order),
+/// with `first` starting below `last`: the service sorted both (one that ignores the sort
+/// answers both with the same order). Too few findings to tell is false.
+fn sorted_both_ways(first: &Page, last: &Page) -> bool {
+    let ids = |page: &Page| {
+        page.findings()
+            .map(finding_id)
+            .collect::<Option<Vec<String>>>()
+    };
+    let (Some(up), Some(down)) = (ids(first), ids(last)) else {
+        return false;
+    };
+    up.len() >= 2
+        && down.len() >= 2
+        && up.windows(2).all(|w| w[0] < w[1])
+        && down.windows(2).all(|w| w[0] > w[1])
+        && up[0] < down[0]
+}
+
+/// The probe in the service's own order, for a service that refuses `SortCriteria` on `Id`:
+/// the first page (and a second when the first was only a little slow, its connection then
+/// warm), then prefix shards when slow.
+async fn probe_unsorted(
+    paced: Sources<'_>,
+    pace: &Pace,
+    filters: &Value,
+    max_shards: u32,
+) -> Result<Start> {
+    let source = paced(filters.clone(), None);
+    let slow = |seconds: f64| seconds * pace.rate > SLOW;
+    let (first, took) = source.fetch_timed(None, 1).await?;
+    let mut latency = took.as_secs_f64();
+    if first.next_token.is_none() || !slow(latency) {
+        return Ok(unsharded(None, vec![first]));
     }
     let mut pages = vec![first];
-    // A first call only a little slow may have paid for the connection: a second one decides.
     if latency * pace.rate < CLEARLY_SLOW {
         let (second, took) = source
             .fetch_timed(pages[0].next_token.as_deref(), 2)
@@ -96,23 +196,42 @@ pub async fn probe(
         let last = second.next_token.is_none();
         pages.push(second);
         if last || !slow(latency) {
-            return Ok(Start::Unsharded(pages));
+            return Ok(unsharded(None, pages));
         }
     }
-    let ids: Vec<String> = pages
+    let sample: Vec<&Page> = pages.iter().collect();
+    let sharded = prefix_shards(paced, pace, filters, max_shards, latency, &sample).await?;
+    Ok(sharded.unwrap_or_else(|| unsharded(None, pages)))
+}
+
+/// Prefix shards for a stream at `latency`, balanced on the Ids of `sample`, each with its
+/// first page (read, and checked against its shard's conditions, before anything is
+/// committed); `None` when the sample does not split or the service ignored a shard's filter
+/// (with a warning).
+async fn prefix_shards(
+    paced: Sources<'_>,
+    pace: &Pace,
+    filters: &Value,
+    max_shards: u32,
+    latency: f64,
+    sample: &[&Page],
+) -> Result<Option<Start>> {
+    let ids: Vec<String> = sample
         .iter()
         .flat_map(|page| page.findings().filter_map(finding_id))
         .collect();
+    if max_shards < 3 {
+        return Ok(None); // two prefixes and the rest shard at least
+    }
     let wanted = (latency * pace.rate * SHARDS_PER_CHAIN).ceil() as usize + 1;
     let groups = pack(&ids, wanted.clamp(2, max_shards as usize - 1));
     if groups.len() < 2 {
-        return Ok(Start::Unsharded(pages));
+        return Ok(None);
     }
     let shards = shards_of(&groups);
-    // Every shard's first page at once (the limiter spaces them): they are kept, and each is
-    // checked against its shard's conditions before anything is committed.
+    // Every shard's first page at once (the limiter spaces them).
     let firsts = futures::future::try_join_all(shards.iter().map(|shard| {
-        let source = paced(with_id_filter(filters, &shard.id_filter));
+        let source = paced(with_id_filter(filters, &shard.id_filter), None);
         async move { source.fetch(None, 1).await }
     }))
     .await?;
@@ -127,7 +246,7 @@ pub async fn probe(
                 latency * 1000.0,
                 stray.as_deref().unwrap_or("a finding without an Id")
             );
-            return Ok(Start::Unsharded(pages));
+            return Ok(None);
         }
     }
     tracing::info!(
@@ -136,10 +255,10 @@ pub async fn probe(
         pace.rate,
         shards.len()
     );
-    Ok(Start::Sharded {
+    Ok(Some(Start::Sharded {
         shards,
         firsts: firsts.into_iter().map(|page| vec![page]).collect(),
-    })
+    }))
 }
 
 /// The `Id` of a finding's JSON text.
@@ -159,8 +278,7 @@ pub fn shards_of(groups: &[Vec<String>]) -> Vec<ShardCursor> {
         |value: &str, comparison: &str| json!({"Value": value, "Comparison": comparison});
     let cursor = |id_filter| ShardCursor {
         id_filter,
-        next_token: None,
-        done: false,
+        ..ShardCursor::default()
     };
     let mut shards: Vec<ShardCursor> = groups
         .iter()

@@ -95,6 +95,28 @@ impl std::fmt::Display for Api {
     }
 }
 
+/// An order on the finding `Id` a chain asks the service for (`SortCriteria`): the two chains of
+/// a meeting pair read one query from its two ends (see `job::meeting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdOrder {
+    /// Ascending `Id`.
+    Asc,
+    /// Descending `Id`.
+    Desc,
+}
+
+impl IdOrder {
+    /// The `SortCriteria` member of a GetFindings request in this order.
+    pub fn sort_criteria(self) -> Value {
+        let order = match self {
+            IdOrder::Asc => "asc",
+            IdOrder::Desc => "desc",
+        };
+        serde_json::json!([{"Field": "Id", "SortOrder": order}])
+    }
+}
+
 /// What identifies a job: the same identity resumes the same job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobIdentity {
@@ -135,6 +157,7 @@ impl FrozenRequest {
             api: self.identity.api,
             filters,
             scopes: self.identity.scopes.clone(),
+            sort: None,
             page_size,
         }
     }

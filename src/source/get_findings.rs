@@ -25,7 +25,7 @@ use super::retry::retryable_error;
 use super::{Page, PageSource};
 use crate::aws::Failure;
 use crate::error::{Error, Result};
-use crate::request::Api;
+use crate::request::{Api, IdOrder};
 
 pub mod services;
 
@@ -39,7 +39,8 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(90);
 #[derive(Debug, Clone, Default)]
 struct CaptureBody(Arc<Mutex<Option<SdkBody>>>);
 
-/// Puts the job's frozen filters (and scopes) into the request body, exactly as written.
+/// Puts the job's frozen filters (and scopes, and a chain's sort) into the request body, exactly
+/// as written.
 #[derive(Debug, Clone)]
 struct InjectFilters(Arc<serde_json::Map<String, serde_json::Value>>);
 
@@ -99,8 +100,20 @@ pub struct Query {
     pub filters: serde_json::Value,
     /// GetFindingsV2 `Scopes`.
     pub scopes: Option<serde_json::Value>,
+    /// The `Id` order asked for (`None`: the service's own order).
+    pub sort: Option<IdOrder>,
     /// Findings a page.
     pub page_size: u32,
+}
+
+impl Query {
+    /// The same query, its pages in `order` of `Id` (or the service's own, `None`).
+    pub fn sorted(self, order: Option<IdOrder>) -> Query {
+        Query {
+            sort: order,
+            ..self
+        }
+    }
 }
 
 /// Pages of one frozen query.
@@ -127,6 +140,9 @@ impl GetFindings {
         members.insert("Filters".into(), query.filters);
         if let Some(scopes) = query.scopes {
             members.insert("Scopes".into(), scopes);
+        }
+        if let Some(order) = query.sort {
+            members.insert("SortCriteria".into(), order.sort_criteria());
         }
         GetFindings {
             client: aws_sdk_securityhub::Client::from_conf(client_config),

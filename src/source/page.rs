@@ -53,6 +53,25 @@ impl Page {
         })
     }
 
+    /// This page with only its first `keep` findings, as the last page of its chain (a meeting
+    /// pair's chain cut where its partner began).
+    pub fn cut(mut self, keep: usize) -> Page {
+        self.findings.truncate(keep);
+        self.next_token = None;
+        self
+    }
+
+    /// An empty last page: a chain that ends without another page (its partner met it).
+    pub fn empty_last(number: u64) -> Page {
+        Page {
+            number,
+            next_token: None,
+            fetched_at_ms: chrono::Utc::now().timestamp_millis(),
+            body: String::new(),
+            findings: Vec::new(),
+        }
+    }
+
     /// Each finding's JSON text, byte for byte as received.
     pub fn findings(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.findings.iter().map(|range| &self.body[range.clone()])

@@ -93,8 +93,7 @@ impl Fixture {
         checkpoint.shards = (0..shards)
             .map(|_| super::super::checkpoint::ShardCursor {
                 id_filter: Vec::new(),
-                next_token: None,
-                done: false,
+                ..Default::default()
             })
             .collect();
         let dyn_store: Arc<dyn ObjectStore> = store.clone();
@@ -130,6 +129,7 @@ impl Fixture {
             start,
             prefetched: Vec::new(),
             id_filter: Vec::new(),
+            pairing: None,
         })
         .await
     }
@@ -408,6 +408,7 @@ async fn a_shard_page_outside_its_id_filter_is_refused_before_it_is_written() {
             id_filter: vec![
                 serde_json::json!({"Value": format!("s{index}-"), "Comparison": "PREFIX"}),
             ],
+            pairing: None,
         })
         .await
         .unwrap_err();
