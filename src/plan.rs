@@ -77,7 +77,7 @@ pub struct ExportRequest {
     pub progress_parameter: Option<String>,
     /// Most NextToken chains a stream is read with when GetFindings is too slow for one chain
     /// to use the quota: a meeting pair (from both ends of its Ids) or shards (on disjoint Id
-    /// prefixes); 1 never splits.
+    /// prefixes, each read by a pair when the service sorts); 1 never splits.
     #[arg(long, default_value_t = MAX_SHARDS)]
     #[serde(default = "default_max_shards")]
     pub max_shards: u32,

@@ -1,7 +1,8 @@
 //! A stream whose GetFindings calls are slower than the quota allows one NextToken chain to
 //! use: read by a meeting pair from both ends of its Ids, or (slower still) split into shards
-//! on Id prefixes, every finding exactly once, through kills; a slow service that ignores the
-//! sort and the shard filter (moto) is read as one chain instead of duplicated.
+//! on Id prefixes (each read by a meeting pair when the service sorts, one chain when it does
+//! not), every finding exactly once, through kills; a slow service that ignores the sort and
+//! the shard filter (moto) is read as one chain instead of duplicated.
 
 mod common;
 
@@ -19,13 +20,15 @@ fn checkpoint(lake: &Path, job: &str) -> Value {
         .unwrap()
 }
 
-/// An emulator answering in a mean of 300 ms at 20 requests/s: one chain reads 3.3 pages/s.
-async fn slow_emulator(seed: u64) -> sechub_export::emulator::Emulator {
+/// An emulator answering in a mean of 300 ms at 20 requests/s: one chain reads 3.3 pages/s;
+/// `ignore_sort`: it answers in its own order whatever the SortCriteria (filters still apply).
+async fn slow_emulator(seed: u64, ignore_sort: bool) -> sechub_export::emulator::Emulator {
     start_emulator(EmulatorConfig {
         rate: 20.0,
         burst: 20,
         faults: Faults {
             latency_ms: 300,
+            ignore_sort,
             ..Faults::default()
         },
         ..EmulatorConfig::generated(FINDINGS, seed)
@@ -33,11 +36,45 @@ async fn slow_emulator(seed: u64) -> sechub_export::emulator::Emulator {
     .await
 }
 
+/// A service that sorts on Id: the slow stream's prefix shards are each read by a meeting pair.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_calls_are_sharded_and_a_killed_sharded_stream_resumes_every_finding_once() {
+async fn slow_calls_are_read_by_paired_shards_and_a_killed_stream_resumes_every_finding_once() {
+    let shards = killed_sharded_stream_resumes_every_finding_once(false).await;
+    assert!(shards.len() >= 6 && shards.len() % 2 == 0, "{shards:?}");
+    for (index, shard) in shards.iter().enumerate() {
+        assert_eq!(
+            shard["partner"],
+            index ^ 1,
+            "chains 2k and 2k+1 pair up: {shard}"
+        );
+        assert_eq!(shard["sort"], ["asc", "desc"][index % 2], "{shard}");
+        assert_eq!(
+            shard["id_filter"],
+            shards[index ^ 1]["id_filter"],
+            "{shard}"
+        );
+    }
+}
+
+/// A service that applies the Id filter but ignores the sort: single-chain prefix shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_calls_ignoring_the_sort_are_sharded_and_a_killed_stream_resumes_every_finding_once() {
+    let shards = killed_sharded_stream_resumes_every_finding_once(true).await;
+    assert!(shards.len() >= 4, "{} shards", shards.len());
+    assert!(
+        shards
+            .iter()
+            .all(|s| s.get("partner").is_none() && s.get("sort").is_none()),
+        "{shards:?}"
+    );
+}
+
+/// Exports a slow stream, SIGKILLs it once sharded, resumes it, checks every finding once and
+/// the shards frozen; returns the shards of the killed checkpoint.
+async fn killed_sharded_stream_resumes_every_finding_once(ignore_sort: bool) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let emulator = slow_emulator(31).await;
+    let emulator = slow_emulator(31, ignore_sort).await;
     let flags = ["--rate", "20", "--burst", "20", "--part-rows", "300"];
     let export =
         || tokio::process::Command::from(export_command(&emulator.url(), &lake, "slow", &flags));
@@ -61,8 +98,13 @@ async fn slow_calls_are_sharded_and_a_killed_sharded_stream_resumes_every_findin
         .as_array()
         .expect("the stream was sharded")
         .clone();
-    assert!(shards.len() >= 4, "{} shards", shards.len());
     assert!(killed["state"] == "running", "killed mid-way: {killed}");
+    assert!(
+        shards
+            .iter()
+            .all(|s| !s["id_filter"].as_array().unwrap().is_empty()),
+        "every chain reads a prefix shard: {shards:?}"
+    );
 
     let done = finish(export()).await.ok();
     assert!(
@@ -99,6 +141,9 @@ async fn slow_calls_are_sharded_and_a_killed_sharded_stream_resumes_every_findin
     );
     let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "slow");
     assert!(shown.contains("shards on Id prefixes"), "{shown}");
+    let paired = shown.contains("each read from both ends");
+    assert_eq!(paired, !ignore_sort, "{shown}");
+    shards
 }
 
 /// An emulator answering in a mean of 80 ms (40 to 120) at 20 requests/s: one chain reads

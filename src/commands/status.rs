@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::cli::StatusFlags;
 use crate::error::Result;
 use crate::feed::{self, describe_window, state::FeedState};
-use crate::job::checkpoint::{Checkpoint, CheckpointStore, JobState};
+use crate::job::checkpoint::{ChainLayout, Checkpoint, CheckpointStore, JobState};
 use crate::job::fanout::record::{LastRun, StreamRecord, StreamState};
 use crate::request::filters::iso;
 use crate::sink::{self, layout, Destination, ObjectStore};
@@ -282,20 +282,19 @@ fn state(checkpoint: &Checkpoint) -> &'static str {
 
 /// One NextToken chain, or the shards and how many are finished.
 fn describe_chains(cp: &Checkpoint) -> String {
-    if cp.shards.is_empty() {
-        return "1 (not sharded)".into();
-    }
     let finished = cp.shards.iter().filter(|s| s.done).count();
-    if cp.shards.iter().all(|s| s.partner.is_some()) {
-        return format!(
-            "{} reading from both ends of the Ids (a meeting pair), {finished} finished (calls were too slow for one chain)",
-            cp.shards.len()
-        );
+    let chains = cp.shards.len();
+    let why = "(calls were too slow for one chain)";
+    match cp.chain_layout() {
+        ChainLayout::One => "1 (not sharded)".into(),
+        ChainLayout::Pair => format!(
+            "{chains} reading from both ends of the Ids (a meeting pair), {finished} finished {why}"
+        ),
+        ChainLayout::PairedShards(n) => format!(
+            "{chains} in {n} shards on Id prefixes, each read from both ends, {finished} finished {why}"
+        ),
+        ChainLayout::Shards(n) => format!("{n} shards on Id prefixes, {finished} finished {why}"),
     }
-    format!(
-        "{} shards on Id prefixes, {finished} finished (calls were too slow for one chain)",
-        cp.shards.len()
-    )
 }
 
 /// A job's checkpoint in a few lines.

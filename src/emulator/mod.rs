@@ -49,6 +49,9 @@ pub struct Faults {
     /// Accounts whose export role is missing: AssumeRole into them is denied.
     #[arg(long, value_delimiter = ',')]
     pub missing_roles: Vec<String>,
+    /// Answer in the service's own order whatever the SortCriteria (as moto does).
+    #[arg(long)]
+    pub ignore_sort: bool,
 }
 
 /// Which Security Hub services the emulator's hubs have enabled (both by default).

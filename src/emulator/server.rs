@@ -266,7 +266,7 @@ fn page(
         Api::GetFindings => filters.clone(),
         Api::GetFindingsV2 => serde_json::json!({"GetFindingsV2": filters}),
     };
-    let order = query::id_order(&sort)?;
+    let order = query::id_order(&sort)?.filter(|_| !faults.ignore_sort);
     let unsorted = query::query_hash(&keyed, &Value::Null, max_results);
     let hash = query::query_hash(&keyed, &sort, max_results);
     let offset = match request.get("NextToken").and_then(Value::as_str) {

@@ -44,8 +44,8 @@ pub struct PartRecord {
 }
 
 /// One chain of a split stream: the `Id` conditions that select its part of the request (a
-/// prefix shard), or the `Id` order it reads the request in (one half of a meeting pair), and
-/// its own NextToken chain. Frozen in the checkpoint with the request.
+/// prefix shard), the `Id` order it reads that part in (one half of a meeting pair), or both,
+/// and its own NextToken chain. Frozen in the checkpoint with the request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShardCursor {
     /// String conditions on `Id` added to the request's filters (`PREFIX p`, or
@@ -66,6 +66,19 @@ pub struct ShardCursor {
     pub next_token: Option<String>,
     /// Every page of the shard is in a durable part.
     pub done: bool,
+}
+
+/// How a job's request is read (see [`super::shards`] and [`super::meeting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainLayout {
+    /// One NextToken chain.
+    One,
+    /// A meeting pair over the whole request.
+    Pair,
+    /// This many prefix shards, each read by a meeting pair.
+    PairedShards(usize),
+    /// This many prefix shards, each one chain.
+    Shards(usize),
 }
 
 /// Where one chain of pages ends in a part: chain `chain` continues at `next_token`, or is
@@ -207,6 +220,18 @@ impl Checkpoint {
             );
         }
         filters
+    }
+
+    /// How the job's chains read its request.
+    pub fn chain_layout(&self) -> ChainLayout {
+        let paired = self.shards.iter().all(|s| s.partner.is_some());
+        let prefixed = self.shards.iter().any(|s| !s.id_filter.is_empty());
+        match (self.shards.len(), paired, prefixed) {
+            (0, _, _) => ChainLayout::One,
+            (_, true, false) => ChainLayout::Pair,
+            (n, true, true) => ChainLayout::PairedShards(n / 2),
+            (n, false, _) => ChainLayout::Shards(n),
+        }
     }
 
     /// The `Id` order chain `index` asks for.

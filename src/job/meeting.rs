@@ -16,6 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use tokio_util::sync::CancellationToken;
+
 use super::checkpoint::ShardCursor;
 use super::shards::finding_id;
 use crate::source::Page;
@@ -70,15 +72,18 @@ impl Meeting {
 pub struct Pairing {
     meeting: Arc<Mutex<Meeting>>,
     side: usize,
+    met_signal: CancellationToken,
 }
 
 impl Pairing {
     /// The two sides of one pair (side 0 reads ascending, side 1 descending).
     pub fn pair(tails: [Vec<String>; 2]) -> [Pairing; 2] {
         let meeting = Arc::new(Mutex::new(Meeting::new(tails)));
+        let met_signal = CancellationToken::new();
         [0, 1].map(|side| Pairing {
             meeting: meeting.clone(),
             side,
+            met_signal: met_signal.clone(),
         })
     }
 
@@ -92,13 +97,24 @@ impl Pairing {
             .expect("meeting")
             .accept(self.side, &ids);
         let kept = ids.into_iter().take(keep).flatten().collect();
-        let page = if met { page.cut(keep) } else { page };
+        let page = if met {
+            self.met_signal.cancel();
+            page.cut(keep)
+        } else {
+            page
+        };
         (page, kept)
     }
 
     /// Whether the pair has met (the side fetches no further page).
     pub fn met(&self) -> bool {
         self.meeting.lock().expect("meeting").met()
+    }
+
+    /// Resolves once the pair has met: the partner's page in flight then holds nothing this
+    /// side keeps, so the side stops waiting for it (and for a permit to send it).
+    pub async fn until_met(&self) {
+        self.met_signal.cancelled().await
     }
 }
 

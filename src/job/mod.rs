@@ -29,7 +29,7 @@ use crate::source::get_findings::GetFindings;
 use crate::source::retry::RetryPolicy;
 use crate::source::{Limiter, PacedSource, Page, SourceStats};
 pub use cancel::Cancel;
-use checkpoint::{Checkpoint, CheckpointStore, JobState};
+use checkpoint::{ChainLayout, Checkpoint, CheckpointStore, JobState};
 use lock::JobLock;
 use observer::Observers;
 pub use pipeline::{RunEnd, RunSummary};
@@ -384,12 +384,11 @@ impl RunSummary {
         let cp = &self.checkpoint;
         let secs = self.elapsed.as_secs_f64();
         let rate = self.rows_this_run as f64 / secs.max(0.001);
-        let sharded = match cp.shards.len() {
-            0 => String::new(),
-            _ if cp.shards.iter().all(|s| s.partner.is_some()) => {
-                " from both ends of the Ids".to_string()
-            }
-            n => format!(" over {n} shards"),
+        let sharded = match cp.chain_layout() {
+            ChainLayout::One => String::new(),
+            ChainLayout::Pair => " from both ends of the Ids".to_string(),
+            ChainLayout::PairedShards(n) => format!(" over {n} shards read from both ends"),
+            ChainLayout::Shards(n) => format!(" over {n} shards"),
         };
         let this_run = format!(
             "{} findings in {} parts ({} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s",

@@ -300,7 +300,8 @@ async fn fetch_chains(
 
 /// Sends a chain's prefetched pages, then fetches from where they end until its last page,
 /// cancellation, or an error. A paired chain's pages are cut where its partner began, and it
-/// ends with an empty last page once its partner met it.
+/// ends with an empty last page once its partner met it (a fetch then in flight is dropped: its
+/// page would keep nothing).
 async fn fetch_chain(mut chain: Chain, pages: mpsc::Sender<Fetched>, cancel: Cancel) -> Result<()> {
     let mut token = chain.start.take();
     let mut number = 0;
@@ -314,8 +315,15 @@ async fn fetch_chain(mut chain: Chain, pages: mpsc::Sender<Fetched>, cancel: Can
             Some(page) => page,
             None if chain.pairing.as_ref().is_some_and(Pairing::met) => Page::empty_last(number),
             None => {
+                let partner_met = async {
+                    match &chain.pairing {
+                        Some(pairing) => pairing.until_met().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let page = tokio::select! {
                     page = chain.source.fetch(token.as_deref(), number) => page?,
+                    _ = partner_met => Page::empty_last(number),
                     _ = cancel.cancelled() => return Ok(()),
                 };
                 check_shard(&chain, &page)?;

@@ -1,8 +1,9 @@
 //! Keeping the quota full when calls are slow. A NextToken chain has one request in flight, so
 //! at a latency L it reads at most 1/L pages a second: below the quota once L x rate nears 1.
-//! A new stream measures L on its first pages; when it is slow, the frozen query is split into
-//! disjoint shards whose union is exactly the query, each its own chain, all under the stream's
-//! one limiter.
+//! A new stream measures L on its first pages; when it is slow, it is read by a meeting pair
+//! (see [`super::meeting`]), or, slower still, the frozen query is split into disjoint shards
+//! whose union is exactly the query, each read by a meeting pair (or one chain, where the
+//! service does not sort), all under the stream's one limiter.
 //!
 //! The shard key is the finding `Id`, which never changes (BatchUpdateFindings changes
 //! severity, workflow and notes, never the Id), so no finding can move from a shard not yet
@@ -11,6 +12,8 @@
 //! another, so every finding is in exactly one shard. The prefixes split a sample (the probe's
 //! Ids) into parts of about equal size: the sample only balances the shards, it never decides
 //! whether a finding is read.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -32,6 +35,10 @@ const CLEARLY_SLOW: f64 = 1.5;
 /// Prefix shards per chain needed to keep the quota full: spare chains absorb slower calls and
 /// uneven shards, and each shard costs about half a request more (its last page is partial).
 const SHARDS_PER_CHAIN: f64 = 2.0;
+/// The same for shards each read by a meeting pair: a pair has no tail of its own, so one shard
+/// per two calls in flight (plus the one every count rounds up to) keeps the quota full while
+/// the largest shard's pair ends.
+const PAIRED_SHARDS_PER_CHAIN: f64 = 0.5;
 
 /// How a new stream starts.
 #[derive(Debug)]
@@ -76,7 +83,8 @@ pub type Sources<'a> = &'a dyn Fn(Value, Option<IdOrder>) -> PacedSource;
 
 /// Fetches a new stream's first page, in ascending `Id` order, and decides how the stream runs.
 /// A fast stream goes on as that one chain. A slow one reads its last page too (descending
-/// order, which also measures the latency again on a warm connection): when both pages show
+/// order, asked for as soon as the first call is known to be slow, which also measures the
+/// latency a second time): when both pages show
 /// the service sorted them, the two become a meeting pair (see [`super::meeting`]), up to a
 /// latency one pair can keep the quota full at; otherwise (a service that ignores the sort, or
 /// slower calls) the stream is split into prefix shards as [`prefix_shards`] does. A service
@@ -93,7 +101,20 @@ pub async fn probe(
         return Ok(unsharded(None, vec![first]));
     }
     let ascending = paced(filters.clone(), Some(IdOrder::Asc));
-    let (first, took) = match ascending.fetch_timed(None, 1).await {
+    let descending = paced(filters.clone(), Some(IdOrder::Desc));
+    // A first page not back within a fast call's time is slow: the last page is asked for
+    // then, beside it, so a pair starts about one call after the stream does.
+    let first_call = ascending.fetch_timed(None, 1);
+    tokio::pin!(first_call);
+    let fast_call = Duration::from_secs_f64(SLOW / pace.rate);
+    let (first, last) = match tokio::time::timeout(fast_call, &mut first_call).await {
+        Ok(first) => (first, None),
+        Err(_) => {
+            let (first, last) = tokio::join!(first_call, descending.fetch_timed(None, 1));
+            (first, Some(last))
+        }
+    };
+    let (first, took) = match first {
         Err(Error::Rejected { message, .. }) => {
             tracing::warn!("GetFindings refused to sort on Id ({message}): the stream is read in the service's order");
             return probe_unsorted(paced, pace, filters, max_shards).await;
@@ -105,21 +126,20 @@ pub async fn probe(
     if first.next_token.is_none() || !slow(latency) {
         return Ok(unsharded(Some(IdOrder::Asc), vec![first]));
     }
-    let descending = paced(filters.clone(), Some(IdOrder::Desc));
-    let (last, took) = descending.fetch_timed(None, 1).await?;
+    let (last, took) = match last {
+        Some(last) => last?,
+        None => descending.fetch_timed(None, 1).await?,
+    };
     latency = latency.min(took.as_secs_f64());
     let sorted = sorted_both_ways(&first, &last);
-    // Prefix shards take at least three chains; with fewer allowed, the pair is the most.
-    if sorted && (latency * pace.rate <= PAIR_LIMIT || max_shards < 3) {
+    // Paired prefix shards take at least six chains; with fewer allowed, the pair is the most.
+    if sorted && (latency * pace.rate <= PAIR_LIMIT || max_shards < 6) {
         tracing::info!(
             "GetFindings takes {:.0} ms a call, more than {:.0} requests/s allow one chain: two chains read the stream from both ends of its Ids",
             latency * 1000.0,
             pace.rate
         );
-        return Ok(Start::Sharded {
-            shards: meeting_pair(),
-            firsts: vec![vec![first], vec![last]],
-        });
+        return Ok(meeting_pair(first, last));
     }
     if !sorted {
         tracing::info!("GetFindings did not sort on Id: the stream is not read from both ends");
@@ -128,10 +148,19 @@ pub async fn probe(
         return Ok(unsharded(Some(IdOrder::Asc), vec![first]));
     }
     // The sorted pages hold the two ends of the Ids: a page in the service's own order is a
-    // fair sample to balance prefix shards on.
+    // fair sample to balance prefix shards on. A sorted service's shards are each read by a
+    // meeting pair, so no shard has a tail of its own.
     let (sample, _) = paced(filters.clone(), None).fetch_timed(None, 1).await?;
-    let sharded = prefix_shards(paced, pace, filters, max_shards, latency, &[&sample]).await?;
-    Ok(sharded.unwrap_or_else(|| unsharded(Some(IdOrder::Asc), vec![first])))
+    let shape = Shape {
+        latency,
+        paired: sorted,
+    };
+    let sharded = prefix_shards(paced, pace, filters, max_shards, shape, &[&sample]).await?;
+    Ok(match sharded {
+        Some(sharded) => sharded,
+        None if sorted => meeting_pair(first, last),
+        None => unsharded(Some(IdOrder::Asc), vec![first]),
+    })
 }
 
 /// Latency x rate up to which a meeting pair alone keeps the quota full (two requests in
@@ -142,14 +171,37 @@ fn unsharded(order: Option<IdOrder>, pages: Vec<Page>) -> Start {
     Start::Unsharded { order, pages }
 }
 
-/// The two chains of a meeting pair over the whole request: ascending and descending `Id`.
-fn meeting_pair() -> Vec<ShardCursor> {
-    let half = |sort, partner| ShardCursor {
+/// A meeting pair over the whole request, starting with the probe's two pages.
+fn meeting_pair(first: Page, last: Page) -> Start {
+    Start::Sharded {
+        shards: paired(vec![ShardCursor::default()]),
+        firsts: vec![vec![first], vec![last]],
+    }
+}
+
+/// Each shard as the two chains of a meeting pair (ascending then descending `Id`, partners).
+fn paired(shards: Vec<ShardCursor>) -> Vec<ShardCursor> {
+    let half = |shard: &ShardCursor, sort, partner| ShardCursor {
         sort: Some(sort),
         partner: Some(partner),
-        ..ShardCursor::default()
+        ..shard.clone()
     };
-    vec![half(IdOrder::Asc, 1), half(IdOrder::Desc, 0)]
+    (0..shards.len())
+        .flat_map(|i| {
+            let shard = &shards[i];
+            [
+                half(shard, IdOrder::Asc, 2 * i + 1),
+                half(shard, IdOrder::Desc, 2 * i),
+            ]
+        })
+        .collect()
+}
+
+/// How prefix shards are to be read: at what latency, and by meeting pairs or single chains.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    latency: f64,
+    paired: bool,
 }
 
 /// True when `first` is strictly ascending and `last` strictly descending in `Id` (byte order),
@@ -200,38 +252,51 @@ async fn probe_unsorted(
         }
     }
     let sample: Vec<&Page> = pages.iter().collect();
-    let sharded = prefix_shards(paced, pace, filters, max_shards, latency, &sample).await?;
+    let shape = Shape {
+        latency,
+        paired: false,
+    };
+    let sharded = prefix_shards(paced, pace, filters, max_shards, shape, &sample).await?;
     Ok(sharded.unwrap_or_else(|| unsharded(None, pages)))
 }
 
-/// Prefix shards for a stream at `latency`, balanced on the Ids of `sample`, each with its
+/// Prefix shards for a stream of `shape`, balanced on the Ids of `sample`, each chain with its
 /// first page (read, and checked against its shard's conditions, before anything is
 /// committed); `None` when the sample does not split or the service ignored a shard's filter
-/// (with a warning).
+/// (with a warning). A paired shard takes two of the `max_shards` chains.
 async fn prefix_shards(
     paced: Sources<'_>,
     pace: &Pace,
     filters: &Value,
     max_shards: u32,
-    latency: f64,
+    shape: Shape,
     sample: &[&Page],
 ) -> Result<Option<Start>> {
     let ids: Vec<String> = sample
         .iter()
         .flat_map(|page| page.findings().filter_map(finding_id))
         .collect();
-    if max_shards < 3 {
+    let (chains_per_shard, shards_per_chain) = match shape.paired {
+        true => (2, PAIRED_SHARDS_PER_CHAIN),
+        false => (1, SHARDS_PER_CHAIN),
+    };
+    let most = max_shards as usize / chains_per_shard;
+    if most < 3 {
         return Ok(None); // two prefixes and the rest shard at least
     }
-    let wanted = (latency * pace.rate * SHARDS_PER_CHAIN).ceil() as usize + 1;
-    let groups = pack(&ids, wanted.clamp(2, max_shards as usize - 1));
+    let wanted = (shape.latency * pace.rate * shards_per_chain).ceil() as usize + 1;
+    let groups = pack(&ids, wanted.clamp(2, most - 1));
     if groups.len() < 2 {
         return Ok(None);
     }
-    let shards = shards_of(&groups);
-    // Every shard's first page at once (the limiter spaces them).
+    let latency = shape.latency;
+    let shards = match shape.paired {
+        true => paired(shards_of(&groups)),
+        false => shards_of(&groups),
+    };
+    // Every chain's first page at once (the limiter spaces them).
     let firsts = futures::future::try_join_all(shards.iter().map(|shard| {
-        let source = paced(with_id_filter(filters, &shard.id_filter), None);
+        let source = paced(with_id_filter(filters, &shard.id_filter), shard.sort);
         async move { source.fetch(None, 1).await }
     }))
     .await?;
@@ -250,10 +315,11 @@ async fn prefix_shards(
         }
     }
     tracing::info!(
-        "GetFindings takes {:.0} ms a call, more than {:.0} requests/s allow one chain: {} shards on Id prefixes",
+        "GetFindings takes {:.0} ms a call, more than {:.0} requests/s allow one chain: {} shards on Id prefixes{}",
         latency * 1000.0,
         pace.rate,
-        shards.len()
+        shards.len() / chains_per_shard,
+        if shape.paired { ", each read from both ends" } else { "" }
     );
     Ok(Some(Start::Sharded {
         shards,

@@ -2,6 +2,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::job::checkpoint::{ChainLayout, Checkpoint};
 use crate::request::narrow::string_conditions_match;
 
 fn guardduty_id(rng: &mut SmallRng) -> String {
@@ -201,4 +202,32 @@ fn shards_of_product_shaped_ids_leave_a_rest_no_larger_than_a_shard() {
         mean < 1.0 / 6.0,
         "the rest shard holds {mean:.3} of the findings on average"
     );
+}
+
+#[test]
+fn paired_shards_are_partners_two_by_two_with_one_filter_and_opposite_orders() {
+    let groups = vec![
+        vec!["a".to_string()],
+        vec!["b".to_string(), "c".to_string()],
+    ];
+    let single = shards_of(&groups);
+    let chains = paired(single.clone());
+    assert_eq!(chains.len(), 2 * single.len());
+    for (index, chain) in chains.iter().enumerate() {
+        assert_eq!(chain.partner, Some(index ^ 1));
+        assert_eq!(chain.id_filter, single[index / 2].id_filter);
+        let order = [IdOrder::Asc, IdOrder::Desc][index % 2];
+        assert_eq!(chain.sort, Some(order));
+    }
+    let identity = crate::request::test_identity(json!({}));
+    let now = chrono::Utc::now();
+    let mut checkpoint = Checkpoint::new("paired".into(), identity.freeze(now), now);
+    checkpoint.shards = chains;
+    assert_eq!(checkpoint.chain_layout(), ChainLayout::PairedShards(3));
+    checkpoint.shards = single;
+    assert_eq!(checkpoint.chain_layout(), ChainLayout::Shards(3));
+    checkpoint.shards = paired(vec![ShardCursor::default()]);
+    assert_eq!(checkpoint.chain_layout(), ChainLayout::Pair);
+    checkpoint.shards.clear();
+    assert_eq!(checkpoint.chain_layout(), ChainLayout::One);
 }
