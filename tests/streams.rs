@@ -301,9 +301,16 @@ async fn an_aggregation_home_region_is_not_exported_twice() {
         "ap-southeast-2's findings came through us-east-1"
     );
     let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "aggregated");
+    // One chain or a meeting pair: the probe times a first call on a new connection, which a
+    // loaded machine can make look slow; either reads every finding once (checked above).
+    let home = shown
+        .lines()
+        .find(|line| line.trim_start().starts_with("111111111111/us-east-1"))
+        .unwrap_or_default();
     assert!(
         shown.contains("aggregation:  111111111111: aggregates into us-east-1 (ALL_REGIONS)")
-            && shown.contains("111111111111/us-east-1      complete            400 findings      1 parts   1 chains  leaves out eu-west-1"),
+            && home.contains("complete            400 findings      1 parts")
+            && home.ends_with("leaves out eu-west-1"),
         "{shown}"
     );
 }
