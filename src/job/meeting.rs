@@ -106,13 +106,9 @@ impl Pairing {
         (page, kept)
     }
 
-    /// Whether the pair has met (the side fetches no further page).
-    pub fn met(&self) -> bool {
-        self.meeting.lock().expect("meeting").met()
-    }
-
-    /// Resolves once the pair has met: the partner's page in flight then holds nothing this
-    /// side keeps, so the side stops waiting for it (and for a permit to send it).
+    /// Resolves once the pair has met (at once if it has): the side's page in flight then
+    /// holds nothing it keeps, so the side stops waiting for it (or for a permit to send it)
+    /// and fetches no further page.
     pub async fn until_met(&self) {
         self.met_signal.cancelled().await
     }

@@ -313,7 +313,6 @@ async fn fetch_chain(mut chain: Chain, pages: mpsc::Sender<Fetched>, cancel: Can
         number += 1;
         let page = match prefetched.next() {
             Some(page) => page,
-            None if chain.pairing.as_ref().is_some_and(Pairing::met) => Page::empty_last(number),
             None => {
                 let partner_met = async {
                     match &chain.pairing {
@@ -321,10 +320,12 @@ async fn fetch_chain(mut chain: Chain, pages: mpsc::Sender<Fetched>, cancel: Can
                         None => std::future::pending().await,
                     }
                 };
+                // Biased: a pair that has already met sends nothing more.
                 let page = tokio::select! {
-                    page = chain.source.fetch(token.as_deref(), number) => page?,
+                    biased;
                     _ = partner_met => Page::empty_last(number),
                     _ = cancel.cancelled() => return Ok(()),
+                    page = chain.source.fetch(token.as_deref(), number) => page?,
                 };
                 check_shard(&chain, &page)?;
                 page

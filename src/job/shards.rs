@@ -151,11 +151,16 @@ pub async fn probe(
     // fair sample to balance prefix shards on. A sorted service's shards are each read by a
     // meeting pair, so no shard has a tail of its own.
     let (sample, _) = paced(filters.clone(), None).fetch_timed(None, 1).await?;
-    let shape = Shape {
+    let sharded = prefix_shards(
+        paced,
+        pace,
+        filters,
+        max_shards,
+        sorted,
         latency,
-        paired: sorted,
-    };
-    let sharded = prefix_shards(paced, pace, filters, max_shards, shape, &[&sample]).await?;
+        &[&sample],
+    )
+    .await?;
     Ok(match sharded {
         Some(sharded) => sharded,
         None if sorted => meeting_pair(first, last),
@@ -186,22 +191,16 @@ fn paired(shards: Vec<ShardCursor>) -> Vec<ShardCursor> {
         partner: Some(partner),
         ..shard.clone()
     };
-    (0..shards.len())
-        .flat_map(|i| {
-            let shard = &shards[i];
+    shards
+        .iter()
+        .enumerate()
+        .flat_map(|(i, shard)| {
             [
                 half(shard, IdOrder::Asc, 2 * i + 1),
                 half(shard, IdOrder::Desc, 2 * i),
             ]
         })
         .collect()
-}
-
-/// How prefix shards are to be read: at what latency, and by meeting pairs or single chains.
-#[derive(Debug, Clone, Copy)]
-struct Shape {
-    latency: f64,
-    paired: bool,
 }
 
 /// True when `first` is strictly ascending and `last` strictly descending in `Id` (byte order),
@@ -252,31 +251,29 @@ async fn probe_unsorted(
         }
     }
     let sample: Vec<&Page> = pages.iter().collect();
-    let shape = Shape {
-        latency,
-        paired: false,
-    };
-    let sharded = prefix_shards(paced, pace, filters, max_shards, shape, &sample).await?;
+    let sharded = prefix_shards(paced, pace, filters, max_shards, false, latency, &sample).await?;
     Ok(sharded.unwrap_or_else(|| unsharded(None, pages)))
 }
 
-/// Prefix shards for a stream of `shape`, balanced on the Ids of `sample`, each chain with its
-/// first page (read, and checked against its shard's conditions, before anything is
+/// Prefix shards for a stream at `latency`, balanced on the Ids of `sample`, each chain with
+/// its first page (read, and checked against its shard's conditions, before anything is
 /// committed); `None` when the sample does not split or the service ignored a shard's filter
-/// (with a warning). A paired shard takes two of the `max_shards` chains.
+/// (with a warning). At most `max_shards` chains; `paired_shards`: each shard is read by a
+/// meeting pair (two of those chains), otherwise by one chain.
 async fn prefix_shards(
     paced: Sources<'_>,
     pace: &Pace,
     filters: &Value,
     max_shards: u32,
-    shape: Shape,
+    paired_shards: bool,
+    latency: f64,
     sample: &[&Page],
 ) -> Result<Option<Start>> {
     let ids: Vec<String> = sample
         .iter()
         .flat_map(|page| page.findings().filter_map(finding_id))
         .collect();
-    let (chains_per_shard, shards_per_chain) = match shape.paired {
+    let (chains_per_shard, shards_per_chain) = match paired_shards {
         true => (2, PAIRED_SHARDS_PER_CHAIN),
         false => (1, SHARDS_PER_CHAIN),
     };
@@ -284,13 +281,12 @@ async fn prefix_shards(
     if most < 3 {
         return Ok(None); // two prefixes and the rest shard at least
     }
-    let wanted = (shape.latency * pace.rate * shards_per_chain).ceil() as usize + 1;
+    let wanted = (latency * pace.rate * shards_per_chain).ceil() as usize + 1;
     let groups = pack(&ids, wanted.clamp(2, most - 1));
     if groups.len() < 2 {
         return Ok(None);
     }
-    let latency = shape.latency;
-    let shards = match shape.paired {
+    let shards = match paired_shards {
         true => paired(shards_of(&groups)),
         false => shards_of(&groups),
     };
@@ -319,7 +315,7 @@ async fn prefix_shards(
         latency * 1000.0,
         pace.rate,
         shards.len() / chains_per_shard,
-        if shape.paired { ", each read from both ends" } else { "" }
+        if paired_shards { ", each read from both ends" } else { "" }
     );
     Ok(Some(Start::Sharded {
         shards,
