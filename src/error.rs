@@ -112,6 +112,15 @@ pub enum Error {
         advice: String,
     },
 
+    /// A page of a chain that relied on the service's order broke it (the job falls back to a
+    /// reading that does not depend on the order; this escapes only if that is impossible).
+    #[error("Security Hub page {page} of chain {chain} broke the order the reading relied on ({message}); re-run with --restart --max-shards 1")]
+    OrderUnproven {
+        chain: usize,
+        page: u64,
+        message: String,
+    },
+
     /// A service could not be reached at all.
     #[error("cannot reach {service}: {message}")]
     Unreachable { service: String, message: String },
@@ -150,6 +159,7 @@ impl Error {
             | Error::Rejected { .. }
             | Error::Transient { .. }
             | Error::CursorDead { .. }
+            | Error::OrderUnproven { .. }
             | Error::Unreachable { .. } => ExitCode::Source,
             Error::Verify { .. } => ExitCode::Verify,
             Error::Partial { .. } => ExitCode::Partial,
@@ -178,7 +188,9 @@ impl Error {
             Error::Destination { .. } => "SechubExport.Destination",
             Error::JobBusy { .. } => "SechubExport.JobBusy",
             Error::JobConflict { .. } | Error::CorruptState { .. } => "SechubExport.JobConflict",
-            Error::Rejected { .. } | Error::CursorDead { .. } => "SechubExport.SourceRejected",
+            Error::Rejected { .. } | Error::CursorDead { .. } | Error::OrderUnproven { .. } => {
+                "SechubExport.SourceRejected"
+            }
             Error::Verify { .. } => "SechubExport.Verify",
             Error::Partial { .. } => "SechubExport.Partial",
             Error::WindowDone { .. } => "SechubExport.WindowDone",

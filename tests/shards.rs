@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use sechub_export::emulator::{EmulatorConfig, Faults};
+use sechub_export::emulator::{EmulatorConfig, Faults, SortMode};
 use serde_json::Value;
 
 const FINDINGS: u64 = 6_000;
@@ -28,7 +28,11 @@ async fn slow_emulator(seed: u64, ignore_sort: bool) -> sechub_export::emulator:
         burst: 20,
         faults: Faults {
             latency_ms: 300,
-            ignore_sort,
+            sort_mode: if ignore_sort {
+                SortMode::Ignore
+            } else {
+                SortMode::Global
+            },
             ..Faults::default()
         },
         ..EmulatorConfig::generated(FINDINGS, seed)

@@ -285,6 +285,9 @@ fn describe_chains(cp: &Checkpoint) -> String {
     let finished = cp.shards.iter().filter(|s| s.done).count();
     let chains = cp.shards.len();
     let why = "(calls were too slow for one chain)";
+    if let Some(reason) = &cp.order_fallback {
+        return format!("1 in the service's own order: an earlier reading was dropped and read again because {reason}");
+    }
     match cp.chain_layout() {
         ChainLayout::One => "1 (not sharded)".into(),
         ChainLayout::Pair => format!(

@@ -49,9 +49,36 @@ pub struct Faults {
     /// Accounts whose export role is missing: AssumeRole into them is denied.
     #[arg(long, value_delimiter = ',')]
     pub missing_roles: Vec<String>,
-    /// Answer in the service's own order whatever the SortCriteria (as moto does).
-    #[arg(long)]
-    pub ignore_sort: bool,
+    /// How a SortCriteria on Id is answered. The API reference promises no order of pages, so
+    /// each mode is a service that keeps the contract: `global` sorts the whole result; `page`
+    /// pages the result in the service's own order and sorts each page it returns; `ignore`
+    /// answers in its own order (as moto does); `refuse` answers 400 InvalidInputException;
+    /// `fail` answers 500 InternalException.
+    #[arg(long, value_enum, default_value_t = SortMode::Global)]
+    pub sort_mode: SortMode,
+    /// Findings per page at most, whatever MaxResults asks (short pages that still carry a
+    /// NextToken, as the contract allows); 0: as asked.
+    #[arg(long, default_value_t = 0)]
+    pub short_pages: u64,
+}
+
+/// How the emulator answers a sort (see [`Faults::sort_mode`]).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SortMode {
+    /// The whole result in the requested order.
+    #[default]
+    Global,
+    /// Pages in the service's own order, each page sorted.
+    Page,
+    /// The service's own order.
+    Ignore,
+    /// 400 InvalidInputException.
+    Refuse,
+    /// 500 InternalException.
+    Fail,
 }
 
 /// Which Security Hub services the emulator's hubs have enabled (both by default).

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::changes::Change;
 use super::hubs::{self, Hub, Hubs};
 use super::query::{self, Dataset, TokenError};
-use super::{ocsf, Faults, Services, Stats};
+use super::{ocsf, Faults, Services, SortMode, Stats};
 use crate::request::narrow::string_conditions_match;
 use crate::request::{Api, IdOrder};
 
@@ -200,7 +200,15 @@ async fn serve(state: Arc<EmulatorState>, headers: HeaderMap, body: Bytes, api: 
     };
     let response = match built {
         Ok(Ok(text)) => text,
-        Ok(Err(message)) => return invalid_input(api, &message),
+        Ok(Err(PageError::Invalid(message))) => return invalid_input(api, &message),
+        Ok(Err(PageError::Sort(SortMode::Fail))) => {
+            counters.internal_errors.fetch_add(1, Ordering::Relaxed);
+            let message = "Internal service error (the emulator fails every sorted request)";
+            return service_error(StatusCode::INTERNAL_SERVER_ERROR, codes(api).2, message);
+        }
+        Ok(Err(PageError::Sort(_))) => {
+            return invalid_input(api, "SortCriteria is not supported (the emulator refuses every sort)")
+        }
         Err(panicked) => {
             return service_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,6 +242,26 @@ async fn serve(state: Arc<EmulatorState>, headers: HeaderMap, body: Bytes, api: 
         .into_response()
 }
 
+/// Why a request gets no page.
+enum PageError {
+    /// The InvalidInputException message.
+    Invalid(String),
+    /// A sort the emulator's sort mode refuses or fails.
+    Sort(SortMode),
+}
+
+impl From<String> for PageError {
+    fn from(message: String) -> Self {
+        PageError::Invalid(message)
+    }
+}
+
+impl From<&str> for PageError {
+    fn from(message: &str) -> Self {
+        PageError::Invalid(message.to_string())
+    }
+}
+
 /// Builds the page for a request body, or the InvalidInputException message the service would answer.
 fn page(
     state: &EmulatorState,
@@ -241,7 +269,7 @@ fn page(
     body: &[u8],
     faults: &Faults,
     api: Api,
-) -> Result<String, String> {
+) -> Result<String, PageError> {
     let request: Value =
         serde_json::from_slice(body).map_err(|_| "Request body is not valid JSON".to_string())?;
     let filters = request
@@ -266,7 +294,16 @@ fn page(
         Api::GetFindings => filters.clone(),
         Api::GetFindingsV2 => serde_json::json!({"GetFindingsV2": filters}),
     };
-    let order = query::id_order(&sort)?.filter(|_| !faults.ignore_sort);
+    let asked = query::id_order(&sort)?;
+    let order = match faults.sort_mode {
+        SortMode::Global => asked,
+        SortMode::Page | SortMode::Ignore => None,
+        SortMode::Refuse | SortMode::Fail if asked.is_some() => {
+            return Err(PageError::Sort(faults.sort_mode))
+        }
+        SortMode::Refuse | SortMode::Fail => None,
+    };
+    let page_sort = asked.filter(|_| faults.sort_mode == SortMode::Page);
     let unsorted = query::query_hash(&keyed, &Value::Null, max_results);
     let hash = query::query_hash(&keyed, &sort, max_results);
     let offset = match request.get("NextToken").and_then(Value::as_str) {
@@ -308,13 +345,25 @@ fn page(
         Some(order) => Some(sorted(hub, &dataset, indexes, order, unsorted)),
     };
     let total = indexes.as_ref().map_or(dataset.len(), |m| m.len() as u64);
-    let end = (offset + max_results as u64).min(total);
+    let page_size = match faults.short_pages {
+        0 => max_results as u64,
+        short => short.min(max_results as u64),
+    };
+    let end = (offset + page_size).min(total);
+    let mut positions: Vec<u64> = (offset..end)
+        .map(|position| indexes.as_ref().map_or(position, |m| m[position as usize]))
+        .collect();
+    if let Some(order) = page_sort {
+        positions.sort_by_key(|&index| dataset.id(index));
+        if order == IdOrder::Desc {
+            positions.reverse();
+        }
+    }
     let mut text = String::from("{\"Findings\":[");
-    for (n, position) in (offset..end).enumerate() {
+    for (n, index) in positions.into_iter().enumerate() {
         if n > 0 {
             text.push(',');
         }
-        let index = indexes.as_ref().map_or(position, |m| m[position as usize]);
         match api {
             Api::GetFindings => text.push_str(&dataset.text(index)),
             Api::GetFindingsV2 => {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::meeting::FindingKey;
 use crate::encode::RowOrigin;
 use crate::error::{Error, Result};
 use crate::request::{filters, FrozenRequest, IdOrder};
@@ -14,9 +15,11 @@ use crate::sink::layout;
 use crate::sink::{put_if_or_own, CondPut, ObjectStore, Precondition};
 
 /// Version of the checkpoint format this build writes and reads (2: shards; 3: chains sorted on
-/// `Id` and meeting pairs. An older build must refuse such a checkpoint rather than resume it
-/// as one chain from its first page, or send a chain's token without its sort).
-pub const FORMAT_VERSION: u32 = 3;
+/// `Id` and meeting pairs; 4: a pair's tails hold `(Id, ProductArn)` and its order is checked on
+/// every page, and a stream may fall back to one chain. An older build must refuse such a
+/// checkpoint rather than resume it as one chain from its first page, or send a chain's token
+/// without its sort).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Whether a job still has findings to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,10 +60,10 @@ pub struct ShardCursor {
     /// The chain reading the same findings from the other end, which this one meets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner: Option<usize>,
-    /// A paired chain's last durable Ids, in its order (at most `meeting::TAIL`): where its
-    /// partner meets it after a resume.
+    /// A paired chain's last durable findings, in its order (at most `meeting::TAIL`): where
+    /// its partner meets it after a resume.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tail: Vec<String>,
+    pub tail: Vec<FindingKey>,
     /// Token for the shard's first page not yet in a durable part (`None`: from its start, or
     /// nothing left when `done`).
     pub next_token: Option<String>,
@@ -109,6 +112,10 @@ pub struct Checkpoint {
     /// one chain to use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardCursor>,
+    /// Why the stream is read as one chain in the service's own order: an earlier reading
+    /// relied on an order a page then broke, and was dropped (`None`: it was not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_fallback: Option<String>,
     /// Number of the next part to write.
     pub next_part: u64,
     /// Findings in durable parts.
@@ -145,6 +152,7 @@ impl Checkpoint {
             next_token: None,
             sort: None,
             shards: Vec::new(),
+            order_fallback: None,
             next_part: 1,
             exported_count: 0,
             bytes_written: 0,
@@ -190,6 +198,7 @@ impl Checkpoint {
             && self.next_token.is_none()
             && self.sort.is_none()
             && self.shards.is_empty()
+            && self.order_fallback.is_none()
             && self.pages_fetched == 0
     }
 
@@ -243,7 +252,7 @@ impl Checkpoint {
     }
 
     /// Appends each paired chain's Ids in a durable part to its tail (keeping the last `TAIL`).
-    pub fn extend_tails(&mut self, tails: &[(usize, Vec<String>)]) {
+    pub fn extend_tails(&mut self, tails: &[(usize, Vec<FindingKey>)]) {
         for (chain, ids) in tails {
             if let Some(shard) = self.shards.get_mut(*chain) {
                 shard.tail.extend(ids.iter().cloned());
@@ -369,6 +378,14 @@ pub fn parse(body: &[u8], job_id: &str, location: &str) -> Result<Checkpoint> {
         return Err(corrupt(format!(
             "written by a newer sechub-export (format {version}, this build reads {FORMAT_VERSION}); upgrade sechub-export"
         )));
+    }
+    let paired = value["shards"]
+        .as_array()
+        .is_some_and(|shards| shards.iter().any(|s| s.get("partner").is_some()));
+    if version < 4 && paired {
+        return Err(corrupt(
+            "written by an older sechub-export whose two-ended reading did not check the service's order on every page; re-run with --restart to export the job again".into(),
+        ));
     }
     let checkpoint: Checkpoint = serde_json::from_value(value).map_err(|e| {
         corrupt(format!(

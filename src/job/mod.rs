@@ -207,16 +207,8 @@ impl Job<'_> {
         // The latency probe is the run's first GetFindings call: its time is the run's.
         let probing = std::time::Instant::now();
         let limiter = self.plan.pace.limiter();
-        let chains = match self.chains(&mut checkpoint, &limiter).await {
-            Ok(chains) => chains,
-            Err(err) => {
-                observers.finish(None).await;
-                return Err(err);
-            }
-        };
-        observers.started(&checkpoint);
         let format = self.plan.api.format();
-        let target = pipeline::Target {
+        let mut target = pipeline::Target {
             parts: JobParts::new(
                 self.store.clone(),
                 format.table().dir,
@@ -230,20 +222,43 @@ impl Job<'_> {
             part_rows: self.plan.part_rows,
             compression: self.plan.compression,
         };
-        let probed = probing.elapsed();
-        let mut result = pipeline::run(
-            chains,
-            format,
-            target,
-            checkpoint,
-            options,
-            cancel,
-            &mut observers,
-        )
-        .await;
-        if let Ok(summary) = &mut result {
-            summary.elapsed += probed;
-        }
+        let mut result = loop {
+            let chains = match self.chains(&mut checkpoint, &limiter).await {
+                Ok(chains) => chains,
+                Err(err) => {
+                    observers.finish(None).await;
+                    return Err(err);
+                }
+            };
+            observers.started(&checkpoint);
+            let probed = probing.elapsed();
+            let run = pipeline::run(
+                chains,
+                format,
+                &mut target,
+                checkpoint.clone(),
+                options,
+                cancel,
+                &mut observers,
+            )
+            .await;
+            match run {
+                Err(Error::OrderUnproven {
+                    chain,
+                    page,
+                    message,
+                }) if checkpoint.order_fallback.is_none() => {
+                    let reason = format!("page {page} of chain {chain} broke the Id order the reading relied on ({message})");
+                    checkpoint = self.fall_back(&mut target, reason).await?;
+                }
+                mut other => {
+                    if let Ok(summary) = &mut other {
+                        summary.elapsed += probed;
+                    }
+                    break other;
+                }
+            }
+        };
         if let Ok(summary) = &mut result {
             let client = Some((self.config, &limiter));
             match settle::complete(self.store.as_ref(), &summary.checkpoint, client).await {
@@ -255,6 +270,29 @@ impl Job<'_> {
             .finish(result.as_ref().ok().map(|s| &s.checkpoint))
             .await;
         result
+    }
+
+    /// After a page broke the order a two-ended reading relied on: the stream's parts are
+    /// dropped and it is read again as one chain in the service's own order, which depends on
+    /// no order. The checkpoint returned is committed by the next run's claim, which deletes
+    /// the dropped parts; a crash before then resumes the old reading, which breaks again.
+    async fn fall_back(&self, target: &mut pipeline::Target<'_>, reason: String) -> Result<Checkpoint> {
+        let current = target.checkpoints.load().await?.ok_or_else(|| {
+            Error::Internal(format!("job {}: the checkpoint vanished during the run", self.job_id))
+        })?;
+        tracing::warn!(
+            "{reason}: the service's order is not proven, so the stream's {} parts ({} findings) are dropped and it is read again as one chain in the service's own order",
+            current.parts.len(),
+            current.exported_count
+        );
+        Ok(Checkpoint {
+            created_at: current.created_at,
+            export_date: current.export_date.clone(),
+            owner_generation: current.owner_generation,
+            progress_parameter: current.progress_parameter.clone(),
+            order_fallback: Some(reason),
+            ..Checkpoint::new(self.job_id.to_string(), current.request.clone(), Utc::now())
+        })
     }
 
     /// The chains to fetch, all under one limiter: a new job first probes its latency and is
@@ -389,6 +427,10 @@ impl RunSummary {
             ChainLayout::Pair => " from both ends of the Ids".to_string(),
             ChainLayout::PairedShards(n) => format!(" over {n} shards read from both ends"),
             ChainLayout::Shards(n) => format!(" over {n} shards"),
+        };
+        let sharded = match &cp.order_fallback {
+            Some(reason) => format!("{sharded} as one chain in the service's order (fallback: {reason})"),
+            None => sharded,
         };
         let this_run = format!(
             "{} findings in {} parts ({} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s",

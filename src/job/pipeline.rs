@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::cancel::Cancel;
 use super::checkpoint::{ChainEnd, Checkpoint, CheckpointStore, JobState, PartRecord};
 use super::lock::JobLock;
-use super::meeting::{self, Pairing};
+use super::meeting::{self, FindingKey, Pairing};
 use super::observer::{Committed, Observers};
 use super::shards;
 use crate::crash::crash_point;
@@ -115,7 +115,7 @@ pub struct Chain {
 struct Fetched {
     chain: usize,
     page: Page,
-    tail: Vec<String>,
+    tail: Vec<FindingKey>,
 }
 
 /// A part ready to upload, with the pages it covers and where each chain in it ends.
@@ -125,7 +125,7 @@ struct EncodedPart {
     pages: u64,
     ends: Vec<ChainEnd>,
     /// Each paired chain's Ids in the part, in its order.
-    tails: Vec<(usize, Vec<String>)>,
+    tails: Vec<(usize, Vec<FindingKey>)>,
 }
 
 /// One page's rows as an Arrow batch, its chain, the token that follows the page, and the Ids
@@ -134,7 +134,7 @@ struct Converted {
     batch: RecordBatch,
     chain: usize,
     next_token: Option<String>,
-    tail: Vec<String>,
+    tail: Vec<FindingKey>,
 }
 
 /// Runs one stream's `chains` from its checkpoint until complete, cancelled, or failed. Pages
@@ -142,7 +142,7 @@ struct Converted {
 pub async fn run(
     chains: Vec<Chain>,
     format: &'static dyn Format,
-    mut target: Target<'_>,
+    target: &mut Target<'_>,
     mut checkpoint: Checkpoint,
     options: PartOptions,
     cancel: &Cancel,
@@ -162,12 +162,12 @@ pub async fn run(
     // holder's next commit fails its precondition, so the stray parts deleted below can never
     // end up in a checkpoint.
     checkpoint.owner_generation += 1;
-    let mut failure = claim(&mut target, &checkpoint).await.err();
+    let mut failure = claim(target, &checkpoint).await.err();
     while failure.is_none() {
         let Some(part) = stages.parts.recv().await else {
             break;
         };
-        if let Err(err) = commit_part(&mut target, &mut checkpoint, part).await {
+        if let Err(err) = commit_part(target, &mut checkpoint, part).await {
             failure = Some(err);
             break;
         }
@@ -332,7 +332,11 @@ async fn fetch_chain(mut chain: Chain, pages: mpsc::Sender<Fetched>, cancel: Can
             }
         };
         let (page, tail) = match &chain.pairing {
-            Some(pairing) => pairing.admit(page),
+            Some(pairing) => pairing.admit(page).map_err(|broken| Error::OrderUnproven {
+                chain: chain.index,
+                page: number,
+                message: broken.0,
+            })?,
             None => (page, Vec::new()),
         };
         token = page.next_token.clone();
@@ -410,7 +414,7 @@ fn encode_parts(
     let mut writer = PartWriter::new(table, options.compression).map_err(failed(part))?;
     let mut page_count = 0;
     let mut ends: BTreeMap<usize, Option<String>> = BTreeMap::new();
-    let mut tails: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut tails: BTreeMap<usize, Vec<FindingKey>> = BTreeMap::new();
     loop {
         let converted = batches.blocking_recv();
         let done = converted.is_none();

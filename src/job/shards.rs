@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::checkpoint::ShardCursor;
+use super::meeting::FindingKey;
 use crate::error::{Error, Result};
 use crate::request::filters::{MAX_ATTRIBUTES, MAX_VALUES};
 use crate::request::narrow::string_conditions_match;
@@ -100,8 +101,10 @@ pub async fn probe(
         let (first, _) = paced(filters.clone(), None).fetch_timed(None, 1).await?;
         return Ok(unsharded(None, vec![first]));
     }
-    let ascending = paced(filters.clone(), Some(IdOrder::Asc));
-    let descending = paced(filters.clone(), Some(IdOrder::Desc));
+    // A service may answer a sort it does not support with server errors: after a few, the
+    // stream is read in the service's own order instead of spending the whole retry budget.
+    let ascending = paced(filters.clone(), Some(IdOrder::Asc)).with_fault_limit(SORT_FAULTS);
+    let descending = paced(filters.clone(), Some(IdOrder::Desc)).with_fault_limit(SORT_FAULTS);
     // A first page not back within a fast call's time is slow: the last page is asked for
     // then, beside it, so a pair starts about one call after the stream does.
     let first_call = ascending.fetch_timed(None, 1);
@@ -119,6 +122,10 @@ pub async fn probe(
             tracing::warn!("GetFindings refused to sort on Id ({message}): the stream is read in the service's order");
             return probe_unsorted(paced, pace, filters, max_shards).await;
         }
+        Err(err @ Error::Source { .. }) => {
+            tracing::warn!("GetFindings failed {SORT_FAULTS} times when asked to sort on Id ({}): the stream is read in the service's order", crate::error::one_line(&err));
+            return probe_unsorted(paced, pace, filters, max_shards).await;
+        }
         other => other?,
     };
     let slow = |seconds: f64| seconds * pace.rate > SLOW;
@@ -126,9 +133,16 @@ pub async fn probe(
     if first.next_token.is_none() || !slow(latency) {
         return Ok(unsharded(Some(IdOrder::Asc), vec![first]));
     }
+    let last = match last {
+        Some(last) => last,
+        None => descending.fetch_timed(None, 1).await,
+    };
     let (last, took) = match last {
-        Some(last) => last?,
-        None => descending.fetch_timed(None, 1).await?,
+        Err(Error::Rejected { .. } | Error::Source { .. }) => {
+            tracing::warn!("GetFindings failed a descending sort on Id: the stream is read in one chain");
+            return Ok(unsharded(Some(IdOrder::Asc), vec![first]));
+        }
+        other => other?,
     };
     latency = latency.min(took.as_secs_f64());
     let sorted = sorted_both_ways(&first, &last);
@@ -168,6 +182,9 @@ pub async fn probe(
     })
 }
 
+/// Server errors a sorted probe call takes before the stream is read unsorted.
+const SORT_FAULTS: u32 = 3;
+
 /// Latency x rate up to which a meeting pair alone keeps the quota full (two requests in
 /// flight; the probe's latency is the faster of two calls, below the mean).
 const PAIR_LIMIT: f64 = 2.4;
@@ -203,23 +220,24 @@ fn paired(shards: Vec<ShardCursor>) -> Vec<ShardCursor> {
         .collect()
 }
 
-/// True when `first` is strictly ascending and `last` strictly descending in `Id` (byte order),
-/// with `first` starting below `last`: the service sorted both (one that ignores the sort
-/// answers both with the same order). Too few findings to tell is false.
+/// True when `first` is ascending and `last` descending in `Id` (byte order; findings sharing
+/// an `Id` in any order), with `first` starting below `last`, and the two share no finding
+/// while both have more pages: the service may have sorted the whole query (one that ignores
+/// the sort answers both in the same order; one that sorts each page of its own order answers
+/// the same findings both ways). Too few findings to tell is false. Only the first pages are
+/// seen here: every later page is checked by the meeting (see [`super::meeting`]).
 fn sorted_both_ways(first: &Page, last: &Page) -> bool {
-    let ids = |page: &Page| {
-        page.findings()
-            .map(finding_id)
-            .collect::<Option<Vec<String>>>()
-    };
-    let (Some(up), Some(down)) = (ids(first), ids(last)) else {
+    let keys = |page: &Page| page.findings().map(FindingKey::of).collect::<Option<Vec<_>>>();
+    let (Some(up), Some(down)) = (keys(first), keys(last)) else {
         return false;
     };
+    let shared = up.iter().any(|key| down.contains(key));
     up.len() >= 2
         && down.len() >= 2
-        && up.windows(2).all(|w| w[0] < w[1])
-        && down.windows(2).all(|w| w[0] > w[1])
-        && up[0] < down[0]
+        && up.windows(2).all(|w| w[0].id <= w[1].id && w[0] != w[1])
+        && down.windows(2).all(|w| w[0].id >= w[1].id && w[0] != w[1])
+        && up[0].id < down[0].id
+        && !(shared && first.next_token.is_some() && last.next_token.is_some())
 }
 
 /// The probe in the service's own order, for a service that refuses `SortCriteria` on `Id`:

@@ -126,6 +126,7 @@ pub struct PacedSource {
     policy: RetryPolicy,
     rng: Mutex<SmallRng>,
     stats: Arc<SourceStats>,
+    fault_limit: Option<u32>,
 }
 
 impl PacedSource {
@@ -147,12 +148,20 @@ impl PacedSource {
             policy,
             rng: Mutex::new(rng),
             stats: Arc::default(),
+            fault_limit: None,
         }
     }
 
     /// Counts into `stats` (shared by every chain of a stream) instead of its own counters.
     pub fn with_stats(mut self, stats: Arc<SourceStats>) -> Self {
         self.stats = stats;
+        self
+    }
+
+    /// Gives up on a page after `faults` server errors or lost connections (throttling still
+    /// has the whole policy): for a request the service may not support, such as a sort.
+    pub fn with_fault_limit(mut self, faults: u32) -> Self {
+        self.fault_limit = Some(faults);
         self
     }
 
@@ -172,6 +181,7 @@ impl PacedSource {
         let started = tokio::time::Instant::now();
         let mut delay = self.policy.base_delay;
         let mut attempt = 0;
+        let mut faults = 0;
         loop {
             attempt += 1;
             self.limiter.until_ready().await;
@@ -192,7 +202,14 @@ impl PacedSource {
                 _ => &self.stats.faults,
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            if attempt >= self.policy.max_attempts || started.elapsed() >= self.policy.max_elapsed {
+            if !std::ptr::eq(counter, &self.stats.throttled) {
+                faults += 1;
+            }
+            let faulted_out = self.fault_limit.is_some_and(|limit| faults >= limit);
+            if faulted_out
+                || attempt >= self.policy.max_attempts
+                || started.elapsed() >= self.policy.max_elapsed
+            {
                 return Err(Error::Source {
                     page: number,
                     message: format!(

@@ -53,10 +53,14 @@ impl Page {
         })
     }
 
-    /// This page with only its first `keep` findings, as the last page of its chain (a meeting
-    /// pair's chain cut where its partner began).
-    pub fn cut(mut self, keep: usize) -> Page {
-        self.findings.truncate(keep);
+    /// This page with only the findings at positions `keep` (ascending), in their order.
+    pub fn retain(mut self, keep: &[usize]) -> Page {
+        self.findings = keep.iter().map(|&i| self.findings[i].clone()).collect();
+        self
+    }
+
+    /// This page as the last page of its chain (a meeting pair's chain ends here).
+    pub fn last(mut self) -> Page {
         self.next_token = None;
         self
     }

@@ -152,7 +152,7 @@ impl Fixture {
             .into_iter()
             .map(|(index, start)| chain(index, start, &limiter))
             .collect();
-        let target = Target {
+        let mut target = Target {
             parts: JobParts::new(store, "findings", &checkpoint.export_date, JOB),
             checkpoints,
             lock: &lock,
@@ -165,7 +165,7 @@ impl Fixture {
         let result = run(
             chains,
             &ASFF,
-            target,
+            &mut target,
             checkpoint,
             options,
             cancel,
