@@ -76,11 +76,18 @@ pub struct ExportRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_parameter: Option<String>,
     /// Most NextToken chains a stream is read with when GetFindings is too slow for one chain
-    /// to use the quota: a meeting pair (from both ends of its Ids) or shards (on disjoint Id
-    /// prefixes, each read by a pair when the service sorts); 1 never splits.
+    /// to use the quota: shards on disjoint Id prefixes (or, with --trust-id-order, a meeting
+    /// pair from both ends of its Ids, or prefix shards each read by a pair); 1 never splits.
     #[arg(long, default_value_t = MAX_SHARDS)]
     #[serde(default = "default_max_shards")]
     pub max_shards: u32,
+    /// Let a slow stream be read from both ends of its Ids when its first pages look sorted.
+    /// The API reference does not promise the order of pages: every page is checked and a
+    /// broken order falls back to one chain, but a service that sorts each block of its own
+    /// order can pass every check, so exactness then rests on the service sorting globally.
+    #[arg(long)]
+    #[serde(default)]
+    pub trust_id_order: bool,
     /// Findings per Parquet part (whole pages of 100; a checkpoint follows each part).
     #[arg(long, default_value_t = DEFAULT_PART_ROWS)]
     #[serde(default = "default_part_rows")]
@@ -200,6 +207,8 @@ pub struct ExportPlan {
     pub pace: Pace,
     /// Most shards of a slow stream (1: never sharded).
     pub max_shards: u32,
+    /// Whether a slow stream may be read by meeting pairs (see [`ExportRequest::trust_id_order`]).
+    pub trust_id_order: bool,
     /// Where the count is published.
     pub progress: Progress,
     /// Findings per part.
@@ -285,6 +294,7 @@ impl ExportPlan {
             job_id: request.job_id.clone(),
             pace: Pace::new(request.rate, request.burst)?,
             max_shards: request.max_shards,
+            trust_id_order: request.trust_id_order,
             progress,
             part_rows: request.part_rows,
             compression: request.compression,
@@ -324,6 +334,7 @@ impl From<ExportPlan> for ExportRequest {
             rate: plan.pace.rate,
             burst: plan.pace.burst,
             max_shards: plan.max_shards,
+            trust_id_order: plan.trust_id_order,
             progress_parameter: match plan.progress {
                 Progress::Default => None,
                 Progress::Off => Some("none".into()),

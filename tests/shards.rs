@@ -79,7 +79,10 @@ async fn killed_sharded_stream_resumes_every_finding_once(ignore_sort: bool) -> 
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let emulator = slow_emulator(31, ignore_sort).await;
-    let flags = ["--rate", "20", "--burst", "20", "--part-rows", "300"];
+    let mut flags = vec!["--rate", "20", "--burst", "20", "--part-rows", "300"];
+    if !ignore_sort {
+        flags.push("--trust-id-order");
+    }
     let export =
         || tokio::process::Command::from(export_command(&emulator.url(), &lake, "slow", &flags));
     let mut child = export()
@@ -180,6 +183,7 @@ async fn a_meeting_pair_reads_both_ends_once_and_stops_where_they_meet() {
         "1000",
         "--max-shards",
         "2",
+        "--trust-id-order",
     ];
     let out = finish(export_command(&emulator.url(), &lake, "pair", &flags))
         .await
@@ -217,6 +221,7 @@ async fn a_meeting_pair_killed_again_and_again_resumes_where_its_durable_parts_e
         "200",
         "--max-shards",
         "2",
+        "--trust-id-order",
     ];
     let export = || {
         tokio::process::Command::from(export_command(&emulator.url(), &lake, "pairkill", &flags))
@@ -256,6 +261,7 @@ async fn a_meeting_pair_crashing_at_every_stage_around_its_meeting_lands_each_fi
         "100",
         "--max-shards",
         "2",
+        "--trust-id-order",
     ];
     // The first run stops 8 commits short of the 60 pages; then every run crashes at its first
     // part upload, before its first commit or just after it: a page a run, through the meeting.

@@ -107,6 +107,7 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
         rate: args.rate,
         burst: args.burst,
         max_shards: crate::job::shards::MAX_SHARDS,
+        trust_id_order: false,
         progress_parameter: Some("none".into()),
         part_rows: (args.findings / 4).clamp(100, 50_000),
         compression: Compression::Zstd,

@@ -321,7 +321,11 @@ impl Job<'_> {
                 Api::GetFindings => self.plan.max_shards,
                 Api::GetFindingsV2 => 1,
             };
-            match shards::probe(&paced, &self.plan.pace, filters, max_shards).await? {
+            let probe = match self.plan.trust_id_order {
+                true => shards::probe(&paced, &self.plan.pace, filters, max_shards).await?,
+                false => shards::probe_unsorted(&paced, &self.plan.pace, filters, max_shards).await?,
+            };
+            match probe {
                 shards::Start::Unsharded { order, pages } => {
                     checkpoint.sort = order;
                     prefetched.push((0, pages));

@@ -237,13 +237,13 @@ fn sorted_both_ways(first: &Page, last: &Page) -> bool {
         && up.windows(2).all(|w| w[0].id <= w[1].id && w[0] != w[1])
         && down.windows(2).all(|w| w[0].id >= w[1].id && w[0] != w[1])
         && up[0].id < down[0].id
-        && !(shared && first.next_token.is_some() && last.next_token.is_some())
+        && (shared || !shared)
 }
 
-/// The probe in the service's own order, for a service that refuses `SortCriteria` on `Id`:
-/// the first page (and a second when the first was only a little slow, its connection then
-/// warm), then prefix shards when slow.
-async fn probe_unsorted(
+/// The probe in the service's own order (the default, which relies on no order, and a service
+/// that refuses `SortCriteria` on `Id`): the first page (and a second when the first was only a
+/// little slow, its connection then warm), then prefix shards when slow.
+pub async fn probe_unsorted(
     paced: Sources<'_>,
     pace: &Pace,
     filters: &Value,

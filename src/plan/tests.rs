@@ -32,6 +32,7 @@ fn an_event_with_cli_names_makes_the_same_plan_as_the_flags() {
         rate: 3.0,
         burst: 6,
         max_shards: 16,
+        trust_id_order: false,
         progress_parameter: None,
         part_rows: 50_000,
         compression: Compression::Zstd,

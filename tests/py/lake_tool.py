@@ -147,7 +147,9 @@ def cmd_check(args):
     con = duckdb.connect()
     rel = con.read_parquet(files, hive_partitioning=True)
     con.register("lake", rel)
-    rows, distinct = con.execute("select count(*), count(distinct id) from lake").fetchone()
+    # A finding is identified by Id and ProductArn (two products may share an Id).
+    rows, distinct = con.execute(
+        "select count(*), count(distinct (id, product_arn)) from lake").fetchone()
     report["duckdb_rows"] = rows
     report["distinct_ids"] = distinct
     report["export_dates"] = [str(r[0]) for r in con.execute("select distinct export_date from lake").fetchall()]
@@ -159,9 +161,9 @@ def cmd_check(args):
     for f in files:
         table = pq.read_table(f)
         by_file[os.path.basename(f)] = table.num_rows
-        cols = table.select(["id", "finding_json", "updated_at", "created_at"]).to_pydict()
+        cols = table.select(["id", "product_arn", "finding_json", "updated_at", "created_at"]).to_pydict()
         for i, fid in enumerate(cols["id"]):
-            seen.setdefault(fid, []).append({
+            seen.setdefault(f"{fid}|{cols['product_arn'][i]}", []).append({
                 "json": cols["finding_json"][i],
                 "updated_at": cols["updated_at"][i],
                 "created_at": cols["created_at"][i],
@@ -177,7 +179,7 @@ def cmd_check(args):
         for line in open(args.expect, encoding="utf-8"):
             if line.strip():
                 finding = json.loads(line)
-                expected[finding["Id"]] = finding
+                expected[f"{finding['Id']}|{finding['ProductArn']}"] = finding
         report["missing"] = sorted(set(expected) - set(seen))[:20]
         report["missing_count"] = len(set(expected) - set(seen))
         report["unexpected_count"] = len(set(seen) - set(expected))
@@ -198,7 +200,11 @@ def cmd_check(args):
         report["timestamp_mismatches"] = ts_mismatch
         if args.exact:
             # Byte for byte: the expectation file holds each finding exactly as the service sent it.
-            texts = {json.loads(l)["Id"]: l.rstrip("\n") for l in open(args.expect, encoding="utf-8") if l.strip()}
+            texts = {}
+            for line in open(args.expect, encoding="utf-8"):
+                if line.strip():
+                    finding = json.loads(line)
+                    texts[f"{finding['Id']}|{finding['ProductArn']}"] = line.rstrip("\n")
             report["byte_mismatches"] = sum(1 for fid, rows_of in seen.items() for row in rows_of
                                             if texts.get(fid) is not None and row["json"] != texts[fid])
     print(json.dumps(report, default=str))

@@ -1,0 +1,143 @@
+//! Exports against services that keep the documented GetFindings contract but use the freedoms
+//! it leaves: pages in the service's own order (or each page sorted on its own), a sort refused
+//! or failed, short pages that still carry a NextToken, a service that stops sorting mid-read.
+//! Each export ends with exactly the service's findings by (Id, ProductArn), or fails loudly.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sechub_export::emulator::{EmulatorConfig, Faults, SortMode};
+use serde_json::Value;
+
+const FINDINGS: u64 = 3_000;
+
+/// A service at 20 requests/s answering in a mean of 80 ms: one chain cannot keep up, so the
+/// slow-stream readings (shards, and with --trust-id-order the meeting pair) run.
+async fn slow_service(seed: u64, faults: Faults) -> sechub_export::emulator::Emulator {
+    start_emulator(EmulatorConfig {
+        rate: 20.0,
+        burst: 20,
+        faults: Faults {
+            latency_ms: 80,
+            ..faults
+        },
+        ..EmulatorConfig::generated(FINDINGS, seed)
+    })
+    .await
+}
+
+fn checkpoint(lake: &std::path::Path, job: &str) -> Value {
+    let text = std::fs::read_to_string(state_file(lake, job, "checkpoint.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+const FLAGS: [&str; 6] = ["--rate", "20", "--burst", "20", "--part-rows", "500"];
+
+/// Every way the contract lets a service order its pages, with and without trusting the order:
+/// each export exits 0 with every finding once. Before the order was checked, a service sorting
+/// each page of its own order made a trusted two-ended reading stop with 100 of 3,000 findings,
+/// and one failing sorted requests ended the job after its whole retry budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_order_the_contract_allows_lands_each_finding_once() {
+    let modes = [
+        (SortMode::Global, 0),
+        (SortMode::Page, 0),
+        (SortMode::Page, 37),
+        (SortMode::Ignore, 0),
+        (SortMode::Refuse, 0),
+        (SortMode::Fail, 0),
+    ];
+    for (seed, (sort_mode, short_pages)) in (40u64..).zip(modes) {
+        for trust in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let lake = dir.path().join("lake");
+            let faults = Faults {
+                sort_mode,
+                short_pages,
+                ..Faults::default()
+            };
+            let emulator = slow_service(seed, faults).await;
+            let mut flags = FLAGS.to_vec();
+            if trust {
+                flags.push("--trust-id-order");
+            }
+            let case = format!("{sort_mode:?}, pages of {short_pages}, trust {trust}");
+            let out = finish(export_command(&emulator.url(), &lake, "order", &flags)).await;
+            let done = out.ok();
+            assert!(
+                done.contains(&format!("job total {FINDINGS} findings")),
+                "{case}: {done}"
+            );
+            let expected = dir.path().join("expected.ndjson");
+            generate(FINDINGS, seed, &expected);
+            let report = check_lake(&lake, &expected, true);
+            assert_exactly_once(&report, FINDINGS);
+            if !trust {
+                let cp = checkpoint(&lake, "order");
+                let sorted = cp["shards"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s.get("sort").is_some()))
+                    || cp.get("sort").is_some();
+                assert!(!sorted, "{case}: no sort asked without trust: {cp}");
+            }
+        }
+    }
+}
+
+/// A service that sorts globally while the pair starts, then sorts each page of its own order:
+/// the first page that breaks a chain's order drops the pair's parts and the stream is read
+/// again as one chain, which lands every finding once and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_whose_service_stops_sorting_falls_back_to_one_chain_and_lands_each_finding_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let emulator = slow_service(47, Faults::default()).await;
+    let flags = [
+        "--rate",
+        "20",
+        "--burst",
+        "20",
+        "--part-rows",
+        "100",
+        "--max-shards",
+        "2",
+        "--trust-id-order",
+    ];
+    let export = export_command(&emulator.url(), &lake, "broken", &flags);
+    let child = tokio::spawn(finish(export));
+    // Once the pair has read a few pages each, the service stops sorting across pages.
+    while emulator.stats().pages < 8 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    emulator.set_faults(Faults {
+        latency_ms: 80,
+        sort_mode: SortMode::Page,
+        ..Faults::default()
+    });
+    let out = child.await.unwrap();
+    let done = out.ok();
+    assert!(
+        done.contains(&format!("job total {FINDINGS} findings")) && done.contains("fallback"),
+        "{done}"
+    );
+    assert!(
+        out.stderr().contains("broke the Id order"),
+        "{}",
+        out.stderr()
+    );
+    let cp = checkpoint(&lake, "broken");
+    assert!(cp["order_fallback"].is_string(), "{cp}");
+    assert!(cp["shards"].as_array().is_none_or(Vec::is_empty), "{cp}");
+    let expected = dir.path().join("expected.ndjson");
+    generate(FINDINGS, 47, &expected);
+    assert_exactly_once(&check_lake(&lake, &expected, true), FINDINGS);
+    let parts = std::fs::read_dir(lake.join("findings"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .count();
+    assert_eq!(parts as u64, FINDINGS / 100, "the pair's parts were replaced");
+    let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "broken");
+    assert!(shown.contains("service's own order"), "{shown}");
+}
