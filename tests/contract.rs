@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::org::*;
 use common::*;
-use sechub_export::emulator::{EmulatorConfig, Faults, SortMode};
+use sechub_export::emulator::{EmulatorConfig, Faults, SortMode, EMULATOR_ACCOUNT};
 use serde_json::Value;
 
 const FINDINGS: u64 = 3_000;
@@ -137,7 +138,90 @@ async fn a_pair_whose_service_stops_sorting_falls_back_to_one_chain_and_lands_ea
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
         .count();
-    assert_eq!(parts as u64, FINDINGS / 100, "the pair's parts were replaced");
+    assert_eq!(
+        parts as u64,
+        FINDINGS / 100,
+        "the pair's parts were replaced"
+    );
     let shown = status_of(&emulator.url(), lake.to_str().unwrap(), "broken");
     assert!(shown.contains("service's own order"), "{shown}");
+}
+
+const MEMBER_A: &str = "111111111111";
+const MEMBER_B: &str = "222222222222";
+
+/// An administrator sees its members' findings in each Region (the user guide's administrator
+/// view, on in the emulator by default). A job over the administrator and its members, listed
+/// or as `organization`, and through either API, reads each account's own findings once:
+/// before each stream was restricted to its account, the administrator's stream read every
+/// member's findings again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_and_its_members_land_each_finding_once() {
+    const PER_HUB: u64 = 400;
+    let emulator = start_emulator(EmulatorConfig {
+        rate: 20.0,
+        burst: 20,
+        members: vec![MEMBER_A.into(), MEMBER_B.into()],
+        regions: vec!["eu-west-1".into()],
+        ..EmulatorConfig::generated(PER_HUB, 9)
+    })
+    .await;
+    let listed = format!("{EMULATOR_ACCOUNT},{MEMBER_A},{MEMBER_B}");
+    let accounts = [EMULATOR_ACCOUNT, MEMBER_A, MEMBER_B];
+    for (api, selection) in [
+        ("v1", listed.as_str()),
+        ("v1", "organization"),
+        ("v2", listed.as_str()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = dir.path().join("lake");
+        // A v2 job reads one Region: the one the client is in.
+        let region_flag = if api == "v2" { "--region" } else { "--regions" };
+        let flags = [
+            "--api",
+            api,
+            "--accounts",
+            selection,
+            region_flag,
+            "eu-west-1",
+            "--role-name",
+            "SecurityHubExportRole",
+            "--rate",
+            "20",
+            "--burst",
+            "20",
+        ];
+        let case = format!("{api} {selection}");
+        let out = finish(export_command(&emulator.url(), &lake, "org", &flags)).await;
+        let total = PER_HUB * 3;
+        let done = out.ok();
+        assert!(
+            done.contains(&format!("job total {total} findings")),
+            "{case}: {done}"
+        );
+        if api == "v1" {
+            let expected = org_expected(dir.path(), &accounts, &["eu-west-1"], PER_HUB);
+            assert_exactly_once(&check_lake(&lake, &expected, true), total);
+            assert_eq!(sources(&lake).1, 0, "{case}: rows name their own account");
+        } else {
+            let mut files = Vec::new();
+            for account in accounts {
+                let path = dir.path().join(format!("{account}.ocsf.ndjson"));
+                hub_findings_ocsf(&path, 9, account, "eu-west-1", PER_HUB);
+                files.push(path);
+            }
+            let expected = concat(&files, &dir.path().join("expected.ndjson"));
+            let report = lake_tool(&[
+                "check-ocsf",
+                lake.to_str().unwrap(),
+                "--expect",
+                expected.to_str().unwrap(),
+            ]);
+            assert_eq!(report["rows"], total, "{case}: {report}");
+            assert_eq!(report["distinct_ids"], total, "{case}: {report}");
+            assert_eq!(report["duplicated_count"], 0, "{case}: {report}");
+            assert_eq!(report["missing_count"], 0, "{case}: {report}");
+            assert_eq!(report["byte_mismatches"], 0, "{case}: {report}");
+        }
+    }
 }

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// both, or none.
     #[arg(long, value_delimiter = ',', default_value = "cspm,v2")]
     pub services: Vec<String>,
+    /// The administrator 123456789012 sees only its own findings (by default it also sees its
+    /// members' findings in each Region, as Security Hub's administrator does).
+    #[arg(long)]
+    pub administrator_sees_own_only: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub faults: Faults,
@@ -95,6 +99,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         regions: args.hub_regions.clone(),
         aggregation_home: args.aggregation_home.clone(),
         services: parse_services(&args.services)?,
+        administrator_view: !args.administrator_sees_own_only,
         ..EmulatorConfig::generated(args.findings, args.seed)
     };
     if !(0.0..=100.0).contains(&args.recent_percent) {

@@ -65,6 +65,7 @@ pub(super) struct Hubs {
     members: Vec<String>,
     regions: Vec<String>,
     aggregation_home: Option<String>,
+    administrator_view: bool,
     rate: f64,
     burst: u32,
     by_key: Mutex<HashMap<(String, String), Arc<Hub>>>,
@@ -80,6 +81,7 @@ impl Hubs {
         members: Vec<String>,
         regions: Vec<String>,
         aggregation_home: Option<String>,
+        administrator_view: bool,
         rate: f64,
         burst: u32,
     ) -> Hubs {
@@ -91,6 +93,7 @@ impl Hubs {
             members,
             regions,
             aggregation_home,
+            administrator_view,
             rate,
             burst,
             by_key: Mutex::new(HashMap::new()),
@@ -143,21 +146,33 @@ impl Hubs {
         &self.members
     }
 
-    /// A hub's findings: its own, and in an aggregation home Region every linked Region's too.
+    /// A hub's findings: its own, and in an aggregation home Region every linked Region's too;
+    /// the administrator's (with its view on) also every member's of the same Regions.
     fn dataset_of(&self, account: &str, region: &str) -> Dataset {
-        if self.aggregation_home.as_deref() == Some(region) {
-            let parts = std::iter::once(region)
+        let regions: Vec<&str> = if self.aggregation_home.as_deref() == Some(region) {
+            std::iter::once(region)
                 .chain(
                     self.regions
                         .iter()
                         .map(String::as_str)
                         .filter(|r| *r != region),
                 )
-                .map(|r| self.own_dataset(account, r))
-                .collect();
-            return Dataset::Union(Arc::new(parts));
+                .collect()
+        } else {
+            vec![region]
+        };
+        let mut accounts = vec![account];
+        if account == EMULATOR_ACCOUNT && self.administrator_view {
+            accounts.extend(self.members.iter().map(String::as_str));
         }
-        self.own_dataset(account, region)
+        let parts: Vec<Dataset> = accounts
+            .iter()
+            .flat_map(|a| regions.iter().map(move |r| self.own_dataset(a, r)))
+            .collect();
+        match parts.len() {
+            1 => parts.into_iter().next().expect("one part"),
+            _ => Dataset::Union(Arc::new(parts)),
+        }
     }
 
     /// The findings generated in `region` for `account`.

@@ -63,9 +63,7 @@ pub struct Faults {
 }
 
 /// How the emulator answers a sort (see [`Faults::sort_mode`]).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum SortMode {
     /// The whole result in the requested order.
@@ -162,6 +160,11 @@ pub struct EmulatorConfig {
     pub aggregation_home: Option<String>,
     /// Which services answer.
     pub services: Services,
+    /// The administrator's view, as the user guide describes it: in each Region the
+    /// administrator ([`EMULATOR_ACCOUNT`]) sees its members' findings beside its own (and in
+    /// an aggregation home Region, the linked Regions' too); a member sees its own. `false`:
+    /// the administrator sees only its own.
+    pub administrator_view: bool,
 }
 
 impl EmulatorConfig {
@@ -183,6 +186,7 @@ impl EmulatorConfig {
             regions: Vec::new(),
             aggregation_home: None,
             services: Services::default(),
+            administrator_view: true,
         }
     }
 }
@@ -205,6 +209,7 @@ impl Emulator {
                 config.members,
                 config.regions,
                 config.aggregation_home,
+                config.administrator_view,
                 config.rate,
                 config.burst,
             ),

@@ -207,7 +207,10 @@ async fn serve(state: Arc<EmulatorState>, headers: HeaderMap, body: Bytes, api: 
             return service_error(StatusCode::INTERNAL_SERVER_ERROR, codes(api).2, message);
         }
         Ok(Err(PageError::Sort(_))) => {
-            return invalid_input(api, "SortCriteria is not supported (the emulator refuses every sort)")
+            return invalid_input(
+                api,
+                "SortCriteria is not supported (the emulator refuses every sort)",
+            )
         }
         Err(panicked) => {
             return service_error(

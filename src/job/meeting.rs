@@ -77,7 +77,10 @@ pub struct Admission {
 enum State {
     Open,
     /// `side` cut at the partner's frontier `id` and reads on to the end of that `Id`'s group.
-    Finishing { side: usize, id: String },
+    Finishing {
+        side: usize,
+        id: String,
+    },
     Met,
 }
 
@@ -120,7 +123,9 @@ impl Meeting {
                 keep: Vec::new(),
                 ends: true,
             },
-            State::Finishing { side: finishing, .. } if finishing != side => Admission {
+            State::Finishing {
+                side: finishing, ..
+            } if finishing != side => Admission {
                 keep: Vec::new(),
                 ends: true,
             },
@@ -130,20 +135,20 @@ impl Meeting {
                     keep: (0..keys.len()).collect(),
                     ends: !has_next,
                 },
-                Some(frontier) => match keys
-                    .iter()
-                    .position(|k| !after(1 - side, &k.id, &frontier))
-                {
-                    None => Admission {
-                        keep: (0..keys.len()).collect(),
-                        ends: !has_next,
-                    },
-                    Some(cut) => {
-                        let mut group = self.finish_group(side, &keys, &frontier, cut, has_next);
-                        group.keep.splice(0..0, 0..cut);
-                        group
+                Some(frontier) => {
+                    match keys.iter().position(|k| !after(1 - side, &k.id, &frontier)) {
+                        None => Admission {
+                            keep: (0..keys.len()).collect(),
+                            ends: !has_next,
+                        },
+                        Some(cut) => {
+                            let mut group =
+                                self.finish_group(side, &keys, &frontier, cut, has_next);
+                            group.keep.splice(0..0, 0..cut);
+                            group
+                        }
                     }
-                },
+                }
             },
         };
         if admission.ends && self.state == State::Open {
@@ -197,9 +202,12 @@ impl Meeting {
         keys: &[Option<FindingKey>],
     ) -> Result<Vec<FindingKey>, OrderBroken> {
         let order = ["ascending", "descending"][side];
-        let keys: Vec<FindingKey> = keys.iter().cloned().collect::<Option<_>>().ok_or_else(|| {
-            OrderBroken("a finding without an Id or ProductArn cannot be placed in the order".into())
-        })?;
+        let keys: Vec<FindingKey> =
+            keys.iter().cloned().collect::<Option<_>>().ok_or_else(|| {
+                OrderBroken(
+                    "a finding without an Id or ProductArn cannot be placed in the order".into(),
+                )
+            })?;
         let own = &self.tails[side];
         let previous = own.back();
         let mut last: Option<&FindingKey> = previous;

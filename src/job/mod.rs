@@ -276,9 +276,16 @@ impl Job<'_> {
     /// dropped and it is read again as one chain in the service's own order, which depends on
     /// no order. The checkpoint returned is committed by the next run's claim, which deletes
     /// the dropped parts; a crash before then resumes the old reading, which breaks again.
-    async fn fall_back(&self, target: &mut pipeline::Target<'_>, reason: String) -> Result<Checkpoint> {
+    async fn fall_back(
+        &self,
+        target: &mut pipeline::Target<'_>,
+        reason: String,
+    ) -> Result<Checkpoint> {
         let current = target.checkpoints.load().await?.ok_or_else(|| {
-            Error::Internal(format!("job {}: the checkpoint vanished during the run", self.job_id))
+            Error::Internal(format!(
+                "job {}: the checkpoint vanished during the run",
+                self.job_id
+            ))
         })?;
         tracing::warn!(
             "{reason}: the service's order is not proven, so the stream's {} parts ({} findings) are dropped and it is read again as one chain in the service's own order",
@@ -323,7 +330,9 @@ impl Job<'_> {
             };
             let probe = match self.plan.trust_id_order {
                 true => shards::probe(&paced, &self.plan.pace, filters, max_shards).await?,
-                false => shards::probe_unsorted(&paced, &self.plan.pace, filters, max_shards).await?,
+                false => {
+                    shards::probe_unsorted(&paced, &self.plan.pace, filters, max_shards).await?
+                }
             };
             match probe {
                 shards::Start::Unsharded { order, pages } => {
@@ -433,7 +442,9 @@ impl RunSummary {
             ChainLayout::Shards(n) => format!(" over {n} shards"),
         };
         let sharded = match &cp.order_fallback {
-            Some(reason) => format!("{sharded} as one chain in the service's order (fallback: {reason})"),
+            Some(reason) => {
+                format!("{sharded} as one chain in the service's order (fallback: {reason})")
+            }
             None => sharded,
         };
         let this_run = format!(

@@ -139,7 +139,9 @@ pub async fn probe(
     };
     let (last, took) = match last {
         Err(Error::Rejected { .. } | Error::Source { .. }) => {
-            tracing::warn!("GetFindings failed a descending sort on Id: the stream is read in one chain");
+            tracing::warn!(
+                "GetFindings failed a descending sort on Id: the stream is read in one chain"
+            );
             return Ok(unsharded(Some(IdOrder::Asc), vec![first]));
         }
         other => other?,
@@ -227,7 +229,11 @@ fn paired(shards: Vec<ShardCursor>) -> Vec<ShardCursor> {
 /// the same findings both ways). Too few findings to tell is false. Only the first pages are
 /// seen here: every later page is checked by the meeting (see [`super::meeting`]).
 fn sorted_both_ways(first: &Page, last: &Page) -> bool {
-    let keys = |page: &Page| page.findings().map(FindingKey::of).collect::<Option<Vec<_>>>();
+    let keys = |page: &Page| {
+        page.findings()
+            .map(FindingKey::of)
+            .collect::<Option<Vec<_>>>()
+    };
     let (Some(up), Some(down)) = (keys(first), keys(last)) else {
         return false;
     };

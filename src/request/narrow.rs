@@ -103,6 +103,30 @@ pub fn leave_out_regions(filters: &Value, regions: &[String]) -> Result<Option<V
     Ok(Some(Value::Object(fields)))
 }
 
+/// `filters` keeping only the findings account `account` owns (`AwsAccountId EQUALS` it), the
+/// intersection with the user's own `AwsAccountId` conditions: what an account's stream reads
+/// when other accounts in the job have streams of their own (an administrator sees its
+/// members' findings). `Ok(None)`: the user's conditions exclude the account altogether.
+pub fn own_account(filters: &Value, account: &str) -> Result<Option<Value>> {
+    let mut fields: Map<String, Value> = filters.as_object().cloned().unwrap_or_default();
+    match fields.get("AwsAccountId").and_then(Value::as_array) {
+        Some(given) if !string_conditions_match(Some(account), given) => return Ok(None),
+        Some(_) => {}
+        None if fields.len() >= MAX_ATTRIBUTES => {
+            return Err(Error::Filters(format!(
+                "{} attributes given, and a job over several accounts restricts each account's stream to its own findings with an AwsAccountId filter (Security Hub accepts at most {MAX_ATTRIBUTES}); drop one attribute",
+                fields.len()
+            )))
+        }
+        None => {}
+    }
+    fields.insert(
+        "AwsAccountId".into(),
+        json!([{"Value": account, "Comparison": "EQUALS"}]),
+    );
+    Ok(Some(Value::Object(fields)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +151,29 @@ mod tests {
         assert!(!string_conditions_match(Some("eu-west-2"), &both));
         assert!(!string_conditions_match(None, &any_of));
         assert!(string_conditions_match(None, &none_of));
+    }
+
+    #[test]
+    fn an_accounts_stream_keeps_its_own_findings_within_the_users_account_conditions() {
+        let own = |filters: Value| own_account(&filters, "111111111111").unwrap();
+        let state = json!({"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]});
+        let mine = json!([{"Value": "111111111111", "Comparison": "EQUALS"}]);
+        let plain = own(state.clone()).unwrap();
+        assert_eq!(plain["AwsAccountId"], mine);
+        assert_eq!(plain["RecordState"], state["RecordState"]);
+        let listed = json!({"AwsAccountId": [{"Value": "111111111111", "Comparison": "EQUALS"}, {"Value": "222222222222", "Comparison": "EQUALS"}]});
+        assert_eq!(own(listed).unwrap()["AwsAccountId"], mine);
+        let others = json!({"AwsAccountId": [{"Value": "222222222222", "Comparison": "EQUALS"}]});
+        assert_eq!(own(others), None, "excluded by the user's filter");
+        let not_me =
+            json!({"AwsAccountId": [{"Value": "1111", "Comparison": "PREFIX_NOT_EQUALS"}]});
+        assert_eq!(own(not_me), None);
+        let mut ten = Map::new();
+        for n in 0..10 {
+            ten.insert(format!("A{n}"), json!([]));
+        }
+        let err = own_account(&Value::Object(ten), "111111111111").unwrap_err();
+        assert!(err.to_string().contains("drop one attribute"), "{err}");
     }
 
     #[test]

@@ -274,9 +274,25 @@ pub fn freeze(filters: &Value, now: DateTime<Utc>) -> Value {
     with_modified_window(&resolved, OPEN_START.to_string(), iso(now))
 }
 
+/// The account a finding belongs to.
+pub const ACCOUNT_FIELD: &str = "cloud.account.uid";
+
+/// `filters` keeping only the findings account `account` owns (`cloud.account.uid EQUALS` it):
+/// what an account's stream reads when other accounts in the job have streams of their own.
+pub fn own_account(filters: &Value, account: &str) -> Value {
+    let owned = json!({"StringFilters": [{"FieldName": ACCOUNT_FIELD, "Filter": {"Value": account, "Comparison": "EQUALS"}}]});
+    and_with(filters, owned)
+}
+
 /// `filters` ANDed with one date filter on [`MODIFIED_FIELD`] from `start` to `end`.
 fn with_modified_window(filters: &Value, start: String, end: String) -> Value {
     let window = json!({"DateFilters": [{"FieldName": MODIFIED_FIELD, "Filter": {"Start": start, "End": end}}]});
+    and_with(filters, window)
+}
+
+/// `filters` ANDed with one more composite filter (the user's wrapped as one nested composite
+/// when they combine with OR or would leave no slot).
+fn and_with(filters: &Value, composite: Value) -> Value {
     let composites: Vec<Value> = filters
         .get("CompositeFilters")
         .and_then(Value::as_array)
@@ -292,7 +308,7 @@ fn with_modified_window(filters: &Value, start: String, end: String) -> Value {
     } else {
         vec![json!({"NestedCompositeFilters": composites, "Operator": operator.unwrap_or("AND")})]
     };
-    list.push(window);
+    list.push(composite);
     json!({"CompositeFilters": list, "CompositeOperator": "AND"})
 }
 

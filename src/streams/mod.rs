@@ -8,8 +8,10 @@ pub mod resolve;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::request::{narrow, ocsf_filters, Api};
 
 /// Streams exported at once by default: each waits on its own quota most of the time, and 16
 /// streams at 300 findings/s each stay well inside what two cores encode.
@@ -122,6 +124,12 @@ pub struct Stream {
     /// home Region's copies of Regions that have streams of their own in the job.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
+    /// The stream reads only the findings its account owns (`AwsAccountId`, or
+    /// `cloud.account.uid`, EQUALS the account): other accounts in the job have streams of
+    /// their own, and an administrator also sees its members' findings. Absent in jobs made
+    /// before it existed, which keep reading what they read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_findings_only: bool,
 }
 
 impl Stream {
@@ -131,6 +139,23 @@ impl Stream {
             account_id: account_id.to_string(),
             region: region.to_string(),
             left_out: Vec::new(),
+            own_findings_only: false,
+        }
+    }
+
+    /// What this stream reads of a job's `filters` (of `api`): the Regions it leaves out left
+    /// out, and only its account's own findings when it reads only those; `None` when nothing
+    /// is left.
+    pub fn filters(&self, api: Api, filters: &Value) -> Result<Option<Value>> {
+        let Some(filters) = narrow::leave_out_regions(filters, &self.left_out)? else {
+            return Ok(None);
+        };
+        if !self.own_findings_only {
+            return Ok(Some(filters));
+        }
+        match api {
+            Api::GetFindings => narrow::own_account(&filters, &self.account_id),
+            Api::GetFindingsV2 => Ok(Some(ocsf_filters::own_account(&filters, &self.account_id))),
         }
     }
 

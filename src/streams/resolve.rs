@@ -11,7 +11,7 @@ use super::aggregation::{self, AccountAggregation};
 use super::{regions, Accounts, Regions, Stream, StreamSpec};
 use crate::aws::Failure;
 use crate::error::{Error, Result};
-use crate::request::narrow;
+use crate::request::Api;
 
 /// Streams read at once while their accounts' aggregation is read.
 const AGGREGATION_READS: usize = 16;
@@ -34,6 +34,7 @@ pub async fn resolve(
     base: &SdkConfig,
     caller: &str,
     home_region: &str,
+    api: Api,
     filters: &Value,
 ) -> Result<Resolution> {
     let accounts = match &spec.accounts {
@@ -69,11 +70,14 @@ pub async fn resolve(
             if let Some(found) = found {
                 stream.left_out = found.aggregation.left_out(region, &regions);
             }
-            if narrow::leave_out_regions(filters, &stream.left_out)?.is_some() {
+            // An administrator sees its members' findings: with several accounts in the job,
+            // each account's stream reads only what it owns, so no finding is read twice.
+            stream.own_findings_only = accounts.len() > 1;
+            if stream.filters(api, filters)?.is_some() {
                 streams.push(stream);
             } else {
                 tracing::info!(
-                    "stream {} left out: the filters keep none of its Regions",
+                    "stream {} left out: the filters keep none of its Regions or accounts",
                     stream.label()
                 );
             }

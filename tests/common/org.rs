@@ -18,6 +18,16 @@ pub fn hub_findings(path: &Path, seed: u64, account: &str, region: &str, count: 
     }
 }
 
+/// The same findings as the OCSF documents GetFindingsV2 serves.
+pub fn hub_findings_ocsf(path: &Path, seed: u64, account: &str, region: &str, count: u64) {
+    let generator = hub_generator(seed, account, region);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for index in 0..count {
+        let document = sechub_export::emulator::ocsf::from_asff(&generator.finding_value(index));
+        writeln!(out, "{document}").unwrap();
+    }
+}
+
 /// Concatenates NDJSON files into one expectation.
 pub fn concat(paths: &[PathBuf], out: &Path) -> PathBuf {
     let text: String = paths

@@ -228,12 +228,14 @@ def cmd_check_ocsf(args):
     for line in open(args.expect, encoding="utf-8"):
         if line.strip():
             text = line.rstrip("\n")
-            expected[json.loads(text)["finding_info"]["uid"]] = text
+            doc = json.loads(text)
+            # A finding is identified by its uid with its product's uid.
+            expected[f'{doc["finding_info"]["uid"]}|{doc["metadata"]["product"]["uid"]}'] = text
     seen, byte_mismatch, typed_mismatch, examples = {}, 0, 0, []
     for f in files:
         table = pq.read_table(f).to_pylist()
         for row in table:
-            uid = row["finding_uid"]
+            uid = f'{row["finding_uid"]}|{row["product_uid"]}'
             seen[uid] = seen.get(uid, 0) + 1
             text = expected.get(uid)
             if text is None:

@@ -277,6 +277,7 @@ impl FanOut<'_> {
             self.base,
             self.caller,
             home,
+            self.plan.api,
             &self.plan.filters,
         )
         .await?;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::request::{narrow, Api, JobIdentity};
+use crate::request::{Api, JobIdentity};
 use crate::sink::layout;
 use crate::sink::{CondPut, ObjectStore, Precondition};
 use crate::streams::aggregation::AccountAggregation;
@@ -40,7 +40,8 @@ impl FanOutIdentity {
     /// The identity of one stream's own job: the job's filters, leaving out the Regions the
     /// stream leaves out.
     pub fn stream_identity(&self, stream: &Stream) -> Result<JobIdentity> {
-        let filters = narrow::leave_out_regions(&self.filters_as_given, &stream.left_out)?
+        let filters = stream
+            .filters(self.api, &self.filters_as_given)?
             .ok_or_else(|| {
                 Error::Internal(format!("stream {} has nothing to read", stream.label()))
             })?;

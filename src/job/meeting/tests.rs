@@ -9,7 +9,9 @@ fn key(id: &str, product: &str) -> FindingKey {
 
 /// The sorted service's findings `range` (one product each).
 fn keys(range: impl Iterator<Item = u32>) -> Vec<Option<FindingKey>> {
-    range.map(|i| Some(key(&format!("id-{i:04}"), "p"))).collect()
+    range
+        .map(|i| Some(key(&format!("id-{i:04}"), "p")))
+        .collect()
 }
 
 fn kept(page: &[Option<FindingKey>], admission: &Admission) -> Vec<FindingKey> {
@@ -116,7 +118,10 @@ fn the_page_checked_second_keeps_nothing_past_the_frontier() {
     assert_eq!(admission.keep, (0..50).collect::<Vec<_>>(), "249..200 kept");
     assert!(admission.ends);
     let after = meeting.accept(0, &keys(200..300), true).unwrap();
-    assert!(after.keep.is_empty() && after.ends, "nothing after the meeting");
+    assert!(
+        after.keep.is_empty() && after.ends,
+        "nothing after the meeting"
+    );
 }
 
 #[test]
@@ -138,9 +143,15 @@ fn a_page_out_of_order_or_behind_its_chain_breaks_the_order() {
     // Sorted within itself, but behind the previous page: a service sorting each page only.
     assert!(meeting.accept(0, &keys(50..150), true).is_err());
     let mut meeting = Meeting::new([Vec::new(), Vec::new()]);
-    assert!(meeting.accept(1, &keys(0..10), true).is_err(), "ascending on the descending side");
+    assert!(
+        meeting.accept(1, &keys(0..10), true).is_err(),
+        "ascending on the descending side"
+    );
     let twice = vec![Some(key("a", "p")), Some(key("a", "p"))];
-    assert!(meeting.accept(0, &twice, true).is_err(), "one finding twice");
+    assert!(
+        meeting.accept(0, &twice, true).is_err(),
+        "one finding twice"
+    );
     assert!(meeting.accept(0, &[None], true).is_err(), "no identity");
 }
 
