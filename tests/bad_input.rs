@@ -127,10 +127,10 @@ fn catalogue() -> Vec<Case> {
             "invalid --progress-parameter",
         ),
         case(
-            "unknown Region",
-            &["--regions", "us-east-1,us-east-9"],
+            "not a Region code",
+            &["--regions", "us-east-1,mars-1"],
             2,
-            "unknown Region \"us-east-9\" in --regions",
+            "\"mars-1\" in --regions is not a Region code",
         ),
         case(
             "malformed account id",

@@ -243,7 +243,7 @@ fn sorted_both_ways(first: &Page, last: &Page) -> bool {
         && up.windows(2).all(|w| w[0].id <= w[1].id && w[0] != w[1])
         && down.windows(2).all(|w| w[0].id >= w[1].id && w[0] != w[1])
         && up[0].id < down[0].id
-        && (shared || !shared)
+        && !(shared && first.next_token.is_some() && last.next_token.is_some())
 }
 
 /// The probe in the service's own order (the default, which relies on no order, and a service

@@ -220,6 +220,14 @@ pub(crate) fn validate_date(name: &str, obj: &Map<String, Value>) -> Result<()> 
         }
         let value = range.get("Value").and_then(Value::as_i64);
         let unit = range.get("Unit").and_then(Value::as_str);
+        if let Some(other) = range
+            .get("Comparison")
+            .filter(|c| !matches!(c.as_str(), Some("WITHIN" | "OLDER_THAN")))
+        {
+            return Err(Error::Filters(format!(
+                "{name}: DateRange Comparison {other} is not one Security Hub knows: use WITHIN (the last Value days, the default) or OLDER_THAN (before the last Value days)"
+            )));
+        }
         return match (value, unit) {
             (Some(v), Some("DAYS")) if v > 0 => Ok(()),
             _ => Err(Error::Filters(format!(
@@ -288,21 +296,31 @@ pub fn freeze(filters: &Value, now: DateTime<Utc>) -> Value {
     if let Value::Object(fields) = &mut frozen {
         for conditions in fields.values_mut().filter_map(Value::as_array_mut) {
             for condition in conditions.iter_mut().filter_map(Value::as_object_mut) {
-                let Some(days) = condition
-                    .get("DateRange")
-                    .and_then(|r| r.get("Value"))
-                    .and_then(Value::as_i64)
-                else {
-                    continue;
-                };
-                let start = now - Duration::days(days);
-                condition.remove("DateRange");
-                condition.insert("Start".into(), iso(start).into());
-                condition.insert("End".into(), iso(now).into());
+                resolve_date_range(condition, now);
             }
         }
     }
     frozen
+}
+
+/// Replaces a date filter's relative `DateRange` (if any) by the absolute `Start` and `End` it
+/// means at `now`, as the API reference defines it: `WITHIN` (the default) N days is from
+/// `now - N days` to `now`; `OLDER_THAN` N days is every date up to `now - N days`.
+pub fn resolve_date_range(filter: &mut Map<String, Value>, now: DateTime<Utc>) {
+    let Some(range) = filter.get("DateRange") else {
+        return;
+    };
+    let Some(days) = range.get("Value").and_then(Value::as_i64) else {
+        return;
+    };
+    let boundary = iso(now - Duration::days(days));
+    let (start, end) = match range.get("Comparison").and_then(Value::as_str) {
+        Some("OLDER_THAN") => (OPEN_START.to_string(), boundary),
+        _ => (boundary, iso(now)),
+    };
+    filter.remove("DateRange");
+    filter.insert("Start".into(), start.into());
+    filter.insert("End".into(), end.into());
 }
 
 /// True when some condition is a relative `DateRange` (resolved once, when a job is created).
@@ -494,5 +512,24 @@ mod tests {
         let err = read_arg("file:///no/such/filters.json").unwrap_err();
         assert!(err.to_string().contains("/no/such/filters.json"), "{err}");
         assert!(matches!(read_arg("{not json"), Err(Error::Filters(_))));
+    }
+
+    #[test]
+    fn a_date_range_means_what_its_comparison_says_and_an_unknown_one_is_refused() {
+        let now = "2026-12-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let within = json!({"UpdatedAt": [{"DateRange": {"Value": 7, "Unit": "DAYS"}}]});
+        assert_eq!(
+            freeze(&within, now)["UpdatedAt"],
+            json!([{"Start": "2026-11-24T10:00:00.000Z", "End": "2026-12-01T10:00:00.000Z"}])
+        );
+        let older = json!({"UpdatedAt": [{"DateRange": {"Value": 7, "Unit": "DAYS", "Comparison": "OLDER_THAN"}}]});
+        validate(&older, false).unwrap();
+        assert_eq!(
+            freeze(&older, now)["UpdatedAt"],
+            json!([{"Start": OPEN_START, "End": "2026-11-24T10:00:00.000Z"}]),
+            "OLDER_THAN 7 days: everything up to a week ago"
+        );
+        let odd = json!({"UpdatedAt": [{"DateRange": {"Value": 7, "Unit": "DAYS", "Comparison": "NEWER"}}]});
+        assert!(rejected(odd).contains("use WITHIN"));
     }
 }

@@ -260,16 +260,7 @@ pub fn has_relative_range(filters: &Value) -> bool {
 pub fn freeze(filters: &Value, now: DateTime<Utc>) -> Value {
     let mut resolved = filters.clone();
     for_each_date_filter(&mut resolved, &mut |filter| {
-        let Some(days) = filter
-            .get("DateRange")
-            .and_then(|r| r.get("Value"))
-            .and_then(Value::as_i64)
-        else {
-            return;
-        };
-        filter.remove("DateRange");
-        filter.insert("Start".into(), iso(now - Duration::days(days)).into());
-        filter.insert("End".into(), iso(now).into());
+        super::filters::resolve_date_range(filter, now)
     });
     with_modified_window(&resolved, OPEN_START.to_string(), iso(now))
 }

@@ -202,7 +202,9 @@ impl PageSource for GetFindings {
         };
         let text = String::from_utf8(Vec::from(bytes))
             .map_err(|_| unreadable("response body is not UTF-8"))?;
-        Page::parse(number, text, fetched_at_ms).map_err(|e| unreadable(&e.to_string()))
+        let findings_required = self.api == Api::GetFindings;
+        Page::parse_with(number, text, fetched_at_ms, findings_required)
+            .map_err(|e| unreadable(&e.to_string()))
     }
 }
 

@@ -22,10 +22,11 @@ pub struct Page {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Body<'a> {
-    /// Required: a 200 answer without it is not a page (a proxy's or a broken body), and taking
-    /// it as an empty last page would end the job early.
-    #[serde(borrow)]
-    findings: Vec<&'a RawValue>,
+    /// Required by GetFindings' model: a 200 answer without it is not a page (a proxy's or a
+    /// broken body), and taking it as an empty last page would end the job early.
+    /// GetFindingsV2's model requires no member, so there it may be absent: no findings.
+    #[serde(borrow, default)]
+    findings: Option<Vec<&'a RawValue>>,
     #[serde(default)]
     next_token: Option<String>,
 }
@@ -33,10 +34,30 @@ struct Body<'a> {
 impl Page {
     /// Parses a GetFindings response body, keeping each finding's byte range.
     pub fn parse(number: u64, body: String, fetched_at_ms: i64) -> Result<Page, serde_json::Error> {
+        Page::parse_with(number, body, fetched_at_ms, true)
+    }
+
+    /// As [`Page::parse`]; `findings_required` false (GetFindingsV2, whose response model
+    /// requires no member) reads a body without `Findings` as a page of none.
+    pub fn parse_with(
+        number: u64,
+        body: String,
+        fetched_at_ms: i64,
+        findings_required: bool,
+    ) -> Result<Page, serde_json::Error> {
+        if !body.trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom("the response is not a JSON object"));
+        }
         let parsed: Body<'_> = serde_json::from_str(&body)?;
+        let findings = match parsed.findings {
+            Some(findings) => findings,
+            None if findings_required => {
+                return Err(serde::de::Error::custom("the response has no Findings"))
+            }
+            None => Vec::new(),
+        };
         let base = body.as_ptr() as usize;
-        let findings = parsed
-            .findings
+        let findings = findings
             .iter()
             .map(|raw| {
                 let start = raw.get().as_ptr() as usize - base;
@@ -126,6 +147,15 @@ mod tests {
         ] {
             assert!(Page::parse(1, body.to_string(), 0).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn a_get_findings_v2_body_without_findings_is_a_page_of_none() {
+        let last = Page::parse_with(1, "{}".into(), 0, false).unwrap();
+        assert!(last.is_empty() && last.next_token.is_none());
+        let more = Page::parse_with(1, r#"{"NextToken":"t"}"#.into(), 0, false).unwrap();
+        assert!(more.is_empty() && more.next_token.as_deref() == Some("t"));
+        assert!(Page::parse_with(1, "[]".into(), 0, false).is_err());
     }
 
     #[test]

@@ -295,10 +295,13 @@ fn parse_regions(given: &[String]) -> Result<Regions> {
     }
     let mut names = Vec::new();
     for name in given {
-        if !regions::is_known(name) {
+        if !regions::is_well_formed(name) {
             return Err(usage(&format!(
-                "unknown Region {name:?} in --regions: use Region codes such as us-east-1,eu-west-1 separated by commas, or `all`"
+                "{name:?} in --regions is not a Region code: use codes such as us-east-1,eu-west-1 separated by commas, or `all`"
             )));
+        }
+        if !regions::is_known(name) {
+            tracing::warn!("Region {name} is not one this build knows (a new Region, or a typo): it is read as given");
         }
         names.push(name.to_string());
     }

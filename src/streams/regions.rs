@@ -1,7 +1,8 @@
 //! The AWS Regions this build knows, and the partition each belongs to (for role ARNs).
 
 /// Every Region of the commercial, GovCloud and China partitions this build knows (Security
-/// Hub CSPM is offered in each). `--regions all` probes them; `--regions` refuses others.
+/// Hub CSPM is offered in each). `--regions all` probes them; `--regions` takes any
+/// well-formed code (a Region newer than this build), with a warning for one not listed.
 pub const KNOWN_REGIONS: &[&str] = &[
     "us-east-1",
     "us-east-2",
@@ -17,6 +18,7 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "ap-southeast-3",
     "ap-southeast-4",
     "ap-southeast-5",
+    "ap-southeast-6",
     "ap-southeast-7",
     "ap-northeast-1",
     "ap-northeast-2",
@@ -58,6 +60,22 @@ pub fn is_known(region: &str) -> bool {
     KNOWN_REGIONS.contains(&region)
 }
 
+/// True for a string shaped like a Region code: lower-case words joined by `-`, the first of
+/// two to four letters, ending in a number (`us-east-1`, `us-gov-west-1`, `ap-southeast-6`).
+pub fn is_well_formed(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let Some((number, words)) = parts.split_last() else {
+        return false;
+    };
+    words.len() >= 2
+        && (2..=4).contains(&words[0].len())
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The known Regions of `region`'s partition (a role cannot be assumed across partitions).
 pub fn in_partition_of(region: &str) -> Vec<String> {
     let wanted = partition(region);
@@ -85,5 +103,25 @@ mod tests {
             ["cn-north-1", "cn-northwest-1"]
         );
         assert!(is_known("il-central-1") && !is_known("us-east-9") && !is_known("useast-1"));
+        assert!(is_known("ap-southeast-6"));
+        for code in [
+            "us-east-9",
+            "us-gov-west-1",
+            "ap-southeast-6",
+            "eusc-de-east-1",
+        ] {
+            assert!(is_well_formed(code), "{code}");
+        }
+        for code in [
+            "mars-1",
+            "useast-1",
+            "us-east",
+            "US-EAST-1",
+            "us-east-1a",
+            "us--east-1",
+            "",
+        ] {
+            assert!(!is_well_formed(code), "{code}");
+        }
     }
 }

@@ -163,11 +163,17 @@ async fn enabled_regions(base: &SdkConfig, home_region: &str) -> Result<Vec<Stri
             (region, answer.map_err(|err| Failure::of(&err)))
         });
     let mut enabled = Vec::new();
+    let mut skipped = Vec::new();
     for (region, answer) in futures::future::join_all(probes).await {
         match answer {
             Ok(_) => enabled.push(region),
             // Not subscribed, or an opt-in Region the account has not enabled.
-            Err(failure) if failure.code.as_deref().is_some_and(not_enabled) => {}
+            Err(failure) if failure.code.as_deref().is_some_and(not_enabled) => {
+                skipped.push(format!(
+                    "{region} ({})",
+                    failure.code.as_deref().unwrap_or_default()
+                ));
+            }
             Err(failure) if failure.is_access_denied() => {
                 return Err(Error::auth(
                     format!("--regions all probes each Region with DescribeHub, which was denied in {region} ({}); allow securityhub:DescribeHub, or list Regions with --regions", failure.summary()),
@@ -185,6 +191,13 @@ async fn enabled_regions(base: &SdkConfig, home_region: &str) -> Result<Vec<Stri
             }
         }
     }
+    tracing::info!(
+        "--regions all probed the {} Regions this build knows in the {} partition with DescribeHub: Security Hub is enabled in {}; skipped, not enabled or not opted in: {}",
+        enabled.len() + skipped.len(),
+        regions::partition(home_region),
+        if enabled.is_empty() { "none".into() } else { enabled.join(", ") },
+        if skipped.is_empty() { "none".into() } else { skipped.join(", ") }
+    );
     if enabled.is_empty() {
         return Err(Error::auth(
             format!("--regions all found no Region of the {} partition where Security Hub is enabled for this account; enable it, or list Regions with --regions", regions::partition(home_region)),

@@ -59,8 +59,8 @@ fn bad_stream_flags_say_what_to_do() {
             "cannot be combined",
         ),
         (
-            spec(&[], &["us-east-9"], None),
-            "unknown Region \"us-east-9\"",
+            spec(&[], &["us_east_1"], None),
+            "\"us_east_1\" in --regions is not a Region code",
         ),
         (spec(&[], &["all", "eu-west-1"], None), "cannot be combined"),
         (

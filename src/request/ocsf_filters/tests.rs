@@ -163,3 +163,14 @@ fn scopes_are_checked_before_any_call() {
         assert!(validate_scopes(&bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn an_older_than_range_is_frozen_as_everything_before_it() {
+    let older = json!({"CompositeFilters": [{"DateFilters": [{"FieldName": "finding_info.created_time_dt", "Filter": {"DateRange": {"Value": 30, "Unit": "DAYS", "Comparison": "OLDER_THAN"}}}]}], "CompositeOperator": "AND"});
+    validate(&older, false).unwrap();
+    let frozen = freeze(&older, now());
+    assert_eq!(
+        frozen["CompositeFilters"][0]["DateFilters"][0]["Filter"],
+        json!({"Start": OPEN_START, "End": "2026-11-01T10:00:00.000Z"})
+    );
+}
