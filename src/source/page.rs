@@ -46,7 +46,9 @@ impl Page {
         findings_required: bool,
     ) -> Result<Page, serde_json::Error> {
         if !body.trim_start().starts_with('{') {
-            return Err(serde::de::Error::custom("the response is not a JSON object"));
+            return Err(serde::de::Error::custom(
+                "the response is not a JSON object",
+            ));
         }
         let parsed: Body<'_> = serde_json::from_str(&body)?;
         let findings = match parsed.findings {
