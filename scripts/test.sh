@@ -13,4 +13,7 @@ step "cargo fmt --check";                    cargo fmt --all -- --check
 step "cargo clippy -D warnings";             cargo clippy --all-targets --features failpoints --quiet -- -D warnings
 step "cargo clippy, no default features";    cargo clippy --no-default-features --lib --bins --quiet -- -D warnings
 step "cargo bench --no-run (benches build)"; cargo bench --no-run --quiet
+step "cargo clippy, the emulator crate";     cargo clippy -p sechub-emulator --all-targets --quiet -- -D warnings
+step "the emulator shares no exporter code"; ! cargo tree -p sechub-emulator --edges normal,build --prefix none | grep -q '^sechub-export '
+step "cargo test, the emulator crate";       cargo test -p sechub-emulator --quiet
 step "cargo test (with crash points)";       cargo test --features failpoints --quiet -- --test-threads "${SECHUB_TEST_THREADS:-2}"

@@ -84,6 +84,10 @@ pub struct GenerateFlags {
     /// v1: ASFF as GetFindings serves them; v2: the same findings as GetFindingsV2's OCSF.
     #[arg(long, default_value = "v1")]
     pub api: crate::request::Api,
+    /// Every tenth finding shares the Id of the one before it under another product (as the
+    /// emulator's --shared-ids serves them).
+    #[arg(long)]
+    pub shared_ids: bool,
 }
 
 /// `export`: the request (shared with events) and the terminal's own flag.
@@ -217,8 +221,6 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => commands::emulator::serve(args).await.map(|_| None),
         #[cfg(feature = "emulator")]
-        Command::Generate(flags) => {
-            commands::emulator::generate(flags.findings, flags.seed, flags.api).map(|_| None)
-        }
+        Command::Generate(flags) => commands::emulator::generate(&flags).map(|_| None),
     }
 }

@@ -37,7 +37,8 @@
 //!   enum with its exit codes, and crash points for the reliability suite.
 //! - [`lambda`] serves Lambda invocations, each a time-boxed slice of a job.
 //! - [`commands`] and [`cli`] are what the binary runs; the default `emulator` feature adds
-//!   the local Security Hub emulator, the demo and the generator.
+//!   the local Security Hub emulator (the `sechub-emulator` crate of this workspace, written
+//!   from the API reference and never depending on this crate), the demo and the generator.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod athena;
@@ -45,8 +46,10 @@ pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod crash;
+/// The local Security Hub emulator: the `sechub-emulator` crate, which shares no code with this
+/// one (see its documentation).
 #[cfg(feature = "emulator")]
-pub mod emulator;
+pub use sechub_emulator as emulator;
 pub mod encode;
 pub mod error;
 pub mod feed;

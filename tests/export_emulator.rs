@@ -78,12 +78,14 @@ async fn an_export_killed_again_and_again_resumes_and_exports_each_finding_once(
     let emulator = emulator(4_000, 12, 8.0, 4).await;
     let args = ["--rate", "8", "--burst", "4", "--part-rows", "100"];
     let delays = [700, 450, 900, 600, 1100, 500];
-    let kills = kill_repeatedly(|| export_cmd(&emulator, &lake, "kills", &args), &delays).await;
-    assert!(kills >= 3, "the export was killed mid-run {kills} times");
+    let make = || export_cmd(&emulator, &lake, "kills", &args);
+    let kills = kill_repeatedly(make, &delays, &lake, "kills").await;
+    kills.assert_progress(3);
     let out = finish(export_cmd(&emulator, &lake, "kills", &args))
         .await
         .ok();
     assert!(out.contains("complete: job kills"), "{out}");
+    assert_no_stray_parts(&lake, "kills");
     let report = check_lake(&lake, &expected(dir.path(), 4_000, 12), false);
     assert_exactly_once(&report, 4_000);
 }
@@ -236,8 +238,24 @@ async fn stop_by_signal(signal: libc::c_int, job: &str, reason: &str) {
     let args = ["--rate", "10", "--burst", "2", "--part-rows", "1000"];
     let child = start_running(export_cmd(&emulator, &lake, job, &args), &lake, job).await;
     let checkpoint = state_file(&lake, job, "checkpoint.json");
-    // About 12 pages in: one full part of 1,000 and a partial one still in memory.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Once one full part of 1,000 is committed and pages of the next are in memory (polled,
+    // not slept for: a loaded machine only makes it take longer).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed = std::fs::read(&checkpoint)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|cp| cp["exported_count"].as_u64())
+            .unwrap_or(0);
+        if committed >= 1_000 && emulator.stats().pages >= 13 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no part committed in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let pid = child.id().expect("still running") as i32;
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     let stopped = Run {

@@ -137,12 +137,9 @@ fn export_to_a_local_folder_matches_the_seed_and_needs_no_ssm() {
     let report = check_lake(&lake, &ndjson, false);
     assert_exactly_once(&report, SEEDED);
     assert_eq!(report["codec"], "SNAPPY");
-    let parameter = lake_tool(&[
-        "get-parameter",
-        &moto.url,
-        "/sechub-export/x/exported-count",
-    ]);
-    assert_eq!(parameter["value"], serde_json::Value::Null);
+    // A local destination publishes no count unless asked: no parameter at any path.
+    let parameters = lake_tool(&["list-parameters", &moto.url]);
+    assert_eq!(parameters["names"], serde_json::json!([]), "{parameters}");
 }
 
 #[test]
@@ -224,12 +221,8 @@ fn a_missing_bucket_is_a_destination_error_that_writes_nothing() {
     cmd.args(["export", "--destination", "s3://no-such-bucket/x", "-q"]);
     let failed = run(cmd);
     failed.fails(4, &["bucket no-such-bucket does not exist"]);
-    let parameter = lake_tool(&[
-        "get-parameter",
-        &moto.url,
-        "/sechub-export/x/exported-count",
-    ]);
-    assert_eq!(parameter["value"], serde_json::Value::Null);
+    let parameters = lake_tool(&["list-parameters", &moto.url]);
+    assert_eq!(parameters["names"], serde_json::json!([]), "{parameters}");
 }
 
 #[test]
@@ -255,4 +248,15 @@ fn verify_checks_the_ssm_parameter_the_job_was_exported_with_without_being_told_
     verify.args(["verify", "--destination", destination, "--job-id", "named"]);
     let out = run(verify).ok();
     assert!(out.contains("verified: job named: 1250 findings"), "{out}");
+    // Verify reads the parameter itself: a wrong count there is a discrepancy naming it.
+    lake_tool(&["put-parameter", &moto.url, "/team/sechub/count", "1249"]);
+    let mut verify = command(Some(&moto.url));
+    verify.args(["verify", "--destination", destination, "--job-id", "named"]);
+    let failed = run(verify);
+    assert_eq!(failed.code(), 7, "{}", failed.stderr());
+    assert!(
+        failed.stderr().contains("/team/sechub/count"),
+        "{}",
+        failed.stderr()
+    );
 }

@@ -161,12 +161,13 @@ async fn an_ocsf_export_killed_again_and_again_in_a_throttling_storm_lands_each_
     });
     let args = ["--rate", "8", "--burst", "4", "--part-rows", "100"];
     let make = || export_v2(&emulator, &lake, "storm", &args);
-    let kills = kill_repeatedly(make, &[900, 600, 1200, 700]).await;
-    assert!(kills >= 3, "the export was killed mid-run {kills} times");
+    let kills = kill_repeatedly(make, &[900, 600, 1200, 700], &lake, "storm").await;
+    kills.assert_progress(3);
     let out = finish(export_v2(&emulator, &lake, "storm", &args))
         .await
         .ok();
     assert!(out.contains("complete: job storm"), "{out}");
+    assert_no_stray_parts(&lake, "storm");
     let stats = emulator.stats();
     assert!(
         stats.throttled_injected > 0 && stats.internal_errors > 0 && stats.dropped > 0,

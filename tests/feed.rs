@@ -100,7 +100,7 @@ async fn a_snapshot_then_an_incremental_window_from_the_watermark_and_status_sho
     let previous_end: chrono::DateTime<chrono::Utc> = watermark.parse().unwrap();
     assert_eq!(
         previous_end - window_start,
-        chrono::Duration::hours(1),
+        chrono::Duration::days(1),
         "the default overlap"
     );
     assert_eq!(runs[1]["rows"], 0, "nothing was updated since the snapshot");

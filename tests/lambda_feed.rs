@@ -156,7 +156,7 @@ async fn a_scheduled_feed_execution_loops_its_window_to_the_watermark_and_the_ne
     assert_eq!(runs[1]["started_by"], second["execution_name"]);
     assert_eq!(
         time(&runs[1]["window_start"]),
-        time(&first["output"]["watermark"]) - chrono::Duration::hours(1),
+        time(&first["output"]["watermark"]) - chrono::Duration::days(1),
         "from the first execution's watermark minus the default overlap: {state}"
     );
     assert_eq!(second["output"]["job_id"], runs[1]["job_id"], "{second}");

@@ -33,6 +33,7 @@ async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
     ];
     let mut rng = rand::rngs::SmallRng::seed_from_u64(31);
     let (mut aborted, mut killed) = (0, 0);
+    let mut fired = std::collections::BTreeSet::new();
     let moto = Moto::start();
     let parameter = "/sechub-export/crash/exported-count";
     let export = || {
@@ -52,7 +53,10 @@ async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
     };
     for round in 0..28 {
         match crash_round(export(), round, &mut rng, &points).await {
-            Crash::Aborted => aborted += 1,
+            Crash::Aborted(point) => {
+                aborted += 1;
+                fired.insert(point);
+            }
             Crash::Killed => killed += 1,
             Crash::Survived => {}
         }
@@ -65,6 +69,7 @@ async fn crashes_at_every_stage_lose_and_duplicate_nothing() {
         aborted + killed >= 20,
         "crashes: {aborted} aborts, {killed} kills"
     );
+    assert_every_point_fired(&points, &fired);
     let expect = dir.path().join("expected.ndjson");
     generate(FINDINGS, 31, &expect);
     let report = check_lake(&lake, &expect, false);

@@ -191,12 +191,16 @@ async fn crashes_and_kills_on_s3_lose_and_duplicate_nothing_and_a_dead_lease_is_
     };
     let mut rng = rand::rngs::SmallRng::seed_from_u64(39);
     let (mut aborted, mut killed, mut waited_out) = (0, 0, 0);
+    let mut fired = std::collections::BTreeSet::new();
     // Aborts hand the job to a run on the same host, which takes a dead pid's lease at once;
     // after a SIGKILL the next run is on another host, which must wait the lease out.
     let mut host = 0;
     for round in 0..20 {
         match crash_round(export(host), round, &mut rng, &points).await {
-            Crash::Aborted => aborted += 1,
+            Crash::Aborted(point) => {
+                aborted += 1;
+                fired.insert(point);
+            }
             Crash::Killed => {
                 killed += 1;
                 host += 1;
@@ -216,6 +220,7 @@ async fn crashes_and_kills_on_s3_lose_and_duplicate_nothing_and_a_dead_lease_is_
         aborted + killed >= 14,
         "crashes: {aborted} aborts, {killed} kills"
     );
+    assert_every_point_fired(&points, &fired);
     assert!(
         waited_out >= 1,
         "a killed run's lease was taken over by another host"

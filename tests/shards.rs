@@ -226,8 +226,8 @@ async fn a_meeting_pair_killed_again_and_again_resumes_where_its_durable_parts_e
     let export = || {
         tokio::process::Command::from(export_command(&emulator.url(), &lake, "pairkill", &flags))
     };
-    let kills = kill_repeatedly(export, &[700, 500, 900, 600]).await;
-    assert!(kills >= 3, "killed mid-run {kills} times");
+    let kills = kill_repeatedly(export, &[700, 500, 900, 600], &lake, "pairkill").await;
+    kills.assert_progress(3);
     let killed = checkpoint(&lake, "pairkill");
     assert_eq!(killed["shards"][0]["partner"], 1, "{killed}");
     let done = finish(export()).await.ok();
@@ -235,6 +235,7 @@ async fn a_meeting_pair_killed_again_and_again_resumes_where_its_durable_parts_e
         done.contains(&format!("job total {FINDINGS} findings")),
         "{done}"
     );
+    assert_no_stray_parts(&lake, "pairkill");
     let expected = dir.path().join("expected.ndjson");
     generate(FINDINGS, 34, &expected);
     assert_exactly_once(&check_lake(&lake, &expected, true), FINDINGS);
@@ -271,6 +272,7 @@ async fn a_meeting_pair_crashing_at_every_stage_around_its_meeting_lands_each_fi
         "checkpoint-after-commit",
     ];
     let mut crashes = 0;
+    let mut fired = [0; 3];
     let mut counts = Vec::new();
     for round in 0..40 {
         let mut run = export_command(&emulator.url(), &lake, "pairer", &flags);
@@ -280,7 +282,14 @@ async fn a_meeting_pair_crashing_at_every_stage_around_its_meeting_lands_each_fi
         };
         run.env("FAILPOINTS", failpoint);
         let status = tokio::process::Command::from(run).status().await.unwrap();
-        crashes += usize::from(!status.success());
+        // A crash is the abort the crash point raises; any other failure is a bug.
+        use std::os::unix::process::ExitStatusExt;
+        let aborted = status.signal() == Some(libc::SIGABRT);
+        assert!(aborted || status.success(), "round {round}: {status:?}");
+        crashes += usize::from(aborted);
+        if aborted && round > 0 {
+            fired[round % points.len()] += 1;
+        }
         let cp = checkpoint(&lake, "pairer");
         counts.push(cp["exported_count"].as_u64().unwrap());
         if cp["state"] == "complete" {
@@ -288,6 +297,10 @@ async fn a_meeting_pair_crashing_at_every_stage_around_its_meeting_lands_each_fi
         }
     }
     assert!(crashes >= 20, "{crashes} crashes: {counts:?}");
+    assert!(
+        fired.iter().all(|&n| n > 0),
+        "every crash point fired: {fired:?}"
+    );
     assert!(
         counts.iter().any(|&c| c > 5_200 && c < FINDINGS),
         "crashed between the first run's end and the meeting: {counts:?}"

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// both, or none.
     #[arg(long, value_delimiter = ',', default_value = "cspm,v2")]
     pub services: Vec<String>,
+    /// Every tenth finding shares the Id of the one before it under another product (another
+    /// ProductArn), as two products may.
+    #[arg(long)]
+    pub shared_ids: bool,
     /// The administrator 123456789012 sees only its own findings (by default it also sees its
     /// members' findings in each Region, as Security Hub's administrator does).
     #[arg(long)]
@@ -108,6 +112,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         ));
     }
     if let Dataset::Generated { generator, .. } = &mut config.dataset {
+        generator.shared_ids = args.shared_ids;
         if args.recent_percent > 0.0 {
             let per_mille = (args.recent_percent * 10.0).round() as u32;
             generator.recent = Some((per_mille, chrono::Utc::now()));
@@ -132,12 +137,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints `count` generated findings of `seed`, one JSON document a line.
-pub fn generate(count: u64, seed: u64, api: crate::request::Api) -> Result<()> {
+/// Prints the generated findings the flags ask for, one JSON document a line.
+pub fn generate(flags: &crate::cli::GenerateFlags) -> Result<()> {
     let generator = Generator {
-        seed,
+        seed: flags.seed,
+        shared_ids: flags.shared_ids,
         ..Default::default()
     };
+    let (count, api) = (flags.findings, flags.api);
     let failed = |e: std::io::Error| Error::Internal(format!("cannot write: {e}"));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for index in 0..count {

@@ -45,8 +45,11 @@ pub struct FeedOptions {
 
 /// `--snapshot-every` unless given.
 pub const DEFAULT_SNAPSHOT_EVERY: &str = "7d";
-/// `--overlap` unless given.
-pub const DEFAULT_OVERLAP: &str = "1h";
+/// `--overlap` unless given: a day. A provider sets `UpdatedAt` and may deliver the finding
+/// hours later (GuardDuty publishes updated findings every 6 hours by default); a finding that
+/// reaches Security Hub more than the overlap after its `UpdatedAt` is read only by the next
+/// snapshot.
+pub const DEFAULT_OVERLAP: &str = "1d";
 
 /// Checks what can be checked offline: the request as an export, and what a feed sets itself.
 pub fn validate(request: &ExportRequest, options: &FeedOptions) -> Result<ExportPlan> {

@@ -61,7 +61,36 @@ pub fn validate(filters: &Value, allow_unknown: bool) -> Result<()> {
         "CompositeOperator",
         "",
         allow_unknown,
-    )
+    )?;
+    // The export ANDs the filters with its own composite (the freeze window, an account's own
+    // findings), nesting them one level deeper when they combine with OR or fill every slot.
+    let sent = and_with(filters, json!({}));
+    if depth(&sent) > MAX_NESTING {
+        return Err(bad(format!(
+            "the filters nest {} levels deep, and the export adds its own window around them when they combine with OR or use all {MAX_COMPOSITES} slots; GetFindingsV2 takes at most {MAX_NESTING} levels: flatten one level",
+            depth(filters)
+        )));
+    }
+    Ok(())
+}
+
+/// Levels of composite filters GetFindingsV2 takes (the top-level list and two levels of
+/// `NestedCompositeFilters`).
+pub const MAX_NESTING: usize = 3;
+
+/// Levels of composite filters in `filters`: 1 for the top-level list, one more for each level
+/// of `NestedCompositeFilters` below it.
+fn depth(filters: &Value) -> usize {
+    fn below(composites: Option<&Value>) -> usize {
+        composites
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| 1 + below(c.get("NestedCompositeFilters")))
+            .max()
+            .unwrap_or(0)
+    }
+    below(filters.get("CompositeFilters"))
 }
 
 /// Checks one level of composite filters: at most [`MAX_COMPOSITES`], and an operator when
@@ -361,6 +390,17 @@ pub fn validate_scopes(scopes: &Value) -> Result<()> {
                 "each entry takes OrganizationId and/or OrganizationalUnitId strings",
             ));
         }
+    }
+    // AwsOrganizationScope: one scoping approach a request, the whole organization (an entry
+    // with only OrganizationId) or organizational units (entries with OrganizationalUnitId).
+    let whole = entries
+        .iter()
+        .filter(|e| e.get("OrganizationalUnitId").is_none())
+        .count();
+    if whole > 0 && whole < entries.len() {
+        return Err(bad_scopes(
+            "an entry with only OrganizationId (the whole organization) cannot be combined with organizational-unit entries in one request; keep one approach",
+        ));
     }
     Ok(())
 }

@@ -15,10 +15,10 @@ pub fn require_failpoints() {
 }
 
 /// How a crash round ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Crash {
-    /// Aborted at a crash point (or failed).
-    Aborted,
+    /// Aborted at this crash point (the abort signal it raises; any other failure panics).
+    Aborted(String),
     /// SIGKILLed while running.
     Killed,
     /// Ended on its own before the crash came.
@@ -54,9 +54,20 @@ pub async fn crash_round(
         format!("{point}={}*off->return", rng.random_range(0..3)),
     );
     let status = tokio::process::Command::from(cmd).status().await.unwrap();
-    if status.success() {
-        Crash::Survived
-    } else {
-        Crash::Aborted
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(libc::SIGABRT) => Crash::Aborted(point.to_string()),
+        _ if status.success() => Crash::Survived,
+        _ => panic!("round {round} failed without its crash point ({point}): {status:?}"),
+    }
+}
+
+/// Asserts every crash point of `points` aborted a run at least once.
+pub fn assert_every_point_fired(points: &[&str], fired: &std::collections::BTreeSet<String>) {
+    for point in points {
+        assert!(
+            fired.contains(*point),
+            "crash point {point} never fired: {fired:?}"
+        );
     }
 }

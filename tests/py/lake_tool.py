@@ -103,6 +103,21 @@ def cmd_exists(args):
     print(json.dumps({"exists": exists}))
 
 
+def cmd_list_parameters(args):
+    """Every SSM parameter name, whatever its path."""
+    ssm = client("ssm", args.endpoint)
+    names = []
+    for page in ssm.get_paginator("describe_parameters").paginate():
+        names.extend(p["Name"] for p in page["Parameters"])
+    print(json.dumps({"names": sorted(names)}))
+
+
+def cmd_put_parameter(args):
+    ssm = client("ssm", args.endpoint)
+    ssm.put_parameter(Name=args.name, Value=args.value, Type="String", Overwrite=True)
+    print(json.dumps({"value": args.value}))
+
+
 def cmd_get_parameter(args):
     ssm = client("ssm", args.endpoint)
     try:
@@ -360,6 +375,9 @@ def main():
     p = sub.add_parser("uploads"); p.add_argument("endpoint"); p.add_argument("bucket"); p.set_defaults(fn=cmd_uploads)
     p = sub.add_parser("exists"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("key"); p.set_defaults(fn=cmd_exists)
     p = sub.add_parser("get-parameter"); p.add_argument("endpoint"); p.add_argument("name"); p.set_defaults(fn=cmd_get_parameter)
+    p = sub.add_parser("list-parameters"); p.add_argument("endpoint"); p.set_defaults(fn=cmd_list_parameters)
+    p = sub.add_parser("put-parameter"); p.add_argument("endpoint"); p.add_argument("name"); p.add_argument("value")
+    p.set_defaults(fn=cmd_put_parameter)
     p = sub.add_parser("check"); p.add_argument("dir"); p.add_argument("--expect"); p.add_argument("--job")
     p.add_argument("--exact", action="store_true"); p.set_defaults(fn=cmd_check)
     p = sub.add_parser("ddl-check"); p.add_argument("dir"); p.add_argument("ddl"); p.add_argument("queries")

@@ -174,3 +174,28 @@ fn an_older_than_range_is_frozen_as_everything_before_it() {
         json!({"Start": OPEN_START, "End": "2026-11-01T10:00:00.000Z"})
     );
 }
+
+#[test]
+fn scopes_use_one_approach_a_request() {
+    let whole = json!({"AwsOrganizations": [{"OrganizationId": "o-abcd1234567890"}]});
+    validate_scopes(&whole).unwrap();
+    let units = json!({"AwsOrganizations": [{"OrganizationalUnitId": "ou-ab12-cd345678"}, {"OrganizationId": "o-abcd1234567890", "OrganizationalUnitId": "ou-ab12-ef901234"}]});
+    validate_scopes(&units).unwrap();
+    let mixed = json!({"AwsOrganizations": [{"OrganizationId": "o-abcd1234567890"}, {"OrganizationalUnitId": "ou-ab12-cd345678"}]});
+    let err = validate_scopes(&mixed).unwrap_err().to_string();
+    assert!(err.contains("cannot be combined"), "{err}");
+}
+
+#[test]
+fn filters_the_export_would_nest_past_the_apis_levels_are_refused() {
+    let leaf = json!({"StringFilters": [string("severity", "High", "EQUALS")]});
+    let two = json!({"CompositeFilters": [{"NestedCompositeFilters": [leaf.clone()], "Operator": "AND"}], "CompositeOperator": "AND"});
+    validate(&two, false).unwrap();
+    let three_anded = json!({"CompositeFilters": [{"NestedCompositeFilters": [{"NestedCompositeFilters": [leaf.clone()], "Operator": "AND"}], "Operator": "AND"}], "CompositeOperator": "AND"});
+    validate(&three_anded, false).unwrap();
+    let three_ored = json!({"CompositeFilters": [{"NestedCompositeFilters": [{"NestedCompositeFilters": [leaf.clone()], "Operator": "AND"}], "Operator": "AND"}, leaf], "CompositeOperator": "OR"});
+    let err = validate(&three_ored, false).unwrap_err().to_string();
+    assert!(err.contains("at most 3 levels"), "{err}");
+    let frozen = freeze(&two, now());
+    assert!(depth(&frozen) <= MAX_NESTING);
+}

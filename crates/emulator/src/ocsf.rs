@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::encode::timestamp::parse_iso8601;
+use crate::semantics::parse_time;
 
 /// The OCSF document of one ASFF finding.
 pub fn from_asff(asff: &Value) -> Value {
@@ -61,7 +61,7 @@ pub fn from_asff(asff: &Value) -> Value {
         ("first_seen_time", "FirstObservedAt"),
         ("last_seen_time", "LastObservedAt"),
     ] {
-        if let Some(time) = parse_iso8601(text(key)) {
+        if let Some(time) = parse_time(text(key)) {
             info.insert(ocsf.into(), time.timestamp_millis().into());
             // The `_dt` form as the finding carried it (offsets and precision vary).
             info.insert(format!("{ocsf}_dt"), text(key).into());
@@ -182,20 +182,10 @@ fn string_matches(values: &[&Value], filter: &Value) -> bool {
 }
 
 fn date_matches(values: &[&Value], filter: &Value, now: DateTime<Utc>) -> bool {
-    let bound = |key: &str| {
-        filter
-            .get(key)
-            .and_then(Value::as_str)
-            .and_then(parse_iso8601)
-    };
-    let (start, end) = match filter.pointer("/DateRange/Value").and_then(Value::as_i64) {
-        Some(days) => (Some(now - chrono::Duration::days(days)), Some(now)),
-        None => (bound("Start"), bound("End")),
-    };
     values
         .iter()
-        .filter_map(|v| v.as_str().and_then(parse_iso8601))
-        .any(|t| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e))
+        .filter_map(|v| v.as_str().and_then(parse_time))
+        .any(|t| crate::semantics::date_matches(Some(t), filter, now))
 }
 
 fn number_matches(values: &[&Value], filter: &Value) -> bool {
@@ -293,10 +283,102 @@ pub fn matches(filters: &Value, doc: &Value, now: DateTime<Utc>) -> bool {
     combine(filters.get("CompositeOperator"), &results)
 }
 
+/// Checks GetFindingsV2 `Filters` against the limits the API reference states (the
+/// ValidationException message otherwise): only `CompositeFilters` and `CompositeOperator` at
+/// the top, at most 10 composite filters a level, 20 filters of one type in a composite, three
+/// levels of nesting, operators AND or OR.
+pub fn check_filters(filters: &Value) -> Result<(), String> {
+    let Some(top) = filters.as_object() else {
+        return Err("Filters must be an object".into());
+    };
+    if let Some(key) = top
+        .keys()
+        .find(|k| !matches!(k.as_str(), "CompositeFilters" | "CompositeOperator"))
+    {
+        return Err(format!("Filters has an unknown member {key}"));
+    }
+    check_operator(top.get("CompositeOperator"))?;
+    check_level(top.get("CompositeFilters"), 1)
+}
+
+const FILTER_LISTS: &[&str] = &[
+    "StringFilters",
+    "DateFilters",
+    "BooleanFilters",
+    "NumberFilters",
+    "MapFilters",
+    "IpFilters",
+];
+
+fn check_operator(operator: Option<&Value>) -> Result<(), String> {
+    match operator.map(Value::as_str) {
+        None | Some(Some("AND" | "OR")) => Ok(()),
+        Some(other) => Err(format!("Operator must be AND or OR, not {other:?}")),
+    }
+}
+
+fn check_level(composites: Option<&Value>, level: usize) -> Result<(), String> {
+    let Some(composites) = composites else {
+        return Ok(());
+    };
+    let composites = composites
+        .as_array()
+        .ok_or("composite filters must be a list")?;
+    if composites.len() > 10 {
+        return Err(format!(
+            "{} composite filters at one level; at most 10",
+            composites.len()
+        ));
+    }
+    if level > 3 && !composites.is_empty() {
+        return Err("composite filters nest at most 3 levels".into());
+    }
+    for composite in composites {
+        let object = composite
+            .as_object()
+            .ok_or("a composite filter must be an object")?;
+        for (key, value) in object {
+            match key.as_str() {
+                "Operator" => check_operator(Some(value))?,
+                "NestedCompositeFilters" => check_level(Some(value), level + 1)?,
+                list if FILTER_LISTS.contains(&list) => {
+                    let items = value.as_array().ok_or(format!("{list} must be a list"))?;
+                    if items.len() > 20 {
+                        return Err(format!(
+                            "{} {list} in one composite filter; at most 20",
+                            items.len()
+                        ));
+                    }
+                }
+                other => return Err(format!("a composite filter has an unknown member {other}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks GetFindingsV2 `Scopes` as the AwsOrganizationScope reference states: a request
+/// scopes either to the whole organization (an entry with only `OrganizationId`) or to
+/// organizational units (entries with `OrganizationalUnitId`), never both.
+pub fn check_scopes(scopes: &Value) -> Result<(), String> {
+    let entries = scopes["AwsOrganizations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let whole = entries
+        .iter()
+        .filter(|entry| entry.get("OrganizationalUnitId").is_none())
+        .count();
+    if whole > 0 && whole < entries.len() {
+        return Err("Scopes combine a whole organization with organizational units".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::generate::Generator;
+    use crate::generate::Generator;
 
     #[test]
     fn every_generated_finding_maps_to_an_ocsf_document_of_its_class() {
@@ -308,7 +390,7 @@ mod tests {
             assert_eq!(doc["finding_info"]["uid"], asff["Id"]);
             assert_eq!(doc["metadata"]["product"]["uid"], asff["ProductArn"]);
             assert_eq!(doc["cloud"]["account"]["uid"], asff["AwsAccountId"]);
-            let modified = parse_iso8601(asff["UpdatedAt"].as_str().unwrap()).unwrap();
+            let modified = parse_time(asff["UpdatedAt"].as_str().unwrap()).unwrap();
             assert_eq!(
                 doc["finding_info"]["modified_time"],
                 modified.timestamp_millis()

@@ -19,8 +19,7 @@ use super::changes::Change;
 use super::hubs::{self, Hub, Hubs};
 use super::query::{self, Dataset, TokenError};
 use super::{ocsf, Faults, Services, SortMode, Stats};
-use crate::request::narrow::string_conditions_match;
-use crate::request::{Api, IdOrder};
+use crate::semantics::{string_matches, Api, Order};
 
 /// Shared state of a running emulator.
 pub(super) struct EmulatorState {
@@ -290,7 +289,10 @@ fn page(
     match api {
         Api::GetFindings => query::check_supported(&filters)?,
         Api::GetFindingsV2 => {
-            crate::request::ocsf_filters::validate(&filters, true).map_err(|e| e.to_string())?
+            ocsf::check_filters(&filters)?;
+            if let Some(scopes) = request.get("Scopes") {
+                ocsf::check_scopes(scopes)?;
+            }
         }
     }
     let keyed = match api {
@@ -358,7 +360,7 @@ fn page(
         .collect();
     if let Some(order) = page_sort {
         positions.sort_by_key(|&index| dataset.id(index));
-        if order == IdOrder::Desc {
+        if order == Order::Desc {
             positions.reverse();
         }
     }
@@ -428,7 +430,7 @@ fn sorted(
     hub: &Hub,
     dataset: &Dataset,
     indexes: Option<Arc<Vec<u64>>>,
-    order: IdOrder,
+    order: Order,
     unsorted: u64,
 ) -> Arc<Vec<u64>> {
     let key = unsorted ^ 0x5EED_0F1D;
@@ -453,8 +455,8 @@ fn sorted(
         ascending
     });
     match order {
-        IdOrder::Asc => ascending,
-        IdOrder::Desc => Arc::new(ascending.iter().rev().copied().collect()),
+        Order::Asc => ascending,
+        Order::Desc => Arc::new(ascending.iter().rev().copied().collect()),
     }
 }
 
@@ -468,9 +470,8 @@ fn asff_matching(
     let (id_conditions, others) = query::split_id(filters);
     present
         .filter(|&i| {
-            id_conditions.is_none_or(|conditions| {
-                string_conditions_match(dataset.id(i).as_deref(), conditions)
-            })
+            id_conditions
+                .is_none_or(|conditions| string_matches(dataset.id(i).as_deref(), conditions))
         })
         .filter(|&i| match others.as_ref() {
             None => true,

@@ -1,6 +1,13 @@
-//! A local Security Hub GetFindings endpoint for the demo, tests and benchmarks: the real wire
-//! protocol, the real quota (token bucket, 429s) per account and Region, AssumeRole into member
-//! accounts, and faults on demand.
+//! A local Security Hub for sechub-export's demo, tests and benchmarks: GetFindings and
+//! GetFindingsV2 on the real wire protocol, the real quota (token bucket, 429s) per account and
+//! Region, the hub calls and AssumeRole into member accounts, and faults on demand.
+//!
+//! It is the exporter's test oracle, so it shares none of the exporter's code: this crate does
+//! not depend on sechub-export (the compiler enforces it), and its filter, sort, date and scope
+//! semantics are written from the API reference ([`semantics`]). The freedoms the contract
+//! leaves a service are options ([`Faults`]): the order of pages, short pages, a refused or
+//! failing sort, tokens that die, and the administrator's view of its members' findings.
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod changes;
 pub mod generate;
@@ -8,6 +15,7 @@ pub mod hubs;
 pub mod ocsf;
 pub mod query;
 pub mod quota;
+pub mod semantics;
 mod server;
 
 use std::net::SocketAddr;
@@ -22,6 +30,7 @@ use tokio::sync::oneshot;
 
 use hubs::Hubs;
 use query::Dataset;
+use semantics::Api;
 use server::{Counters, EmulatorState};
 
 /// The account id the emulator's STS answers with.
@@ -99,10 +108,10 @@ impl Default for Services {
 
 impl Services {
     /// Whether `api` is answered.
-    pub fn serves(&self, api: crate::request::Api) -> bool {
+    pub fn serves(&self, api: Api) -> bool {
         match api {
-            crate::request::Api::GetFindings => self.cspm,
-            crate::request::Api::GetFindingsV2 => self.v2,
+            Api::GetFindings => self.cspm,
+            Api::GetFindingsV2 => self.v2,
         }
     }
 }

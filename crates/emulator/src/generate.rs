@@ -38,6 +38,10 @@ pub struct Generator {
     /// Findings updated in the day before a moment, per mille (`--recent-percent`: the
     /// changes a daily feed run reads): their `UpdatedAt` falls in that day.
     pub recent: Option<(u32, DateTime<Utc>)>,
+    /// Every tenth finding (index 10k + 1) reuses the `Id` of the finding before it under
+    /// another product (another `ProductArn`), as two products may (`--shared-ids`): a finding
+    /// is identified by `Id` and `ProductArn` together.
+    pub shared_ids: bool,
 }
 
 impl Default for Generator {
@@ -47,6 +51,7 @@ impl Default for Generator {
             base_time: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
             home: None,
             recent: None,
+            shared_ids: false,
         }
     }
 }
@@ -128,11 +133,24 @@ impl Generator {
         self.finding_value(index).to_string()
     }
 
+    /// Whether finding `index` shares the `Id` of finding `index - 1` (see [`Generator::shared_ids`]).
+    fn shares_id(&self, index: u64) -> bool {
+        self.shared_ids && index % 10 == 1
+    }
+
     /// The dice of finding `index`, after its product, Region and account were drawn.
     fn head(&self, index: u64) -> (SmallRng, &'static str, &str, String) {
         let mut rng =
             SmallRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index);
-        let product = PRODUCTS[rng.random_range(0..PRODUCTS.len())];
+        let mut product = PRODUCTS[rng.random_range(0..PRODUCTS.len())];
+        if self.shares_id(index) {
+            // Another product than the finding whose Id it shares (so another ProductArn).
+            let (_, previous, ..) = self.head(index - 1);
+            if previous == product {
+                let at = PRODUCTS.iter().position(|p| *p == product).unwrap_or(0);
+                product = PRODUCTS[(at + 1) % PRODUCTS.len()];
+            }
+        }
         let mut region = *pick(&mut rng, REGIONS);
         let mut account = format!(
             "{:012}",
@@ -147,6 +165,9 @@ impl Generator {
 
     /// The `Id` of finding `index`, without building the finding (filters on `Id` alone).
     pub fn finding_id(&self, index: u64) -> String {
+        if self.shares_id(index) {
+            return self.finding_id(index - 1);
+        }
         let (_, product, region, account) = self.head(index);
         finding_id(product, region, &account, self.seed, index)
     }
@@ -206,7 +227,7 @@ impl Generator {
             ),
         };
         let product_arn = format!("arn:aws:securityhub:{region}::{product_arn_tail}");
-        let id = finding_id(product, region, &account, self.seed, index);
+        let id = self.finding_id(index);
         let mut finding = json!({
             "SchemaVersion": "2018-10-08",
             "Id": id,
@@ -389,8 +410,7 @@ mod tests {
         for generator in [Generator::default(), recent] {
             for index in 0..200 {
                 let finding = generator.finding_value(index);
-                let carried =
-                    crate::encode::timestamp::parse_iso8601(finding["UpdatedAt"].as_str().unwrap());
+                let carried = crate::semantics::parse_time(finding["UpdatedAt"].as_str().unwrap());
                 assert_eq!(carried, Some(generator.updated_at(index)), "{finding}");
             }
         }

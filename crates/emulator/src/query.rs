@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::generate::Generator;
-use crate::encode::timestamp::{parse_iso8601, updated_at_of};
-use crate::request::narrow::string_conditions_match;
+use crate::semantics::{parse_time, string_matches};
 
 /// The findings the emulator serves.
 #[derive(Debug, Clone)]
@@ -242,12 +241,12 @@ pub fn matches(filters: &Value, finding: &Value) -> bool {
     fields.iter().all(|(name, conditions)| {
         let conditions = conditions.as_array().map(Vec::as_slice).unwrap_or_default();
         if let Some((_, path)) = STRING_FIELDS.iter().find(|(n, _)| n == name) {
-            string_conditions_match(finding.pointer(path).and_then(Value::as_str), conditions)
+            string_matches(finding.pointer(path).and_then(Value::as_str), conditions)
         } else if let Some((_, path)) = DATE_FIELDS.iter().find(|(n, _)| n == name) {
             let time = finding
                 .pointer(path)
                 .and_then(Value::as_str)
-                .and_then(parse_iso8601);
+                .and_then(parse_time);
             dates_match(time, conditions)
         } else {
             true
@@ -263,48 +262,22 @@ pub fn updated_at_only(filters: &Value) -> Option<&[Value]> {
         .flatten()
 }
 
-/// Whether a time passes every date condition of one attribute.
+/// Whether a time passes every date condition of one attribute (see
+/// [`crate::semantics::date_matches`]).
 pub fn dates_match(time: Option<chrono::DateTime<Utc>>, conditions: &[Value]) -> bool {
-    conditions.iter().all(|c| date_matches(time, c))
+    let now = Utc::now();
+    conditions
+        .iter()
+        .all(|c| crate::semantics::date_matches(time, c, now))
 }
 
-fn date_matches(time: Option<chrono::DateTime<Utc>>, condition: &Value) -> bool {
-    let Some(time) = time else { return false };
-    let bound = |key: &str| {
-        condition
-            .get(key)
-            .and_then(Value::as_str)
-            .and_then(parse_iso8601)
-    };
-    if let Some(days) = condition
-        .pointer("/DateRange/Value")
-        .and_then(Value::as_i64)
-    {
-        return time >= Utc::now() - Duration::days(days);
-    }
-    bound("Start").is_none_or(|s| time >= s) && bound("End").is_none_or(|e| time <= e)
+/// The `UpdatedAt` of a finding's JSON text.
+fn updated_at_of(text: &str) -> Option<chrono::DateTime<Utc>> {
+    let finding: Value = serde_json::from_str(text).ok()?;
+    parse_time(finding["UpdatedAt"].as_str()?)
 }
 
-/// The `Id` order a request's `SortCriteria` asks for (`None`: none given), or the
-/// InvalidInputException message for a sort the emulator does not apply (refused rather than
-/// ignored, like an unsupported filter).
-pub fn id_order(sort: &Value) -> Result<Option<crate::request::IdOrder>, String> {
-    let criteria = match sort {
-        Value::Null => return Ok(None),
-        Value::Array(items) if items.is_empty() => return Ok(None),
-        Value::Array(items) if items.len() == 1 => &items[0],
-        _ => return Err("the emulator sorts on one criterion, Id".into()),
-    };
-    let field = criteria.get("Field").and_then(Value::as_str);
-    let order = criteria.get("SortOrder").and_then(Value::as_str);
-    match (field, order) {
-        (Some("Id"), Some("asc") | None) => Ok(Some(crate::request::IdOrder::Asc)),
-        (Some("Id"), Some("desc")) => Ok(Some(crate::request::IdOrder::Desc)),
-        _ => Err(format!(
-            "the emulator sorts on Id only, asc or desc (got {criteria})"
-        )),
-    }
-}
+pub use crate::semantics::id_order;
 
 /// A hash of everything a NextToken is bound to.
 pub fn query_hash(filters: &Value, sort: &Value, max_results: i64) -> u64 {

@@ -19,7 +19,7 @@ use super::query::Dataset;
 use super::quota::{DemandMeter, TokenBucket};
 use super::server::{service_error, EmulatorState};
 use super::EMULATOR_ACCOUNT;
-use crate::request::Api;
+use crate::semantics::Api;
 
 /// What one account's Security Hub holds in one Region, with its own quota.
 pub(super) struct Hub {

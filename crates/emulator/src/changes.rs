@@ -98,7 +98,7 @@ pub fn apply(dataset: &Dataset, change: &Change, now: DateTime<Utc>) -> Dataset 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::generate::Generator;
+    use crate::generate::Generator;
 
     #[test]
     fn updates_move_updated_at_resolutions_keep_it_and_additions_extend_the_set() {
