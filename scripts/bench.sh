@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks (issue: quota efficiency, encode throughput vs pyarrow, storage, memory,
 # pipeline ceiling). Prints a Markdown table; BENCHMARKS.md records one run of it.
-# Usage: scripts/bench.sh [quick|latency]   ("quick" shrinks every size, for a smoke run;
-# "latency" runs only the two rows at a mean GetFindings latency of 300 and 600 ms)
+# Usage: scripts/bench.sh [quick|latency|order]   ("quick" shrinks every size, for a smoke run;
+# "latency" runs only the two rows at a mean GetFindings latency of 300 and 600 ms; "order" runs
+# one 600 ms stream against services that sort globally, sort each page, or stop sorting
+# mid-read, read by prefix shards (the default) and with --trust-id-order)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sechub-export/target}"
@@ -16,10 +18,13 @@ if [ "$quick" = quick ]; then pages=40; big=20000; mid=5000; enc=1000; fi
 . scripts/bench-lib.sh
 rows=()
 
-quota_run() { # NAME RATE BURST DESTINATION [MEAN_LATENCY_MS]  (s3:// goes to moto S3 + SSM)
-  local name="$1" rate="$2" burst="$3" dest="$4" latency="${5:-0}" endpoints setup
+quota_run() { # NAME RATE BURST DESTINATION [MEAN_LATENCY_MS [SORT_MODE [SWITCH_AT_PAGES [EXPORT FLAGS...]]]]
+  # (s3:// goes to moto S3 + SSM; SWITCH_AT_PAGES > 0: the service sorts each page of its own
+  # order from that many pages on)
+  local name="$1" rate="$2" burst="$3" dest="$4" latency="${5:-0}" sort_mode="${6:-global}" switch_at="${7:-0}" endpoints setup
+  local extra=("${@:8}")
   # The emulator's latency is a mean of L ms, uniform in L/2..3L/2.
-  start_emulator "$((pages * 100))" "$rate" "$burst" --latency-ms "$latency"
+  start_emulator "$((pages * 100))" "$rate" "$burst" --latency-ms "$latency" --sort-mode "$sort_mode"
   if [[ "$dest" == s3://* ]]; then
     endpoints=(AWS_ENDPOINT_URL_SECURITYHUB="$EMU" AWS_ENDPOINT_URL_STS="$EMU" AWS_ENDPOINT_URL_S3="$MOTO" AWS_ENDPOINT_URL_SSM="$MOTO")
     setup="moto S3 + SSM, parts of 5,000"
@@ -27,10 +32,18 @@ quota_run() { # NAME RATE BURST DESTINATION [MEAN_LATENCY_MS]  (s3:// goes to mo
     endpoints=(AWS_ENDPOINT_URL="$EMU"); setup="local folder, parts of 5,000"
   fi
   if [ "$latency" -gt 0 ]; then setup="$setup, GetFindings latency mean $latency ms (uniform $((latency / 2))-$((latency * 3 / 2)))"; fi
+  if [ "$sort_mode" != global ] || [ "$switch_at" -gt 0 ] || [ "${#extra[@]}" -gt 0 ]; then
+    setup="$setup, --sort-mode $sort_mode${extra[*]:+, ${extra[*]}}"
+    if [ "$switch_at" -gt 0 ]; then setup="$setup, the service sorts each page only from page $switch_at on"; fi
+  fi
+  if [ "$switch_at" -gt 0 ]; then
+    ( until [ "$(stat_of pages)" -ge "$switch_at" ]; do sleep 0.05; done
+      "$py" -c "import json,sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/faults', data=json.dumps({'latency_ms': int(sys.argv[2]), 'sort_mode': 'page'}).encode(), method='PUT', headers={'content-type': 'application/json'}))" "$EMU" "$latency" ) &
+  fi
   local line secs requests throttled started wall
   started="$(date +%s.%N)"
   line="$(env AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true "${endpoints[@]}" \
-    "$bin" export --destination "$dest" --job-id "q-$name" --rate "$rate" --burst "$burst" --part-rows 5000 -q | tail -1)"
+    "$bin" export --destination "$dest" --job-id "q-$name" --rate "$rate" --burst "$burst" --part-rows 5000 -q "${extra[@]}" | tail -1)"
   wall="$("$py" -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$started" "$(date +%s.%N)")"
   secs="$(secs_of "$line")"; requests="$(stat_of requests)"; throttled="$(stat_of throttled_quota)"
   stop_emulator
@@ -49,6 +62,15 @@ moto_port="$(free_port)"; "$(dirname "$py")/moto_server" -H 127.0.0.1 -p "$moto_
 MOTO="http://127.0.0.1:$moto_port"
 until "$py" -c "import socket; socket.create_connection(('127.0.0.1', $moto_port))" 2>/dev/null; do sleep 0.2; done
 "$py" tests/py/lake_tool.py create-bucket "$MOTO" bench >/dev/null
+if [ "$quick" = order ]; then
+  rows+=("$(quota_run shards-global-600ms 3 6 "$work/o1" 600)")
+  rows+=("$(quota_run pair-global-600ms 3 6 "$work/o2" 600 global 0 --trust-id-order)")
+  rows+=("$(quota_run shards-page-600ms 3 6 "$work/o3" 600 page)")
+  rows+=("$(quota_run trusted-page-600ms 3 6 "$work/o4" 600 page 0 --trust-id-order)")
+  rows+=("$(quota_run fallback-600ms 3 6 "$work/o5" 600 global 40 --trust-id-order)")
+  echo "| benchmark | setup | result |"; echo "| --- | --- | --- |"; printf '%s\n' "${rows[@]}"
+  exit 0
+fi
 if [ "$quick" = latency ]; then
   rows+=("$(quota_run local-3rps-300ms 3 6 "$work/q5" 300)")
   rows+=("$(quota_run local-3rps-600ms 3 6 "$work/q6" 600)")
