@@ -247,12 +247,34 @@ fn against_moto_which_ignores_filters_the_latest_view_keeps_one_row_per_finding(
     let dir = tempfile::tempdir().unwrap();
     let (moto, seeded) = seeded_moto(dir.path(), 300, 34);
     let lake = dir.path().join("lake");
+    let seeded_text = std::fs::read_to_string(&seeded).unwrap();
+    let mut findings: Vec<Value> = seeded_text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
     for kind in ["snapshot", "incremental"] {
         let mut cmd = command(Some(&moto.url));
         cmd.args(["feed", "--destination", lake.to_str().unwrap()])
             .args(["--family", "fam", "-q"]);
         let out = run(cmd).ok();
         assert!(out.contains(&format!("feed fam: {kind} run")), "{out}");
+        if kind == "snapshot" {
+            // Between the runs one finding changes in the service (moto replaces it in place):
+            // the latest view must show its new content, not just count rows.
+            let changed = &mut findings[7];
+            changed["Title"] = Value::from("Changed between the feed's runs");
+            changed["UpdatedAt"] = Value::from(Utc::now().to_rfc3339());
+            let file = dir.path().join("changed.ndjson");
+            std::fs::write(&file, format!("{changed}\n")).unwrap();
+            let imported = dir.path().join("changed.seeded.ndjson");
+            let args = [
+                "seed",
+                &moto.url,
+                file.to_str().unwrap(),
+                imported.to_str().unwrap(),
+            ];
+            assert_eq!(lake_tool(&args)["failed"], 0);
+        }
     }
     // The generated findings carry fixed dates: those updated more than 90 days before the
     // newest run's window end are past Security Hub's retention, gone from the latest view.
@@ -261,23 +283,30 @@ fn against_moto_which_ignores_filters_the_latest_view_keeps_one_row_per_finding(
         .unwrap()
         .parse()
         .unwrap();
-    let retained = std::fs::read_to_string(&seeded)
-        .unwrap()
-        .lines()
-        .filter(|line| {
-            let finding: Value = serde_json::from_str(line).unwrap();
+    let retained: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| {
             let updated: DateTime<Utc> = finding["UpdatedAt"].as_str().unwrap().parse().unwrap();
             updated >= newest_run - chrono::Duration::days(90)
         })
-        .count() as u64;
+        .collect();
     let report = ddl_check(dir.path(), &lake, &serde_json::json!({}));
     assert_eq!(
         report["table_rows"], 600,
         "moto served everything to both runs: {report}"
     );
     assert_eq!(report["runs"], 2, "{report}");
-    assert_eq!(report["archive_rows"], 300, "{report}");
-    assert_eq!(report["latest_rows"], retained, "{report}");
+    assert_eq!(report["archive_rows"], 300, "one row per finding: {report}");
+    let latest = latest(dir.path(), &lake);
+    assert_eq!(latest.len(), retained.len(), "{report}");
+    for finding in retained {
+        let id = finding["Id"].as_str().unwrap();
+        let shown: Value = serde_json::from_str(&latest[id]).unwrap();
+        assert_eq!(
+            &shown, finding,
+            "the latest row of {id} is its newest content"
+        );
+    }
 }
 
 /// The lake's `latest` view as (Id, finding JSON), read by DuckDB with the generated DDL.

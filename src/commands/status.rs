@@ -280,14 +280,19 @@ fn state(checkpoint: &Checkpoint) -> &'static str {
     }
 }
 
-/// One NextToken chain, or the shards and how many are finished.
+/// One NextToken chain, or the shards and how many are finished; and why, after a fallback.
 fn describe_chains(cp: &Checkpoint) -> String {
+    let layout = describe_layout(cp);
+    match &cp.order_fallback {
+        Some(reason) => format!("{layout}; an earlier reading was dropped and the stream read again without relying on the service's order, after {reason}"),
+        None => layout,
+    }
+}
+
+fn describe_layout(cp: &Checkpoint) -> String {
     let finished = cp.shards.iter().filter(|s| s.done).count();
     let chains = cp.shards.len();
     let why = "(calls were too slow for one chain)";
-    if let Some(reason) = &cp.order_fallback {
-        return format!("1 in the service's own order: an earlier reading was dropped and read again because {reason}");
-    }
     match cp.chain_layout() {
         ChainLayout::One => "1 (not sharded)".into(),
         ChainLayout::Pair => format!(

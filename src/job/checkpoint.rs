@@ -112,8 +112,9 @@ pub struct Checkpoint {
     /// one chain to use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardCursor>,
-    /// Why the stream is read as one chain in the service's own order: an earlier reading
-    /// relied on an order a page then broke, and was dropped (`None`: it was not).
+    /// Why the stream is read without relying on any order (one chain in the service's own
+    /// order, or prefix shards): an earlier reading relied on an order a page then broke, and
+    /// was dropped (`None`: it was not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_fallback: Option<String>,
     /// Number of the next part to write.
@@ -198,7 +199,6 @@ impl Checkpoint {
             && self.next_token.is_none()
             && self.sort.is_none()
             && self.shards.is_empty()
-            && self.order_fallback.is_none()
             && self.pages_fetched == 0
     }
 

@@ -273,8 +273,8 @@ impl Job<'_> {
     }
 
     /// After a page broke the order a two-ended reading relied on: the stream's parts are
-    /// dropped and it is read again as one chain in the service's own order, which depends on
-    /// no order. The checkpoint returned is committed by the next run's claim, which deletes
+    /// dropped and it is read again as a new stream that relies on no order (one chain in the
+    /// service's own order, or prefix shards when calls are slow). The checkpoint returned is committed by the next run's claim, which deletes
     /// the dropped parts; a crash before then resumes the old reading, which breaks again.
     async fn fall_back(
         &self,
@@ -288,7 +288,7 @@ impl Job<'_> {
             ))
         })?;
         tracing::warn!(
-            "{reason}: the service's order is not proven, so the stream's {} parts ({} findings) are dropped and it is read again as one chain in the service's own order",
+            "{reason}: the service's order is not proven, so the stream's {} parts ({} findings) are dropped and it is read again without relying on any order",
             current.parts.len(),
             current.exported_count
         );
@@ -328,7 +328,9 @@ impl Job<'_> {
                 Api::GetFindings => self.plan.max_shards,
                 Api::GetFindingsV2 => 1,
             };
-            let probe = match self.plan.trust_id_order {
+            // After a fallback the stream is read again without relying on any order.
+            let trusted = self.plan.trust_id_order && checkpoint.order_fallback.is_none();
+            let probe = match trusted {
                 true => shards::probe(&paced, &self.plan.pace, filters, max_shards).await?,
                 false => {
                     shards::probe_unsorted(&paced, &self.plan.pace, filters, max_shards).await?
@@ -442,9 +444,9 @@ impl RunSummary {
             ChainLayout::Shards(n) => format!(" over {n} shards"),
         };
         let sharded = match &cp.order_fallback {
-            Some(reason) => {
-                format!("{sharded} as one chain in the service's order (fallback: {reason})")
-            }
+            Some(reason) => format!(
+                "{sharded} (fallback: read again without relying on the service's order, after {reason})"
+            ),
             None => sharded,
         };
         let this_run = format!(
