@@ -36,6 +36,19 @@ fn checkpoint(lake: &std::path::Path, job: &str) -> Value {
 
 const FLAGS: [&str; 6] = ["--rate", "20", "--burst", "20", "--part-rows", "500"];
 
+/// A stream read by a trusted meeting pair (at most two chains), a part per page.
+const TRUSTED_PAIR: [&str; 9] = [
+    "--rate",
+    "20",
+    "--burst",
+    "20",
+    "--part-rows",
+    "100",
+    "--max-shards",
+    "2",
+    "--trust-id-order",
+];
+
 /// Every way the contract lets a service order its pages, with and without trusting the order:
 /// each export exits 0 with every finding once. Before the order was checked, a service sorting
 /// each page of its own order made a trusted two-ended reading stop with 100 of 3,000 findings,
@@ -87,6 +100,41 @@ async fn every_page_order_the_contract_allows_lands_each_finding_once() {
     }
 }
 
+/// GetFindingsV2 through the same freedoms: pages of its own order sorted one by one, short
+/// pages that still carry a NextToken, a slow service: every OCSF document once, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_findings_v2_under_short_pages_in_the_services_own_order_lands_each_document_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let faults = Faults {
+        sort_mode: SortMode::Page,
+        short_pages: 37,
+        ..Faults::default()
+    };
+    let emulator = slow_service(46, faults).await;
+    let mut flags = FLAGS.to_vec();
+    flags.extend(["--api", "v2"]);
+    let done = finish(export_command(&emulator.url(), &lake, "v2", &flags))
+        .await
+        .ok();
+    assert!(
+        done.contains(&format!("job total {FINDINGS} findings")),
+        "{done}"
+    );
+    let expected = dir.path().join("expected.ndjson");
+    generate_for("v2", FINDINGS, 46, &expected);
+    let report = lake_tool(&[
+        "check-ocsf",
+        lake.to_str().unwrap(),
+        "--expect",
+        expected.to_str().unwrap(),
+    ]);
+    assert_eq!(report["rows"], FINDINGS, "{report}");
+    assert_eq!(report["distinct_ids"], FINDINGS, "{report}");
+    assert_eq!(report["missing_count"], 0, "{report}");
+    assert_eq!(report["byte_mismatches"], 0, "{report}");
+}
+
 /// A service that sorts globally while the pair starts, then sorts each page of its own order:
 /// the first page that breaks a chain's order drops the pair's parts and the stream is read
 /// again without relying on any order (one chain here), which lands every finding once and says so.
@@ -96,17 +144,7 @@ async fn a_pair_whose_service_stops_sorting_is_read_again_without_order_and_land
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let emulator = slow_service(47, Faults::default()).await;
-    let flags = [
-        "--rate",
-        "20",
-        "--burst",
-        "20",
-        "--part-rows",
-        "100",
-        "--max-shards",
-        "2",
-        "--trust-id-order",
-    ];
+    let flags = TRUSTED_PAIR;
     let export = export_command(&emulator.url(), &lake, "broken", &flags);
     let child = tokio::spawn(finish(export));
     // Once the pair has read a few pages each, the service stops sorting across pages.
@@ -162,9 +200,17 @@ const MEMBER_B: &str = "222222222222";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_and_its_members_land_each_finding_once() {
     const PER_HUB: u64 = 400;
+    // A service using the contract's freedoms too: each page sorted in its own order, short
+    // pages, calls slow enough for shards (and, trusted, the pair's probe).
     let emulator = start_emulator(EmulatorConfig {
         rate: 20.0,
         burst: 20,
+        faults: Faults {
+            sort_mode: SortMode::Page,
+            short_pages: 50,
+            latency_ms: 80,
+            ..Faults::default()
+        },
         members: vec![MEMBER_A.into(), MEMBER_B.into()],
         regions: vec!["eu-west-1".into()],
         ..EmulatorConfig::generated(PER_HUB, 9)
@@ -194,6 +240,7 @@ async fn an_administrator_and_its_members_land_each_finding_once() {
             "20",
             "--burst",
             "20",
+            "--trust-id-order",
         ];
         let case = format!("{api} {selection}");
         let out = finish(export_command(&emulator.url(), &lake, "org", &flags)).await;
@@ -255,17 +302,7 @@ async fn findings_leaving_the_window_where_a_pair_meets_neither_hide_the_meeting
         8,
         sechub_export::emulator::changes::Change::Update(middle.clone()),
     );
-    let flags = [
-        "--rate",
-        "20",
-        "--burst",
-        "20",
-        "--part-rows",
-        "100",
-        "--max-shards",
-        "2",
-        "--trust-id-order",
-    ];
+    let flags = TRUSTED_PAIR;
     let done = finish(export_command(&emulator.url(), &lake, "leave", &flags))
         .await
         .ok();

@@ -90,11 +90,19 @@ async fn killed_sharded_stream_resumes_every_finding_once(ignore_sort: bool) -> 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let checkpoint_file = state_file(&lake, "slow", "checkpoint.json");
-    while !checkpoint_file.exists() {
+    // Killed once its shards have committed a part (polled, not slept for).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let committed = || {
+        std::fs::read(state_file(&lake, "slow", "checkpoint.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|cp| cp["exported_count"].as_u64())
+            .unwrap_or(0)
+    };
+    while committed() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no part in 60 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
     child.kill().await.unwrap();
     let _ = child.wait().await;
     // The service's bucket refills (burst / rate = 1 s) before the resume: a new process cannot
