@@ -141,7 +141,7 @@ async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_th
         InvokeFault::Overrun,
     ]);
     let moto = &world.moto;
-    let done = run_state_machine(moto, json!({"rate": 2, "burst": 2, "part_rows": 100}));
+    let done = run_state_machine(moto, json!({"rate": 2, "burst": 2, "part_rows": 100})).await;
     eprintln!("lambda: state machine {done}");
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["output"]["complete"], true, "{done}");
@@ -160,7 +160,7 @@ async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_th
     assert_eq!(done["output"]["job_id"], done["execution_name"], "{done}");
     world.assert_verified(done["execution_name"].as_str().unwrap());
 
-    let failed = run_state_machine(moto, json!({"filters": {"Nope": []}}));
+    let failed = run_state_machine(moto, json!({"filters": {"Nope": []}})).await;
     assert_eq!(failed["status"], "FAILED", "{failed}");
     assert_eq!(failed["error"], "SechubExport.BadRequest", "{failed}");
     assert!(
@@ -177,7 +177,7 @@ async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_th
     // (The template's waits, 2 s doubling, would take 2 minutes; fast-retries makes them 1 s.)
     host.inject(&[InvokeFault::ServiceException; 7]);
     let input = json!({"job_id": "never", "rate": 2, "burst": 2});
-    let exhausted = run_state_machine_with(moto, input, &["fast-retries"]);
+    let exhausted = run_state_machine_with(moto, input, &["fast-retries"]).await;
     assert_eq!(exhausted["status"], "FAILED", "{exhausted}");
     assert_eq!(exhausted["error"], "Lambda.ServiceException", "{exhausted}");
     assert_eq!(

@@ -125,7 +125,7 @@ async fn a_scheduled_feed_execution_loops_its_window_to_the_watermark_and_the_ne
     for (field, value) in [("rate", 2), ("burst", 2), ("part_rows", 100)] {
         input[field] = json!(value);
     }
-    let first = run_state_machine(moto, input.clone());
+    let first = run_state_machine(moto, input.clone()).await;
     eprintln!("lambda: feed execution {first}");
     assert_eq!(first["status"], "SUCCEEDED", "{first}");
     let output = &first["output"];
@@ -146,7 +146,7 @@ async fn a_scheduled_feed_execution_loops_its_window_to_the_watermark_and_the_ne
         "{first}"
     );
 
-    let second = run_state_machine(moto, input);
+    let second = run_state_machine(moto, input).await;
     assert_eq!(second["status"], "SUCCEEDED", "{second}");
     assert_eq!(second["output"]["busy"], Value::Null, "{second}");
     let state = feed_state(&world, "daily", "second");

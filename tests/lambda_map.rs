@@ -61,7 +61,7 @@ async fn a_distributed_map_runs_each_stream_ends_partial_on_a_missing_role_and_a
         // to shard (tests/shards.rs covers that), and the request counts below would then vary.
         "max_shards": 1,
     });
-    let partial = run_state_machine(&world.moto, input.clone());
+    let partial = run_state_machine(&world.moto, input.clone()).await;
     eprintln!("lambda map: {partial}");
     assert!(
         host.peak_running() > 1,
@@ -96,7 +96,7 @@ async fn a_distributed_map_runs_each_stream_ends_partial_on_a_missing_role_and_a
     // complete ones answer at once from their checkpoints.
     world.emulator.set_faults(Faults::default());
     let requests = world.emulator.stats().requests;
-    let done = run_state_machine(&world.moto, input);
+    let done = run_state_machine(&world.moto, input).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["output"]["complete"], true, "{done}");
     assert_eq!(done["output"]["exported_count"], world.findings, "{done}");

@@ -58,19 +58,26 @@ impl World {
 }
 
 /// Runs the template's state machine in moto with `input`; `aws_tool.py sfn-run`'s answer.
-pub fn run_state_machine(moto: &Moto, input: Value) -> Value {
-    run_state_machine_with(moto, input, &[])
+pub async fn run_state_machine(moto: &Moto, input: Value) -> Value {
+    run_state_machine_with(moto, input, &[]).await
 }
 
-/// The same, with `aws_tool.py`'s options (`fast-retries`).
-pub fn run_state_machine_with(moto: &Moto, input: Value, options: &[&str]) -> Value {
+/// The same, with `aws_tool.py`'s options (`fast-retries`). It waits for the execution on a
+/// blocking thread: the test's own workers keep serving the Lambda stand-in meanwhile.
+pub async fn run_state_machine_with(moto: &Moto, input: Value, options: &[&str]) -> Value {
     let function = "arn:aws:lambda:us-east-1:123456789012:function:sechub-export";
-    let template = repo_file(TEMPLATE);
-    let input = input.to_string();
-    let mut args = vec!["sfn-run", &moto.url, template.to_str().unwrap(), function];
-    args.extend(["s3://lake/sh", &input, "240"]);
-    args.extend(options);
-    aws_tool(&args)
+    let template = repo_file(TEMPLATE).to_str().unwrap().to_string();
+    let mut args: Vec<String> = ["sfn-run", &moto.url, &template, function, "s3://lake/sh"]
+        .map(str::to_string)
+        .to_vec();
+    args.extend([input.to_string(), "240".to_string()]);
+    args.extend(options.iter().map(|o| o.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        aws_tool(&args)
+    })
+    .await
+    .expect("the state machine's run")
 }
 
 /// A timestamp in a result or a state object.

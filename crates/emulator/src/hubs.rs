@@ -17,7 +17,8 @@ use super::changes::{self, Change};
 use super::generate::Generator;
 use super::query::Dataset;
 use super::quota::{DemandMeter, TokenBucket};
-use super::server::{service_error, EmulatorState};
+use super::replies::service_error;
+use super::server::EmulatorState;
 use super::EMULATOR_ACCOUNT;
 use crate::semantics::Api;
 

@@ -15,6 +15,7 @@ pub mod hubs;
 pub mod ocsf;
 pub mod query;
 pub mod quota;
+mod replies;
 pub mod semantics;
 mod server;
 

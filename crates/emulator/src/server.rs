@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::changes::Change;
 use super::hubs::{self, Hub, Hubs};
 use super::query::{self, Dataset, TokenError};
+use super::replies::{codes, invalid_input, service_error, throttled};
 use super::{ocsf, Faults, Services, SortMode, Stats};
 use crate::semantics::{string_matches, Api, Order};
 
@@ -97,46 +98,6 @@ impl EmulatorState {
                 .expect("rng")
                 .random_bool(probability.min(1.0))
     }
-}
-
-/// An error response in the service's rest-json shape.
-pub(super) fn service_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"Code": code, "Message": message, "message": message});
-    (
-        status,
-        [
-            ("x-amzn-ErrorType", code),
-            (header::CONTENT_TYPE.as_str(), "application/json"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-/// Each API's error codes: bad input, over quota, server fault.
-fn codes(api: Api) -> (&'static str, &'static str, &'static str) {
-    match api {
-        Api::GetFindings => (
-            "InvalidInputException",
-            "TooManyRequestsException",
-            "InternalException",
-        ),
-        Api::GetFindingsV2 => (
-            "ValidationException",
-            "ThrottlingException",
-            "InternalServerException",
-        ),
-    }
-}
-
-fn invalid_input(api: Api, message: &str) -> Response {
-    service_error(StatusCode::BAD_REQUEST, codes(api).0, message)
-}
-
-/// A 429 as the API sends it, counted.
-fn throttled(api: Api, counter: &AtomicU64) -> Response {
-    counter.fetch_add(1, Ordering::Relaxed);
-    service_error(StatusCode::TOO_MANY_REQUESTS, codes(api).1, "Rate exceeded")
 }
 
 /// `POST /findings`: a GetFindings page of the caller's hub in the signed Region.
