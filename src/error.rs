@@ -27,6 +27,9 @@ pub enum ExitCode {
     /// The job is complete and its relative date range was resolved on an earlier day: a
     /// re-run would export nothing new.
     WindowDone = 9,
+    /// Every page was read, but findings of the request changed while it was read, so the
+    /// service's cursor may have skipped an unchanged one: the lake is not proven exact.
+    Unsettled = 10,
 }
 
 /// Every way the library can fail. Each message says what went wrong and what to do.
@@ -73,6 +76,10 @@ pub enum Error {
     /// exported is done, and a re-run exports nothing new.
     #[error("job {job_id}: {message}")]
     WindowDone { job_id: String, message: String },
+
+    /// Every page was read, but findings changed while they were: not proven exact.
+    #[error("job {job_id}: {message}")]
+    Unsettled { job_id: String, message: String },
 
     /// Another run holds the job's lock (or took it from this run); a later run resumes.
     #[error("job {job_id}: {message}")]
@@ -164,6 +171,7 @@ impl Error {
             Error::Verify { .. } => ExitCode::Verify,
             Error::Partial { .. } => ExitCode::Partial,
             Error::WindowDone { .. } => ExitCode::WindowDone,
+            Error::Unsettled { .. } => ExitCode::Unsettled,
             Error::Encode { .. } | Error::Internal(_) => ExitCode::Internal,
         }
     }
@@ -194,6 +202,7 @@ impl Error {
             Error::Verify { .. } => "SechubExport.Verify",
             Error::Partial { .. } => "SechubExport.Partial",
             Error::WindowDone { .. } => "SechubExport.WindowDone",
+            Error::Unsettled { .. } => "SechubExport.Unsettled",
             _ => "SechubExport.Internal",
         }
     }
