@@ -83,8 +83,9 @@ pub struct ExportRequest {
     pub max_shards: u32,
     /// Let a slow stream be read from both ends of its Ids when its first pages look sorted.
     /// The API reference does not promise the order of pages: every page is checked and a
-    /// broken order falls back to one chain, but a service that sorts each block of its own
-    /// order can pass every check, so exactness then rests on the service sorting globally.
+    /// broken order reads the stream again without it, but a service that sorts each block of
+    /// its own order can pass every check, so exactness then rests on the service sorting
+    /// globally.
     #[arg(long)]
     #[serde(default)]
     pub trust_id_order: bool,
