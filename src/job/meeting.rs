@@ -130,26 +130,27 @@ impl Meeting {
                 ends: true,
             },
             State::Finishing { id, .. } => self.finish_group(side, &keys, &id, 0, has_next),
-            State::Open => match self.tails[1 - side].back().map(|k| k.id.clone()) {
-                None => Admission {
-                    keep: (0..keys.len()).collect(),
-                    ends: !has_next,
-                },
-                Some(frontier) => {
-                    match keys.iter().position(|k| !after(1 - side, &k.id, &frontier)) {
-                        None => Admission {
-                            keep: (0..keys.len()).collect(),
-                            ends: !has_next,
-                        },
-                        Some(cut) => {
-                            let mut group =
-                                self.finish_group(side, &keys, &frontier, cut, has_next);
-                            group.keep.splice(0..0, 0..cut);
-                            group
-                        }
+            State::Open => {
+                // Where the page reaches the partner's frontier (the last Id it delivered).
+                let frontier = self.tails[1 - side].back().map(|k| k.id.clone());
+                let cut = frontier.and_then(|frontier| {
+                    let at = keys
+                        .iter()
+                        .position(|k| !after(1 - side, &k.id, &frontier))?;
+                    Some((at, frontier))
+                });
+                match cut {
+                    None => Admission {
+                        keep: (0..keys.len()).collect(),
+                        ends: !has_next,
+                    },
+                    Some((at, frontier)) => {
+                        let mut group = self.finish_group(side, &keys, &frontier, at, has_next);
+                        group.keep.splice(0..0, 0..at);
+                        group
                     }
                 }
-            },
+            }
         };
         if admission.ends && self.state == State::Open {
             // A chain that reached its end without meeting its partner read everything the

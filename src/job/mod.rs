@@ -274,8 +274,9 @@ impl Job<'_> {
 
     /// After a page broke the order a two-ended reading relied on: the stream's parts are
     /// dropped and it is read again as a new stream that relies on no order (one chain in the
-    /// service's own order, or prefix shards when calls are slow). The checkpoint returned is committed by the next run's claim, which deletes
-    /// the dropped parts; a crash before then resumes the old reading, which breaks again.
+    /// service's own order, or prefix shards when calls are slow). The checkpoint returned is
+    /// committed by the next run's claim, which deletes the dropped parts; a crash before then
+    /// resumes the old reading, which breaks again.
     async fn fall_back(
         &self,
         target: &mut pipeline::Target<'_>,

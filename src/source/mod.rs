@@ -195,14 +195,17 @@ impl PacedSource {
                 Err(err) if err.is_retryable() => err,
                 Err(err) => return Err(err),
             };
-            let counter = match failure {
+            let throttled = matches!(
+                failure,
                 Error::Transient {
-                    throttled: true, ..
-                } => &self.stats.throttled,
-                _ => &self.stats.faults,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            if !std::ptr::eq(counter, &self.stats.throttled) {
+                    throttled: true,
+                    ..
+                }
+            );
+            if throttled {
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.faults.fetch_add(1, Ordering::Relaxed);
                 faults += 1;
             }
             let faulted_out = self.fault_limit.is_some_and(|limit| faults >= limit);
