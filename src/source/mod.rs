@@ -2,6 +2,7 @@
 //! the one loop around it that takes a rate-limiter permit for every attempt (retries included)
 //! and retries what [`Error::is_retryable`] allows, with decorrelated jitter.
 
+pub mod counts;
 pub mod get_findings;
 pub mod page;
 pub mod retry;
@@ -178,57 +179,18 @@ impl PacedSource {
     /// As [`PacedSource::fetch`], with how long the successful attempt took (the service's
     /// latency, without permits waited for or failed attempts).
     pub async fn fetch_timed(&self, token: Option<&str>, number: u64) -> Result<(Page, Duration)> {
-        let started = tokio::time::Instant::now();
-        let mut delay = self.policy.base_delay;
-        let mut attempt = 0;
-        let mut faults = 0;
-        loop {
-            attempt += 1;
-            self.limiter.until_ready().await;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = tokio::time::Instant::now();
-            let failure = match self.inner.attempt(token, number).await {
-                Ok(page) => {
-                    self.stats.pages.fetch_add(1, Ordering::Relaxed);
-                    return Ok((page, sent.elapsed()));
-                }
-                Err(err) if err.is_retryable() => err,
-                Err(err) => return Err(err),
-            };
-            let throttled = matches!(
-                failure,
-                Error::Transient {
-                    throttled: true,
-                    ..
-                }
-            );
-            if throttled {
-                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.stats.faults.fetch_add(1, Ordering::Relaxed);
-                faults += 1;
-            }
-            let faulted_out = self.fault_limit.is_some_and(|limit| faults >= limit);
-            if faulted_out
-                || attempt >= self.policy.max_attempts
-                || started.elapsed() >= self.policy.max_elapsed
-            {
-                return Err(Error::Source {
-                    page: number,
-                    message: format!(
-                        "gave up after {attempt} attempts in {:.0?}; re-run the same command to resume from the last checkpoint",
-                        started.elapsed()
-                    ),
-                    source: Some(Box::new(failure)),
-                });
-            }
-            tracing::debug!(page = number, attempt, "retrying after {failure}");
-            delay = {
-                let mut rng = self.rng.lock().expect("rng lock");
-                self.policy.next_delay(delay, &mut *rng)
-            };
-            tokio::time::sleep(delay).await;
-        }
+        let paced = retry::Paced {
+            limiter: &self.limiter,
+            policy: self.policy,
+            rng: &self.rng,
+            stats: &self.stats,
+            fault_limit: self.fault_limit,
+        };
+        let (page, took) = paced
+            .call(number, || self.inner.attempt(token, number))
+            .await?;
+        self.stats.pages.fetch_add(1, Ordering::Relaxed);
+        Ok((page, took))
     }
 }
 

@@ -1,12 +1,18 @@
-//! The one retry classifier for GetFindings, and backoff with decorrelated jitter bounded by
+//! The one retry classifier for Security Hub calls, and the one retry loop: every attempt takes
+//! a rate-limiter permit, retryable failures back off with decorrelated jitter bounded by
 //! attempt count and wall time.
 
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
 use rand::Rng;
 
+use super::{Limiter, SourceStats};
 use crate::aws::Failure;
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +99,80 @@ impl RetryPolicy {
         let high = (previous.as_secs_f64() * 3.0).max(low);
         let chosen = rng.random_range(low..=high);
         Duration::from_secs_f64(chosen).min(self.max_delay)
+    }
+}
+
+/// One call's pacing and retry bounds, and where its attempts are counted.
+pub struct Paced<'a> {
+    /// The quota's limiter: every attempt waits for a permit.
+    pub limiter: &'a Limiter,
+    /// Attempt and time bounds.
+    pub policy: RetryPolicy,
+    /// Backoff jitter.
+    pub rng: &'a Mutex<SmallRng>,
+    /// Attempts, throttles and faults are counted here.
+    pub stats: &'a SourceStats,
+    /// Give up after this many server errors or lost connections (throttling still has the
+    /// whole policy).
+    pub fault_limit: Option<u32>,
+}
+
+impl Paced<'_> {
+    /// Runs `attempt` until it succeeds, fails for good, or the bounds are spent; returns what
+    /// it gave and how long the successful attempt took. `number` names the call in messages.
+    pub async fn call<T, F, Fut>(&self, number: u64, mut attempt: F) -> Result<(T, Duration)>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut delay = self.policy.base_delay;
+        let mut attempts = 0;
+        let mut faults = 0;
+        loop {
+            attempts += 1;
+            self.limiter.until_ready().await;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = tokio::time::Instant::now();
+            let failure = match attempt().await {
+                Ok(value) => return Ok((value, sent.elapsed())),
+                Err(err) if err.is_retryable() => err,
+                Err(err) => return Err(err),
+            };
+            let throttled = matches!(
+                failure,
+                Error::Transient {
+                    throttled: true,
+                    ..
+                }
+            );
+            if throttled {
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.faults.fetch_add(1, Ordering::Relaxed);
+                faults += 1;
+            }
+            let faulted_out = self.fault_limit.is_some_and(|limit| faults >= limit);
+            if faulted_out
+                || attempts >= self.policy.max_attempts
+                || started.elapsed() >= self.policy.max_elapsed
+            {
+                return Err(Error::Source {
+                    page: number,
+                    message: format!(
+                        "gave up after {attempts} attempts in {:.0?}; re-run the same command to resume from the last checkpoint",
+                        started.elapsed()
+                    ),
+                    source: Some(Box::new(failure)),
+                });
+            }
+            tracing::debug!(call = number, attempts, "retrying after {failure}");
+            delay = {
+                let mut rng = self.rng.lock().expect("rng lock");
+                self.policy.next_delay(delay, &mut *rng)
+            };
+            tokio::time::sleep(delay).await;
+        }
     }
 }
 
