@@ -27,6 +27,8 @@ pub(super) struct Hub {
     /// Its findings (replaced as a whole when they change).
     dataset: Mutex<Dataset>,
     pub bucket: Mutex<TokenBucket>,
+    /// The "other operations" quota (insights, statistics), apart from GetFindings'.
+    pub other_bucket: Mutex<TokenBucket>,
     pub meter: Mutex<DemandMeter>,
     /// Bumped when the invalid-token fault fires: every older token is dead from then on.
     pub epoch: AtomicU64,
@@ -51,6 +53,11 @@ impl Hub {
         Hub {
             dataset: Mutex::new(dataset),
             bucket: Mutex::new(TokenBucket::new(rate, burst, Instant::now())),
+            other_bucket: Mutex::new(TokenBucket::new(
+                super::insights::OTHER_RATE,
+                super::insights::OTHER_BURST,
+                Instant::now(),
+            )),
             meter: Mutex::new(DemandMeter::new(rate)),
             epoch: AtomicU64::new(0),
             matches: Mutex::new(HashMap::new()),

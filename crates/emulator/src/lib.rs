@@ -1,6 +1,7 @@
 //! A local Security Hub for sechub-export's demo, tests and benchmarks: GetFindings and
 //! GetFindingsV2 on the real wire protocol, the real quota (token bucket, 429s) per account and
-//! Region, the hub calls and AssumeRole into member accounts, and faults on demand.
+//! Region, the hub calls and AssumeRole into member accounts, the service's own counts
+//! (custom insights, GetFindingStatisticsV2), and faults on demand.
 //!
 //! It is the exporter's test oracle, so it shares none of the exporter's code: this crate does
 //! not depend on sechub-export (the compiler enforces it), and its filter, sort, date and scope
@@ -12,6 +13,7 @@
 pub mod changes;
 pub mod generate;
 pub mod hubs;
+mod insights;
 pub mod ocsf;
 pub mod query;
 pub mod quota;
@@ -22,7 +24,7 @@ mod server;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -70,6 +72,10 @@ pub struct Faults {
     /// NextToken, as the contract allows); 0: as asked.
     #[arg(long, default_value_t = 0)]
     pub short_pages: u64,
+    /// IAM actions the caller is denied (AccessDeniedException), e.g.
+    /// `securityhub:CreateInsight,securityhub:GetAdhocInsightResults`.
+    #[arg(long, value_delimiter = ',')]
+    pub denied_actions: Vec<String>,
 }
 
 /// How the emulator answers a sort (see [`Faults::sort_mode`]).
@@ -230,10 +236,22 @@ impl Emulator {
             faults: Mutex::new(config.faults),
             rng: Mutex::new(SmallRng::seed_from_u64(config.fault_seed)),
             counters: Counters::default(),
+            insights: Default::default(),
         });
         let app = Router::new()
             .route("/findings", post(server::get_findings))
             .route("/findingsv2", post(server::get_findings_v2))
+            .route(
+                "/findingsv2/statistics",
+                post(insights::get_finding_statistics_v2),
+            )
+            .route("/insights", post(insights::create_insight))
+            .route("/insights/get", post(insights::get_insights))
+            .route(
+                "/insights/results/{*arn}",
+                get(insights::get_insight_results),
+            )
+            .route("/insights/{*arn}", delete(insights::delete_insight))
             .route("/hubv2", get(hubs::describe_security_hub_v2))
             .route("/accounts", get(hubs::describe_hub))
             .route("/members", get(hubs::list_members))
@@ -309,6 +327,11 @@ impl Emulator {
             .lock()
             .expect("scheduled")
             .push((pages, change));
+    }
+
+    /// How many custom insights exist in all (none is left behind by a clean run).
+    pub fn insight_count(&self) -> usize {
+        self.state.insights.count()
     }
 
     /// Changes the faults while it runs.

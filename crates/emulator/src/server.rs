@@ -1,6 +1,6 @@
 //! The emulator's HTTP handlers: GetFindings and GetFindingsV2 (rest-json, each API's real
 //! error shapes, quota, faults) on the caller's hub, and the stats / faults endpoints (STS and
-//! the hub calls are in `hubs`).
+//! the hub calls are in `hubs`, the counting calls in `insights`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,8 @@ pub(super) struct EmulatorState {
     pub counters: Counters,
     /// Changes to make once this many pages were served (findings changing under an export).
     pub scheduled: Mutex<Vec<(u64, Change)>>,
+    /// Custom insights (CreateInsight) of every account and Region.
+    pub insights: super::insights::Insights,
 }
 
 impl EmulatorState {
@@ -422,7 +424,7 @@ fn sorted(
 }
 
 /// The findings among `present` matching GetFindings `filters`.
-fn asff_matching(
+pub(super) fn asff_matching(
     dataset: &Dataset,
     filters: &Value,
     present: impl Iterator<Item = u64>,
