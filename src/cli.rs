@@ -149,9 +149,18 @@ pub fn parse() -> std::result::Result<Cli, String> {
         Ok(cli) => Ok(cli),
         Err(err) if !err.use_stderr() => err.exit(),
         Err(err) => {
+            // One line: clap's message and the arguments it names, without the usage block.
             let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            Err(first.trim_start_matches("error: ").to_string())
+            let message: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+                .filter(|line| !line.is_empty())
+                .collect();
+            match message.join(" ") {
+                joined if joined.is_empty() => Err("invalid arguments".into()),
+                joined => Err(joined.trim_start_matches("error: ").to_string()),
+            }
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum ExitCode {
     /// Every page was read, but findings of the request changed while it was read, so the
     /// service's cursor may have skipped an unchanged one: the lake is not proven exact.
     Unsettled = 10,
+    /// Interrupted (Ctrl-C or SIGTERM) where stopping early leaves nothing to resume: a
+    /// `verify --source` count (its temporary insight deleted first).
+    Interrupted = 130,
 }
 
 /// Every way the library can fail. Each message says what went wrong and what to do.
@@ -150,6 +153,10 @@ pub enum Error {
     /// A bug or an impossible state.
     #[error("{0}")]
     Internal(String),
+
+    /// Stopped by Ctrl-C or SIGTERM before it could finish.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Error {
@@ -173,6 +180,7 @@ impl Error {
             Error::WindowDone { .. } => ExitCode::WindowDone,
             Error::Unsettled { .. } => ExitCode::Unsettled,
             Error::Encode { .. } | Error::Internal(_) => ExitCode::Internal,
+            Error::Interrupted(_) => ExitCode::Interrupted,
         }
     }
 
@@ -203,6 +211,7 @@ impl Error {
             Error::Partial { .. } => "SechubExport.Partial",
             Error::WindowDone { .. } => "SechubExport.WindowDone",
             Error::Unsettled { .. } => "SechubExport.Unsettled",
+            Error::Interrupted(_) => "SechubExport.Interrupted",
             _ => "SechubExport.Internal",
         }
     }

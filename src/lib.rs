@@ -32,6 +32,9 @@
 //!   and [`sink::open_store`], the one place that decides what a destination is.
 //! - [`request`] holds the API, its filters (the ASFF and the OCSF dialect), the frozen
 //!   request and the job identity.
+//! - [`source::counts`] asks Security Hub for its own counts (GetFindingStatisticsV2, or a
+//!   temporary custom insight), and [`reconcile`] compares them with the lake for
+//!   `verify --source` (and `--list-missing`, which reads differing accounts again).
 //! - [`athena`] generates the DDL from a format's table.
 //! - [`aws`], [`error`] and [`crash`] hold AWS configuration and SDK failures, the one error
 //!   enum with its exit codes, and crash points for the reliability suite.
@@ -56,6 +59,7 @@ pub mod feed;
 pub mod job;
 pub mod lambda;
 pub mod plan;
+pub mod reconcile;
 pub mod request;
 pub mod sink;
 pub mod source;

@@ -1,5 +1,8 @@
 //! `verify`: reconciles a job's (or each stream's) manifest and checkpoint with the objects actually present
-//! (Parquet footers read with ranged GETs), and with the SSM progress count.
+//! (Parquet footers read with ranged GETs), and with the SSM progress count; with `--source`,
+//! also with Security Hub's own counts of each stream's frozen request (see [`source`]).
+
+mod source;
 
 use std::sync::Arc;
 
@@ -34,6 +37,22 @@ pub struct VerifyArgs {
     /// Also download every part and check its SHA-256.
     #[arg(long)]
     pub deep: bool,
+    /// Also reconcile the lake with Security Hub's own counts of each stream's frozen request,
+    /// per account and product (GetFindingStatisticsV2; for Security Hub CSPM a temporary
+    /// custom insight, created and deleted by this run: this flag is the consent to it).
+    #[arg(long)]
+    pub source: bool,
+    /// With --source: read the accounts whose counts differ again and name each missing
+    /// finding (`Id` and product).
+    #[arg(long, requires = "source")]
+    pub list_missing: bool,
+    /// With --source, for a job over several accounts: the role to assume in each account (as
+    /// the export used).
+    #[arg(long, requires = "source")]
+    pub role_name: Option<String>,
+    /// External id of that role.
+    #[arg(long, requires = "role_name")]
+    pub external_id: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub aws: AwsSettings,
@@ -55,11 +74,18 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
         )));
     };
     let mut problems = Vec::new();
-    let checked = check_job(&store, &checkpoint, args.deep, &mut problems).await?;
+    let (checked, parts) = check_job(&store, &checkpoint, args.deep, &mut problems).await?;
     if let Some(name) = parameter_to_check(args, &checkpoint, &destination) {
         check_ssm(&args.aws, &name, checkpoint.exported_count, &mut problems).await?;
     }
-    verdict(args, problems, checked, "")
+    let reconciled = match args.source {
+        true => {
+            let streams = vec![source::Checked::single(checkpoint, parts)];
+            Some(source::reconcile(args, store.as_ref(), &streams, &mut problems).await?)
+        }
+        false => None,
+    };
+    verdict(args, problems, checked, "", reconciled)
 }
 
 /// Verifies every stream of a multi-stream job, and the job's SSM count against their sum.
@@ -72,6 +98,7 @@ async fn verify_streams(
     let mut problems = Vec::new();
     let mut checked = Checked::default();
     let mut exported = 0;
+    let mut to_reconcile = Vec::new();
     for stream in &record.streams {
         let label = stream.label();
         let job_id = stream.job_id(&record.job_id);
@@ -82,11 +109,12 @@ async fn verify_streams(
             continue;
         };
         let mut found = Vec::new();
-        let one = check_job(store, &checkpoint, args.deep, &mut found).await?;
+        let (one, parts) = check_job(store, &checkpoint, args.deep, &mut found).await?;
         checked.rows += one.rows;
         checked.parts += one.parts;
         exported += checkpoint.exported_count;
         problems.extend(found.into_iter().map(|p| format!("stream {label}: {p}")));
+        to_reconcile.push(source::Checked::stream(stream.clone(), checkpoint, parts));
     }
     let last_run = LastRun::load(store.as_ref(), &record.job_id).await;
     let named = args
@@ -101,8 +129,12 @@ async fn verify_streams(
     if let Some(name) = parameter {
         check_ssm(&args.aws, &name, exported, &mut problems).await?;
     }
+    let reconciled = match args.source {
+        true => Some(source::reconcile(args, store.as_ref(), &to_reconcile, &mut problems).await?),
+        false => None,
+    };
     let streams = format!(" over {} streams", record.streams.len());
-    verdict(args, problems, checked, &streams)
+    verdict(args, problems, checked, &streams, reconciled)
 }
 
 /// What the parts of one or more jobs hold.
@@ -117,6 +149,7 @@ fn verdict(
     problems: Vec<String>,
     checked: Checked,
     scope: &str,
+    reconciled: Option<String>,
 ) -> Result<String> {
     if !problems.is_empty() {
         return Err(Error::Verify {
@@ -129,19 +162,24 @@ fn verdict(
     } else {
         "sizes and footers"
     };
-    Ok(format!(
+    let line = format!(
         "verified: job {}: {} findings in {} parts{scope}, all present, no extra parts, {depth} agree with the manifest and counts",
         args.job_id, checked.rows, checked.parts
-    ))
+    );
+    Ok(match reconciled {
+        Some(source) => format!("{line}; {source}"),
+        None => line,
+    })
 }
 
-/// Checks one job's parts against its manifest (or checkpoint) and the objects present.
+/// Checks one job's parts against its manifest (or checkpoint) and the objects present;
+/// returns what they hold and the parts listed.
 async fn check_job(
     store: &Arc<dyn ObjectStore>,
     checkpoint: &Checkpoint,
     deep: bool,
     problems: &mut Vec<String>,
-) -> Result<Checked> {
+) -> Result<(Checked, Vec<PartRecord>)> {
     let parts = parts_to_check(store, checkpoint, problems).await?;
     let table_dir = checkpoint.request.identity.api.format().table().dir;
     let present = store
@@ -167,10 +205,11 @@ async fn check_job(
             checkpoint.exported_count
         ));
     }
-    Ok(Checked {
+    let checked = Checked {
         rows,
         parts: parts.len(),
-    })
+    };
+    Ok((checked, parts))
 }
 
 /// The SSM parameter to compare: the flag, else the one the job recorded, else the default of

@@ -29,6 +29,20 @@ use crate::request::{Api, IdOrder};
 
 pub mod services;
 
+/// The client of one source: the SDK's own retries off (the paced loop owns them).
+pub(crate) fn client(config: &SdkConfig) -> aws_sdk_securityhub::Client {
+    let client_config = aws_sdk_securityhub::config::Builder::from(config)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(90))
+                .build(),
+        )
+        .build();
+    aws_sdk_securityhub::Client::from_conf(client_config)
+}
+
 /// How long reading a page's body may take once its headers arrived (the SDK's attempt timeout
 /// ends when the response starts, since the body is read outside its deserializer).
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(90);
@@ -40,9 +54,9 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(90);
 struct CaptureBody(Arc<Mutex<Option<SdkBody>>>);
 
 /// Puts the job's frozen filters (and scopes, and a chain's sort) into the request body, exactly
-/// as written.
+/// as written: each member replaces the one the SDK's builder serialized.
 #[derive(Debug, Clone)]
-struct InjectFilters(Arc<serde_json::Map<String, serde_json::Value>>);
+pub(crate) struct InjectFilters(pub(crate) Arc<serde_json::Map<String, serde_json::Value>>);
 
 impl Intercept for CaptureBody {
     fn name(&self) -> &'static str {
@@ -127,15 +141,6 @@ pub struct GetFindings {
 impl GetFindings {
     /// A source of `query` whose client never retries on its own: the paced loop owns retries.
     pub fn new(config: &SdkConfig, query: Query) -> Self {
-        let client_config = aws_sdk_securityhub::config::Builder::from(config)
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(90))
-                    .build(),
-            )
-            .build();
         let mut members = serde_json::Map::new();
         members.insert("Filters".into(), query.filters);
         if let Some(scopes) = query.scopes {
@@ -145,7 +150,7 @@ impl GetFindings {
             members.insert("SortCriteria".into(), order.sort_criteria());
         }
         GetFindings {
-            client: aws_sdk_securityhub::Client::from_conf(client_config),
+            client: client(config),
             api: query.api,
             members: Arc::new(members),
             page_size: query.page_size as i32,

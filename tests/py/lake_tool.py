@@ -65,6 +65,12 @@ def cmd_sources(args):
     print(json.dumps({"by_source": by_source, "wrong_source": wrong}))
 
 
+def cmd_part_ids(args):
+    """The (Id, ProductArn) pairs of one Parquet part, read with pyarrow."""
+    cols = pq.read_table(args.file, columns=["id", "product_arn"]).to_pydict()
+    print(json.dumps(sorted(f"{i} {p}" for i, p in zip(cols["id"], cols["product_arn"]))))
+
+
 def cmd_create_bucket(args):
     client("s3", args.endpoint).create_bucket(Bucket=args.bucket)
     print(json.dumps({"created": args.bucket}))
@@ -369,6 +375,7 @@ def main():
     p.set_defaults(fn=cmd_seed)
     p = sub.add_parser("sources"); p.add_argument("dir"); p.add_argument("--table", default="findings")
     p.set_defaults(fn=cmd_sources)
+    p = sub.add_parser("part-ids"); p.add_argument("file"); p.set_defaults(fn=cmd_part_ids)
     p = sub.add_parser("create-bucket"); p.add_argument("endpoint"); p.add_argument("bucket"); p.set_defaults(fn=cmd_create_bucket)
     p = sub.add_parser("download"); p.add_argument("endpoint"); p.add_argument("bucket"); p.add_argument("prefix"); p.add_argument("dir")
     p.set_defaults(fn=cmd_download)
