@@ -110,6 +110,32 @@ pub struct ExportRequest {
     #[arg(long)]
     #[serde(default)]
     pub restart: bool,
+    /// How a new job learns its expected total (for done/total, ETA and its reading plan):
+    /// `auto` counts with GetFindingStatisticsV2 (read-only) for --api v2 and not at all for
+    /// v1, which has no read-only count; `insight` also counts v1 with a temporary custom
+    /// insight (created and deleted at once); `off` never counts.
+    #[arg(long, value_enum, default_value_t = TotalMode::Auto)]
+    #[serde(default, skip_serializing_if = "TotalMode::is_auto")]
+    pub total: TotalMode,
+}
+
+/// How a job learns its expected total (see [`ExportRequest::total`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum TotalMode {
+    /// Read-only counts only (GetFindingStatisticsV2).
+    #[default]
+    Auto,
+    /// Also a temporary custom insight for Security Hub CSPM.
+    Insight,
+    /// Never.
+    Off,
+}
+
+impl TotalMode {
+    fn is_auto(&self) -> bool {
+        *self == TotalMode::Auto
+    }
 }
 
 fn is_v1(api: &Api) -> bool {
@@ -220,6 +246,8 @@ pub struct ExportPlan {
     pub max_duration: Option<Duration>,
     /// Export the frozen query again from page 1.
     pub restart: bool,
+    /// How a new job counts its expected total.
+    pub total: TotalMode,
 }
 
 impl ExportPlan {
@@ -301,6 +329,7 @@ impl ExportPlan {
             compression: request.compression,
             max_duration: request.max_duration,
             restart: request.restart,
+            total: request.total,
         })
     }
 
@@ -345,6 +374,7 @@ impl From<ExportPlan> for ExportRequest {
             compression: plan.compression,
             max_duration: plan.max_duration,
             restart: plan.restart,
+            total: plan.total,
         }
     }
 }

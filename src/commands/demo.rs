@@ -113,6 +113,8 @@ pub async fn demo(args: DemoArgs) -> Result<String> {
         compression: Compression::Zstd,
         max_duration: None,
         restart: false,
+        // The emulator is the demo's own: counting with a temporary insight shows the ETA.
+        total: crate::plan::TotalMode::Insight,
     };
     let mut plan = ExportPlan::new(&request)?;
     plan.aws.demo_credentials = true;

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::feed::{self, describe_window, state::FeedState};
 use crate::job::checkpoint::{ChainLayout, Checkpoint, CheckpointStore, JobState};
 use crate::job::fanout::record::{LastRun, StreamRecord, StreamState};
+use crate::job::observer::progress;
 use crate::request::filters::iso;
 use crate::sink::{self, layout, Destination, ObjectStore};
 use crate::streams::{Accounts, Regions};
@@ -44,6 +45,7 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
     let last_run = LastRun::load(store.as_ref(), &record.job_id).await;
     let mut complete = 0;
     let mut total = 0;
+    let mut expected = Some(0);
     let mut lines = Vec::new();
     for stream in &record.streams {
         let checkpoint = load(store, &stream.job_id(&record.job_id)).await?;
@@ -61,8 +63,11 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
         };
         complete += usize::from(state == "complete");
         total += rows;
+        let counted = checkpoint.as_ref().and_then(|cp| cp.expected_count);
+        expected = expected.zip(counted).map(|(sum, one)| sum + one);
+        let of = counted.map(|n| format!(" of {n}")).unwrap_or_default();
         let mut line = format!(
-            "  {:<28}{state:<13}{rows:>10} findings {parts:>6} parts {shards:>3} chains",
+            "  {:<28}{state:<13}{rows:>10}{of} findings {parts:>6} parts {shards:>3} chains",
             stream.label()
         );
         if !stream.left_out.is_empty() {
@@ -92,7 +97,13 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
             "streams:      {} ({complete} complete), one per account and Region",
             record.streams.len()
         ),
-        format!("findings:     {total}"),
+        format!(
+            "findings:     {}",
+            match expected {
+                Some(sum) => progress(total, Some(sum), 0.0),
+                None => format!("{total} (not every stream was counted by Security Hub)"),
+            }
+        ),
         format!(
             "selection:    accounts {} / Regions {} (caller {})",
             describe_accounts(&identity.selection.accounts),
@@ -305,13 +316,30 @@ fn describe_layout(cp: &Checkpoint) -> String {
     }
 }
 
+/// Findings so far, with the total Security Hub counted and, while the job runs, an ETA at
+/// the rate since it started (it may be running elsewhere: a Lambda, another machine).
+fn progress_of(cp: &Checkpoint) -> String {
+    if cp.state == JobState::Complete {
+        return progress(cp.exported_count, cp.expected_count, 0.0);
+    }
+    let seconds = (cp.updated_at - cp.created_at).num_milliseconds() as f64 / 1000.0;
+    let rate = cp.exported_count as f64 / seconds.max(0.001);
+    match cp.expected_count {
+        Some(_) if cp.exported_count > 0 => format!(
+            "{} at {rate:.0} findings/s since the job started",
+            progress(cp.exported_count, cp.expected_count, rate)
+        ),
+        _ => progress(cp.exported_count, cp.expected_count, 0.0),
+    }
+}
+
 /// A job's checkpoint in a few lines.
 pub fn describe(cp: &Checkpoint) -> String {
     let filters = serde_json::to_string(&cp.request.filters).unwrap_or_default();
     [
         format!("job:          {}", cp.job_id),
         format!("state:        {}", state(cp)),
-        format!("findings:     {}", cp.exported_count),
+        format!("findings:     {}", progress_of(cp)),
         format!(
             "parts:        {} ({} bytes)",
             cp.parts.len(),

@@ -121,6 +121,10 @@ pub struct Checkpoint {
     pub next_part: u64,
     /// Findings in durable parts.
     pub exported_count: u64,
+    /// Findings Security Hub counted for the frozen request when the job started (`None`:
+    /// not counted), for progress, ETA and the reading plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_count: Option<u64>,
     /// Bytes of durable parts.
     pub bytes_written: u64,
     /// Pages fetched into durable parts.
@@ -156,6 +160,7 @@ impl Checkpoint {
             order_fallback: None,
             next_part: 1,
             exported_count: 0,
+            expected_count: None,
             bytes_written: 0,
             pages_fetched: 0,
             parts: Vec::new(),

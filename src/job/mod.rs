@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod settle;
 pub mod shards;
 pub mod ssm;
+pub mod total;
 
 use std::sync::Arc;
 
@@ -100,6 +101,20 @@ pub struct Outcome {
     /// Some stream of a complete job saw findings of its request updated while it read its
     /// window (see [`settle`]).
     pub unsettled: bool,
+    /// Findings Security Hub counted for the job when it started (every stream's, when each
+    /// was counted).
+    pub expected: Option<u64>,
+}
+
+impl Outcome {
+    /// Seconds left at this run's rate (0 once complete; `None` without a total or a rate).
+    pub fn eta_seconds(&self) -> Option<u64> {
+        if self.complete {
+            return Some(0);
+        }
+        let rate = self.rows_this_run as f64 / self.elapsed.as_secs_f64().max(0.001);
+        observer::eta_seconds(self.rows, self.expected, rate)
+    }
 }
 
 impl Outcome {
@@ -119,6 +134,7 @@ impl Outcome {
             },
             line: summary.line(),
             unsettled: summary.settled == Some(false),
+            expected: summary.checkpoint.expected_count,
         }
     }
 }
@@ -154,6 +170,16 @@ pub async fn run_plan(plan: &ExportPlan, quiet: bool, cancel: &Cancel) -> Result
             .streams
             .iter()
             .any(|s| matches!(&s.result, Ok(run) if run.settled == Some(false))),
+        expected: summary
+            .streams
+            .iter()
+            .map(|s| {
+                s.result
+                    .as_ref()
+                    .ok()
+                    .and_then(|run| run.checkpoint.expected_count)
+            })
+            .sum(),
     })
 }
 
@@ -298,6 +324,7 @@ impl Job<'_> {
             export_date: current.export_date.clone(),
             owner_generation: current.owner_generation,
             progress_parameter: current.progress_parameter.clone(),
+            expected_count: current.expected_count,
             order_fallback: Some(reason),
             ..Checkpoint::new(self.job_id.to_string(), current.request.clone(), Utc::now())
         })
@@ -322,6 +349,10 @@ impl Job<'_> {
         // Pages already fetched, by chain: the probe's (one chain) or each chain's first.
         let mut prefetched: Vec<(usize, Vec<Page>)> = Vec::new();
         if checkpoint.is_new() {
+            if checkpoint.expected_count.is_none() {
+                checkpoint.expected_count =
+                    total::expected(self.plan, self.config, &request, self.job_id).await;
+            }
             let filters = &checkpoint.request.filters;
             // Shards are ASFF sub-queries; a GetFindingsV2 stream reads one chain (its first
             // page still read first).
@@ -329,11 +360,22 @@ impl Job<'_> {
                 Api::GetFindings => self.plan.max_shards,
                 Api::GetFindingsV2 => 1,
             };
+            let pages = checkpoint
+                .expected_count
+                .map(|count| count.div_ceil(u64::from(page_size)));
+            let max_shards = total::max_shards_for(pages, max_shards);
             // After a fallback the stream is read again without relying on any order.
             let trusted = self.plan.trust_id_order && checkpoint.order_fallback.is_none();
-            let probe = match trusted {
-                true => shards::probe(&paced, &self.plan.pace, filters, max_shards).await?,
-                false => {
+            let probe = match (trusted, total::fits_in_burst(pages, &self.plan.pace)) {
+                // Every page fits in the burst: one chain, no probe.
+                (_, true) => shards::Start::Unsharded {
+                    order: None,
+                    pages: Vec::new(),
+                },
+                (true, false) => {
+                    shards::probe(&paced, &self.plan.pace, filters, max_shards).await?
+                }
+                (false, false) => {
                     shards::probe_unsorted(&paced, &self.plan.pace, filters, max_shards).await?
                 }
             };
@@ -416,6 +458,16 @@ impl Job<'_> {
     }
 }
 
+/// What a complete job's line adds when Security Hub counted another total at its start.
+fn counted_differs(cp: &Checkpoint) -> String {
+    match cp.expected_count {
+        Some(counted) if counted != cp.exported_count => format!(
+            " (Security Hub counted {counted} when the job started: run verify --source to reconcile the lake with it)"
+        ),
+        _ => String::new(),
+    }
+}
+
 fn describe_difference(old: &JobIdentity, new: &JobIdentity) -> String {
     let checks = [
         (old.filters_as_given != new.filters_as_given, "filters"),
@@ -455,7 +507,7 @@ impl RunSummary {
             self.rows_this_run, self.parts_this_run, self.bytes_this_run
         );
         match &self.end {
-            RunEnd::Complete => format!("complete: job {}: {this_run}; job total {} findings in {} parts", cp.job_id, cp.exported_count, cp.parts.len()),
+            RunEnd::Complete => format!("complete: job {}: {this_run}; job total {} findings in {} parts{}", cp.job_id, cp.exported_count, cp.parts.len(), counted_differs(cp)),
             RunEnd::AlreadyComplete => format!("already complete: job {} holds {} findings in {} parts; nothing to do", cp.job_id, cp.exported_count, cp.parts.len()),
             RunEnd::Stopped(reason) => format!(
                 "resumable: job {} stopped ({reason}) at a part boundary: {this_run}; job total {} findings; re-run the same command to continue",

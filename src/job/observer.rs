@@ -60,6 +60,45 @@ impl Observers {
     }
 }
 
+/// Seconds left to read `total` findings from `done` at `rate` findings/s (`None`: no total,
+/// or no rate measured yet).
+pub fn eta_seconds(done: u64, total: Option<u64>, rate: f64) -> Option<u64> {
+    let left = total?.saturating_sub(done);
+    (rate > 0.0 && rate.is_finite()).then(|| (left as f64 / rate).ceil() as u64)
+}
+
+/// `done` findings, with the total, percent and ETA when a total is known:
+/// `1200/5000 findings (24.0%, ETA 21s)`.
+pub fn progress(done: u64, total: Option<u64>, rate: f64) -> String {
+    let Some(total) = total else {
+        return format!("{done} findings");
+    };
+    let percent = match total {
+        0 => 100.0,
+        total => (done as f64 * 100.0 / total as f64).min(100.0),
+    };
+    match eta_seconds(done, Some(total), rate) {
+        Some(eta) => format!(
+            "{done}/{total} findings ({percent:.1}%, ETA {})",
+            short_duration(Duration::from_secs(eta))
+        ),
+        None => format!("{done}/{total} findings ({percent:.1}%)"),
+    }
+}
+
+/// `2d 03h`, `1h 02m`, `4m 10s`, `35s`.
+pub fn short_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (days, hours, minutes, seconds) =
+        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, _) => format!("{minutes}m {seconds:02}s"),
+        (0, _, _) => format!("{hours}h {minutes:02}m"),
+        _ => format!("{days}d {hours:02}h"),
+    }
+}
+
 /// The live view of a run: a progress bar on a terminal, a log line every 10 s otherwise.
 pub struct TerminalProgress {
     bar: Option<ProgressBar>,
@@ -101,7 +140,8 @@ impl Observer for TerminalProgress {
         let this_run = rows - self.base_rows;
         let rate = this_run as f64 / self.started.elapsed().as_secs_f64().max(0.001);
         let line = format!(
-            "{rows} findings ({rate:.0}/s), {} parts, {} pages, {} throttled, {} faults retried",
+            "{} ({rate:.0}/s), {} parts, {} pages, {} throttled, {} faults retried",
+            progress(rows, event.checkpoint.expected_count, rate),
             event.checkpoint.parts.len(),
             event.source.pages,
             event.source.throttled,
@@ -121,5 +161,30 @@ impl Observer for TerminalProgress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_shows_total_percent_and_eta_when_counted() {
+        assert_eq!(progress(1200, None, 300.0), "1200 findings");
+        assert_eq!(
+            progress(1200, Some(5000), 300.0),
+            "1200/5000 findings (24.0%, ETA 13s)"
+        );
+        assert_eq!(
+            progress(1200, Some(5000), 0.0),
+            "1200/5000 findings (24.0%)"
+        );
+        assert_eq!(eta_seconds(0, Some(1_080_000), 300.0), Some(3600));
+        assert_eq!(short_duration(Duration::from_secs(3720)), "1h 02m");
+        assert_eq!(short_duration(Duration::from_secs(250)), "4m 10s");
+        assert_eq!(
+            short_duration(Duration::from_secs(2 * 86_400 + 3 * 3600)),
+            "2d 03h"
+        );
     }
 }

@@ -37,6 +37,10 @@ pub struct SliceResult {
     pub watermark: Option<String>,
     /// Why a feed invocation left the family to another run that holds it (`null` otherwise).
     pub busy: Option<String>,
+    /// Findings Security Hub counted for the job when it started (`null`: not counted).
+    pub expected_count: Option<u64>,
+    /// Seconds left at this slice's rate (0 once complete; `null` without a count).
+    pub eta_seconds: Option<u64>,
 }
 
 impl From<&Outcome> for SliceResult {
@@ -53,6 +57,8 @@ impl From<&Outcome> for SliceResult {
             feed_family: None,
             watermark: None,
             busy: None,
+            expected_count: outcome.expected,
+            eta_seconds: outcome.eta_seconds(),
         }
     }
 }
@@ -74,6 +80,8 @@ impl From<&FeedSummary> for SliceResult {
                 feed_family: None,
                 watermark: None,
                 busy: None,
+                expected_count: None,
+                eta_seconds: Some(0),
             },
         };
         let all = &summary.outcomes;

@@ -38,6 +38,7 @@ fn an_event_with_cli_names_makes_the_same_plan_as_the_flags() {
         compression: Compression::Zstd,
         max_duration: Some(Duration::from_secs(13 * 60)),
         restart: false,
+        total: crate::plan::TotalMode::Auto,
     };
     assert_eq!(from_event, ExportPlan::new(&flags).unwrap());
     assert_eq!(

@@ -226,6 +226,7 @@ pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
             prepared.job_id
         ),
         unsettled: false,
+        expected: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! Watching a multi-stream run: one progress line per active stream plus a total on a terminal
-//! (indicatif's MultiProgress), a total log line every 10 s otherwise, and the job's one SSM
+//! (indicatif's MultiProgress), a total log line every 10 s otherwise (done/total, percent and
+//! ETA where streams were counted), and the job's one SSM
 //! count, the sum over streams, written at most once a second whatever the stream count.
 
 use std::io::IsTerminal;
@@ -10,7 +11,7 @@ use async_trait::async_trait;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::job::checkpoint::Checkpoint;
-use crate::job::observer::{Committed, Observer};
+use crate::job::observer::{progress, Committed, Observer};
 use crate::job::ssm::SsmCounter;
 use crate::streams::Stream;
 
@@ -25,6 +26,8 @@ pub struct Board {
 
 struct Totals {
     counts: Vec<u64>,
+    /// Each stream's expected total, once its run started and if it was counted.
+    expected: Vec<Option<u64>>,
     base: u64,
     streams_done: usize,
     last_line: Instant,
@@ -46,6 +49,7 @@ impl Board {
             multi,
             total,
             state: Mutex::new(Totals {
+                expected: vec![None; counts.len()],
                 counts,
                 base,
                 streams_done: 0,
@@ -65,6 +69,7 @@ impl Board {
             bar: None,
             started: Instant::now(),
             base: 0,
+            expected: None,
         }
     }
 
@@ -82,7 +87,8 @@ impl Board {
         let this_run = sum.saturating_sub(totals.base);
         let rate = this_run as f64 / self.started.elapsed().as_secs_f64().max(0.001);
         let line = format!(
-            "total: {sum} findings ({rate:.0}/s this run), {} of {} streams ended",
+            "total: {} ({rate:.0}/s this run), {} of {} streams ended",
+            totals.progress(sum, rate),
             totals.streams_done,
             totals.counts.len()
         );
@@ -94,6 +100,11 @@ impl Board {
             }
             None => {}
         }
+    }
+
+    /// Records stream `index`'s expected total.
+    fn expect(&self, index: usize, expected: Option<u64>) {
+        self.state.lock().expect("totals").expected[index] = expected;
     }
 
     /// Counts stream `index` as ended (whatever its outcome).
@@ -117,6 +128,26 @@ impl Board {
     }
 }
 
+impl Totals {
+    /// The job's progress: done of the streams' summed totals when every stream was counted;
+    /// while some are not yet, the total estimated from the counted streams' average, marked
+    /// `~` and with how many were counted.
+    fn progress(&self, sum: u64, rate: f64) -> String {
+        let counted: Vec<u64> = self.expected.iter().flatten().copied().collect();
+        let streams = self.expected.len();
+        match counted.len() {
+            0 => format!("{sum} findings"),
+            n if n == streams => progress(sum, Some(counted.iter().sum()), rate),
+            n => {
+                let known: u64 = counted.iter().sum();
+                let estimate = known + known / n as u64 * (streams - n) as u64;
+                let line = progress(sum, Some(estimate.max(sum)), rate);
+                format!("~{line}, {n} of {streams} streams counted")
+            }
+        }
+    }
+}
+
 fn style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template")
 }
@@ -129,6 +160,7 @@ pub struct StreamView {
     bar: Option<ProgressBar>,
     started: Instant,
     base: u64,
+    expected: Option<u64>,
 }
 
 #[async_trait]
@@ -136,6 +168,8 @@ impl Observer for StreamView {
     fn started(&mut self, checkpoint: &Checkpoint) {
         self.base = checkpoint.exported_count;
         self.started = Instant::now();
+        self.expected = checkpoint.expected_count;
+        self.board.expect(self.index, checkpoint.expected_count);
         self.board
             .set(self.index, Some(checkpoint.exported_count), false);
         if let Some(multi) = &self.board.multi {
@@ -153,8 +187,9 @@ impl Observer for StreamView {
         if let Some(bar) = &self.bar {
             let rate = (rows - self.base) as f64 / self.started.elapsed().as_secs_f64().max(0.001);
             bar.set_message(format!(
-                "{}: {rows} findings ({rate:.0}/s), {} parts, {} throttled, {} faults retried",
+                "{}: {} ({rate:.0}/s), {} parts, {} throttled, {} faults retried",
                 self.label,
+                progress(rows, self.expected, rate),
                 event.checkpoint.parts.len(),
                 event.source.throttled,
                 event.source.faults
