@@ -159,6 +159,16 @@ async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_th
     // The default job id is the execution's name: a redriven execution resumes its own job.
     assert_eq!(done["output"]["job_id"], done["execution_name"], "{done}");
     world.assert_verified(done["execution_name"].as_str().unwrap());
+    // The same job again with "reconcile": already complete, then reconciled with the
+    // service's own counts as the last step; the result is the execution's output.
+    let again = json!({"job_id": done["execution_name"], "reconcile": true});
+    let reconciled = run_state_machine(moto, again).await;
+    assert_eq!(reconciled["status"], "SUCCEEDED", "{reconciled}");
+    let result = &reconciled["output"]["reconciliation"];
+    assert_eq!(result["reconciled"], true, "{reconciled}");
+    assert_eq!(result["service_count"], world.findings, "{reconciled}");
+    assert_eq!(result["lake_count"], world.findings, "{reconciled}");
+    assert_eq!(result["missing"], 0, "{reconciled}");
 
     let failed = run_state_machine(moto, json!({"filters": {"Nope": []}})).await;
     assert_eq!(failed["status"], "FAILED", "{failed}");

@@ -74,15 +74,12 @@ pub async fn verify(args: &VerifyArgs) -> Result<String> {
         )));
     };
     let mut problems = Vec::new();
-    let (checked, parts) = check_job(&store, &checkpoint, args.deep, &mut problems).await?;
+    let checked = check_job(&store, &checkpoint, args.deep, &mut problems).await?;
     if let Some(name) = parameter_to_check(args, &checkpoint, &destination) {
         check_ssm(&args.aws, &name, checkpoint.exported_count, &mut problems).await?;
     }
     let reconciled = match args.source {
-        true => {
-            let streams = vec![source::Checked::single(checkpoint, parts)];
-            Some(source::reconcile(args, store.as_ref(), &streams, &mut problems).await?)
-        }
+        true => Some(source::reconcile(args, &store, &mut problems).await?),
         false => None,
     };
     verdict(args, problems, checked, "", reconciled)
@@ -98,7 +95,6 @@ async fn verify_streams(
     let mut problems = Vec::new();
     let mut checked = Checked::default();
     let mut exported = 0;
-    let mut to_reconcile = Vec::new();
     for stream in &record.streams {
         let label = stream.label();
         let job_id = stream.job_id(&record.job_id);
@@ -109,12 +105,11 @@ async fn verify_streams(
             continue;
         };
         let mut found = Vec::new();
-        let (one, parts) = check_job(store, &checkpoint, args.deep, &mut found).await?;
+        let one = check_job(store, &checkpoint, args.deep, &mut found).await?;
         checked.rows += one.rows;
         checked.parts += one.parts;
         exported += checkpoint.exported_count;
         problems.extend(found.into_iter().map(|p| format!("stream {label}: {p}")));
-        to_reconcile.push(source::Checked::stream(stream.clone(), checkpoint, parts));
     }
     let last_run = LastRun::load(store.as_ref(), &record.job_id).await;
     let named = args
@@ -130,7 +125,7 @@ async fn verify_streams(
         check_ssm(&args.aws, &name, exported, &mut problems).await?;
     }
     let reconciled = match args.source {
-        true => Some(source::reconcile(args, store.as_ref(), &to_reconcile, &mut problems).await?),
+        true => Some(source::reconcile(args, store, &mut problems).await?),
         false => None,
     };
     let streams = format!(" over {} streams", record.streams.len());
@@ -172,14 +167,13 @@ fn verdict(
     })
 }
 
-/// Checks one job's parts against its manifest (or checkpoint) and the objects present;
-/// returns what they hold and the parts listed.
+/// Checks one job's parts against its manifest (or checkpoint) and the objects present.
 async fn check_job(
     store: &Arc<dyn ObjectStore>,
     checkpoint: &Checkpoint,
     deep: bool,
     problems: &mut Vec<String>,
-) -> Result<(Checked, Vec<PartRecord>)> {
+) -> Result<Checked> {
     let parts = parts_to_check(store, checkpoint, problems).await?;
     let table_dir = checkpoint.request.identity.api.format().table().dir;
     let present = store
@@ -205,11 +199,10 @@ async fn check_job(
             checkpoint.exported_count
         ));
     }
-    let checked = Checked {
+    Ok(Checked {
         rows,
         parts: parts.len(),
-    };
-    Ok((checked, parts))
+    })
 }
 
 /// The SSM parameter to compare: the flag, else the one the job recorded, else the default of

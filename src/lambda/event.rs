@@ -28,6 +28,10 @@ pub struct SliceEvent {
     /// The one stream of a planned multi-stream job this slice runs (a Map item).
     #[serde(default)]
     pub stream: Option<StreamKey>,
+    /// Reconcile the job with Security Hub once it is complete (read by the state machine,
+    /// which then runs the `reconcile` stage).
+    #[serde(default)]
+    pub reconcile: bool,
 }
 
 /// The steps of a multi-stream job around its Distributed Map.
@@ -38,6 +42,8 @@ pub enum Stage {
     Plan,
     /// Report the job once every stream's child workflow ended.
     Finish,
+    /// Reconcile the complete job with Security Hub's own counts (`verify --source`).
+    Reconcile,
 }
 
 /// The `feed` flags in an event.

@@ -55,6 +55,30 @@ impl From<SliceError> for Diagnostic {
     }
 }
 
+/// The export job of `plan` reconciled with Security Hub (see `reconcile::job`).
+async fn reconcile_job(plan: &ExportPlan) -> Result<crate::reconcile::job::Summary, Error> {
+    let job_id = plan.job_id.clone().ok_or_else(|| {
+        Error::Usage("the reconcile stage needs the job's \"job_id\" (or \"execution\")".into())
+    })?;
+    let config = crate::aws::load(&plan.aws).await?;
+    let store = crate::sink::open_store(&plan.destination, Some(&config)).await?;
+    let summary = crate::reconcile::job::reconcile(
+        &store,
+        &plan.aws,
+        &job_id,
+        plan.streams.role.as_ref(),
+        false,
+        &Cancel::new(),
+    )
+    .await?;
+    summary
+        .lines
+        .iter()
+        .for_each(|line| tracing::info!("{line}"));
+    tracing::info!("{}", summary.line());
+    Ok(summary)
+}
+
 /// How long a slice may fetch when `remaining` is left before the deadline: the rest is kept
 /// to write the part in progress, commit its checkpoint and release the lease. The margin is
 /// a tenth of the time given, at least 2 s and at most 60 s (a 20 s invocation fetches 18 s,
@@ -88,6 +112,12 @@ async fn slice(event: LambdaEvent<Value>) -> Result<Answer, SliceError> {
             streams = planned.streams,
             "plan ended"
         ),
+        Ok(Answer::Reconcile(summary)) => tracing::info!(
+            job_id = %summary.job_id,
+            reconciled = summary.reconciled,
+            missing = summary.missing,
+            "reconcile ended"
+        ),
         Err(SliceError(err)) => {
             tracing::error!(error_type = err.kind(), "slice failed: {}", one_line(err))
         }
@@ -103,6 +133,7 @@ async fn run_slice(event: Value, budget: Duration) -> Result<Answer, SliceError>
         execution,
         stage,
         stream,
+        reconcile: _,
     } = serde_json::from_value(event).map_err(|e| bad_event(e.to_string()))?;
     if feed.is_some() && stream.is_some() {
         return Err(bad_event(
@@ -136,6 +167,15 @@ async fn run_slice(event: Value, budget: Duration) -> Result<Answer, SliceError>
             let outcome = distributed::finish(&plan).await.map_err(SliceError)?;
             tracing::info!("{}", outcome.line);
             return Ok(Answer::Slice(SliceResult::from(&outcome)));
+        }
+        Some(Stage::Reconcile) if feed.is_some() => {
+            return Err(bad_event(
+                "\"reconcile\" reconciles an export job; reconcile a feed's runs with verify --source --job-id <run's job>".into(),
+            ))
+        }
+        Some(Stage::Reconcile) => {
+            let summary = reconcile_job(&plan).await.map_err(SliceError)?;
+            return Ok(Answer::Reconcile(summary));
         }
         None => {}
     }

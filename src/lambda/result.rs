@@ -126,6 +126,8 @@ pub enum Answer {
     Slice(SliceResult),
     /// A plan step.
     Plan(PlanResult),
+    /// A reconcile step.
+    Reconcile(crate::reconcile::job::Summary),
 }
 
 impl PlanResult {
@@ -151,5 +153,44 @@ impl PlanResult {
             items_key: Some(planned.items_key),
             max_concurrency: plan.streams.max_streams.max(1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(complete: bool, expected: Option<u64>) -> Outcome {
+        Outcome {
+            job_id: "j".into(),
+            complete,
+            rows: 3_000,
+            parts: 3,
+            rows_this_run: 3_000,
+            parts_this_run: 3,
+            elapsed: std::time::Duration::from_secs(10),
+            stopped: (!complete).then(|| TIME_BOX.to_string()),
+            line: String::new(),
+            unsettled: false,
+            expected,
+        }
+    }
+
+    #[test]
+    fn a_slice_carries_the_expected_total_and_the_time_left_at_its_rate() {
+        let running = SliceResult::from(&outcome(false, Some(12_000)));
+        assert_eq!(running.expected_count, Some(12_000));
+        assert_eq!(
+            running.eta_seconds,
+            Some(30),
+            "9,000 left at 300 findings/s"
+        );
+        let done = SliceResult::from(&outcome(true, Some(3_000)));
+        assert_eq!(done.eta_seconds, Some(0));
+        let uncounted = SliceResult::from(&outcome(false, None));
+        assert_eq!(
+            (uncounted.expected_count, uncounted.eta_seconds),
+            (None, None)
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! compares identities, which also tells a late arrival and a service that counts findings its
 //! own GetFindings does not return.
 
+pub mod job;
 pub mod lake;
 pub mod reread;
 
