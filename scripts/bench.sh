@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks (issue: quota efficiency, encode throughput vs pyarrow, storage, memory,
 # pipeline ceiling). Prints a Markdown table; BENCHMARKS.md records one run of it.
-# Usage: scripts/bench.sh [quick|latency|order]   ("quick" shrinks every size, for a smoke run;
+# Usage: scripts/bench.sh [quick|latency|order|eta|small-streams]   ("quick" shrinks every size, for a smoke run;
 # "latency" runs only the two rows at a mean GetFindings latency of 300 and 600 ms; "order" runs
 # one 600 ms stream against services that sort globally, sort each page, or stop sorting
-# mid-read, read by prefix shards (the default) and with --trust-id-order)
+# mid-read, read by prefix shards (the default) and with --trust-id-order; "eta" compares the
+# ETA shown at 20% of a run with the time it really took; "small-streams" exports 1,000 streams
+# of 300 findings at 100 ms, with and without their totals counted)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sechub-export/target}"
@@ -69,6 +71,30 @@ if [ "$quick" = order ]; then
   rows+=("$(quota_run trusted-page-600ms 3 6 "$work/o4" 600 page 0 --trust-id-order)")
   rows+=("$(quota_run fallback-600ms 3 6 "$work/o5" 600 global 40 --trust-id-order)")
   echo "| benchmark | setup | result |"; echo "| --- | --- | --- |"; printf '%s\n' "${rows[@]}"
+  exit 0
+fi
+if [ "$quick" = eta ]; then
+  start_emulator 18000 3 6
+  row="$("$py" scripts/bench-eta.py "$bin" "$EMU" "$work/eta" 18000 3 6)"
+  stop_emulator
+  echo "| benchmark | setup | result |"; echo "| --- | --- | --- |"; echo "$row"
+  exit 0
+fi
+if [ "$quick" = small-streams ]; then
+  # 1,000 accounts of 300 findings each (3 pages), 64 streams at once, calls of 100 ms.
+  members="$("$py" -c "print(','.join(f'1000000{i:05d}' for i in range(1, 1001)))")"
+  echo "| benchmark | setup | result |"; echo "| --- | --- | --- |"
+  for total in off insight; do
+    start_emulator 300 3 6 --latency-ms 100 --members "$members" --hub-regions us-east-1
+    started="$(date +%s.%N)"
+    line="$(env AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL="$EMU" \
+      "$bin" export --destination "$work/small-$total" --job-id "small-$total" --accounts "$members" --regions us-east-1 \
+      --role-name Bench --max-streams 64 --total "$total" -q | tail -1)"
+    wall="$("$py" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$started" "$(date +%s.%N)")"
+    sharded="$(grep -l '"shards"' "$work/small-$total"/_sechub_export/jobs/*/checkpoint.json 2>/dev/null | wc -l)"
+    echo "| small streams, --total $total | 1,000 streams of 300 findings (3,000 data pages), 64 at once, 3/s burst 6 each, calls of 100 ms | $(stat_of pages) pages served (data, probes, shard firsts, settle checks), $(stat_of requests) requests; $sharded streams sharded; $wall s; ${line:0:80} |"
+    stop_emulator
+  done
   exit 0
 fi
 if [ "$quick" = latency ]; then

@@ -46,6 +46,7 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
     let mut complete = 0;
     let mut total = 0;
     let mut expected = Some(0);
+    let mut counted_streams = 0;
     let mut lines = Vec::new();
     for stream in &record.streams {
         let checkpoint = load(store, &stream.job_id(&record.job_id)).await?;
@@ -64,6 +65,7 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
         complete += usize::from(state == "complete");
         total += rows;
         let counted = checkpoint.as_ref().and_then(|cp| cp.expected_count);
+        counted_streams += usize::from(counted.is_some());
         expected = expected.zip(counted).map(|(sum, one)| sum + one);
         let of = counted.map(|n| format!(" of {n}")).unwrap_or_default();
         let mut line = format!(
@@ -101,7 +103,11 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
             "findings:     {}",
             match expected {
                 Some(sum) => progress(total, Some(sum), 0.0),
-                None => format!("{total} (not every stream was counted by Security Hub)"),
+                None if counted_streams > 0 => format!(
+                    "{total} ({counted_streams} of {} streams counted by Security Hub)",
+                    record.streams.len()
+                ),
+                None => total.to_string(),
             }
         ),
         format!(

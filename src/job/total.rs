@@ -16,6 +16,9 @@ use crate::source::Pace;
 /// are the overhead of a shard).
 const MIN_PAGES_PER_SHARD: u64 = 4;
 
+/// A count that takes longer than this is given up: the export does not wait on it.
+const COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Said once a process: why the run shows no total.
 static SAID_NO_TOTAL: AtomicBool = AtomicBool::new(false);
 
@@ -48,10 +51,16 @@ pub async fn expected(
         scopes: request.identity.scopes.clone(),
     };
     let counter = Counter::new(config, job_id);
-    match counter
-        .count(&query, &[GroupBy::Account], std::future::pending())
+    let counting = counter.count(&query, &[GroupBy::Account], std::future::pending());
+    let counted = tokio::time::timeout(COUNT_TIMEOUT, counting)
         .await
-    {
+        .unwrap_or_else(|_| {
+            Err(crate::error::Error::Transient {
+                throttled: false,
+                message: format!("the count took more than {COUNT_TIMEOUT:?}"),
+            })
+        });
+    match counted {
         Ok(groups) if groups[0].truncated => {
             say_once("no expected total: Security Hub returned as many account groups as it returns at most, so the count may be cut off".into());
             None

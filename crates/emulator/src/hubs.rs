@@ -34,6 +34,9 @@ pub(super) struct Hub {
     pub epoch: AtomicU64,
     /// Matching finding indexes per filtered query.
     pub matches: Mutex<HashMap<u64, Arc<Vec<u64>>>>,
+    /// GetFindingStatisticsV2 answers per request (the work of a count is done once per data
+    /// set, as the service's own indexes would).
+    pub statistics: Mutex<HashMap<u64, Arc<Vec<serde_json::Value>>>>,
 }
 
 impl Hub {
@@ -47,6 +50,7 @@ impl Hub {
         let mut dataset = self.dataset.lock().expect("dataset");
         *dataset = changes::apply(&dataset, change, chrono::Utc::now());
         self.matches.lock().expect("matches").clear();
+        self.statistics.lock().expect("statistics").clear();
     }
 
     pub(super) fn new(dataset: Dataset, rate: f64, burst: u32) -> Hub {
@@ -61,6 +65,7 @@ impl Hub {
             meter: Mutex::new(DemandMeter::new(rate)),
             epoch: AtomicU64::new(0),
             matches: Mutex::new(HashMap::new()),
+            statistics: Mutex::new(HashMap::new()),
         }
     }
 }

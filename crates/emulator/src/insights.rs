@@ -377,12 +377,28 @@ pub(super) async fn get_finding_statistics_v2(
             return invalid_input(api, "every GroupByRule needs a GroupByField");
         }
     }
-    let dataset = hub.dataset();
-    let results =
-        tokio::task::spawn_blocking(move || statistics(&dataset, &rules, descending, max))
-            .await
-            .unwrap_or_default();
-    ok(json!({"GroupByResults": results}))
+    let key = query::query_hash(&json!(rules), &json!(descending), max);
+    let cached = hub
+        .statistics
+        .lock()
+        .expect("statistics")
+        .get(&key)
+        .cloned();
+    let results = match cached {
+        Some(results) => results,
+        // Computed and kept off the async workers, even when the caller goes away meanwhile.
+        None => tokio::task::spawn_blocking(move || {
+            let results = Arc::new(statistics(&hub.dataset(), &rules, descending, max));
+            hub.statistics
+                .lock()
+                .expect("statistics")
+                .insert(key, results.clone());
+            results
+        })
+        .await
+        .unwrap_or_default(),
+    };
+    ok(json!({"GroupByResults": *results}))
 }
 
 /// Each rule's groups over the findings its filters match.
