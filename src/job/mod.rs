@@ -349,36 +349,7 @@ impl Job<'_> {
         // Pages already fetched, by chain: the probe's (one chain) or each chain's first.
         let mut prefetched: Vec<(usize, Vec<Page>)> = Vec::new();
         if checkpoint.is_new() {
-            if checkpoint.expected_count.is_none() {
-                checkpoint.expected_count =
-                    total::expected(self.plan, self.config, &request, self.job_id).await;
-            }
-            let filters = &checkpoint.request.filters;
-            // Shards are ASFF sub-queries; a GetFindingsV2 stream reads one chain (its first
-            // page still read first).
-            let max_shards = match request.identity.api {
-                Api::GetFindings => self.plan.max_shards,
-                Api::GetFindingsV2 => 1,
-            };
-            let pages = checkpoint
-                .expected_count
-                .map(|count| count.div_ceil(u64::from(page_size)));
-            let max_shards = total::max_shards_for(pages, max_shards);
-            // After a fallback the stream is read again without relying on any order.
-            let trusted = self.plan.trust_id_order && checkpoint.order_fallback.is_none();
-            let probe = match (trusted, total::fits_in_burst(pages, &self.plan.pace)) {
-                // Every page fits in the burst: one chain, no probe.
-                (_, true) => shards::Start::Unsharded {
-                    order: None,
-                    pages: Vec::new(),
-                },
-                (true, false) => {
-                    shards::probe(&paced, &self.plan.pace, filters, max_shards).await?
-                }
-                (false, false) => {
-                    shards::probe_unsorted(&paced, &self.plan.pace, filters, max_shards).await?
-                }
-            };
+            let probe = self.start(checkpoint, &paced).await?;
             match probe {
                 shards::Start::Unsharded { order, pages } => {
                     checkpoint.sort = order;
@@ -414,6 +385,60 @@ impl Job<'_> {
                 pairing: pairings.remove(&index),
             })
             .collect())
+    }
+
+    /// How a new stream starts, from its size (counted by Security Hub, see [`total`]) and its
+    /// latency (see [`shards`]): every page within the burst is one chain with no probe. With
+    /// no order trusted, the count and the first page are asked at once: that page begins the
+    /// one chain, or is the probe's first.
+    async fn start(
+        &self,
+        checkpoint: &mut Checkpoint,
+        paced: shards::Sources<'_>,
+    ) -> Result<shards::Start> {
+        let request = checkpoint.request.clone();
+        let filters = &request.filters;
+        let page_size = u64::from(request.identity.page_size);
+        let known = checkpoint.expected_count;
+        let count = async {
+            match known {
+                Some(count) => Some(count),
+                None => total::expected(self.plan, self.config, &request, self.job_id).await,
+            }
+        };
+        // Shards are ASFF sub-queries; a GetFindingsV2 stream reads one chain (its first page
+        // still read first).
+        let max_shards = match request.identity.api {
+            Api::GetFindings => self.plan.max_shards,
+            Api::GetFindingsV2 => 1,
+        };
+        let pace = &self.plan.pace;
+        // After a fallback the stream is read again without relying on any order.
+        if self.plan.trust_id_order && checkpoint.order_fallback.is_none() {
+            checkpoint.expected_count = count.await;
+            let pages = checkpoint.expected_count.map(|n| n.div_ceil(page_size));
+            if total::fits_in_burst(pages, pace) {
+                return Ok(shards::Start::Unsharded {
+                    order: None,
+                    pages: Vec::new(),
+                });
+            }
+            let max_shards = total::max_shards_for(pages, max_shards);
+            return shards::probe(paced, pace, filters, max_shards).await;
+        }
+        let source = paced(filters.clone(), None);
+        let (expected, first) = tokio::join!(count, source.fetch_timed(None, 1));
+        checkpoint.expected_count = expected;
+        let first = first?;
+        let pages = expected.map(|n| n.div_ceil(page_size));
+        if total::fits_in_burst(pages, pace) {
+            return Ok(shards::Start::Unsharded {
+                order: None,
+                pages: vec![first.0],
+            });
+        }
+        let max_shards = total::max_shards_for(pages, max_shards);
+        shards::probe_unsorted(paced, pace, filters, max_shards, Some(first)).await
     }
 
     /// Loads the job's checkpoint and checks it matches this request, or starts a new one.

@@ -120,11 +120,11 @@ pub async fn probe(
     let (first, took) = match first {
         Err(Error::Rejected { message, .. }) => {
             tracing::warn!("GetFindings refused to sort on Id ({message}): the stream is read in the service's order");
-            return probe_unsorted(paced, pace, filters, max_shards).await;
+            return probe_unsorted(paced, pace, filters, max_shards, None).await;
         }
         Err(err @ Error::Source { .. }) => {
             tracing::warn!("GetFindings failed {SORT_FAULTS} times when asked to sort on Id ({}): the stream is read in the service's order", crate::error::one_line(&err));
-            return probe_unsorted(paced, pace, filters, max_shards).await;
+            return probe_unsorted(paced, pace, filters, max_shards, None).await;
         }
         other => other?,
     };
@@ -247,17 +247,22 @@ fn sorted_both_ways(first: &Page, last: &Page) -> bool {
 }
 
 /// The probe in the service's own order (the default, which relies on no order, and a service
-/// that refuses `SortCriteria` on `Id`): the first page (and a second when the first was only a
-/// little slow, its connection then warm), then prefix shards when slow.
+/// that refuses `SortCriteria` on `Id`): the first page (`first` when already read, with its
+/// latency; and a second when the first was only a little slow, its connection then warm),
+/// then prefix shards when slow.
 pub async fn probe_unsorted(
     paced: Sources<'_>,
     pace: &Pace,
     filters: &Value,
     max_shards: u32,
+    first: Option<(Page, Duration)>,
 ) -> Result<Start> {
     let source = paced(filters.clone(), None);
     let slow = |seconds: f64| seconds * pace.rate > SLOW;
-    let (first, took) = source.fetch_timed(None, 1).await?;
+    let (first, took) = match first {
+        Some(read) => read,
+        None => source.fetch_timed(None, 1).await?,
+    };
     let mut latency = took.as_secs_f64();
     if first.next_token.is_none() || !slow(latency) {
         return Ok(unsharded(None, vec![first]));
