@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::feed::{self, describe_window, state::FeedState};
 use crate::job::checkpoint::{ChainLayout, Checkpoint, CheckpointStore, JobState};
 use crate::job::fanout::record::{LastRun, StreamRecord, StreamState};
-use crate::job::observer::progress;
+use crate::job::observer::{burst_rows, progress, steady_rate};
 use crate::request::filters::iso;
 use crate::sink::{self, layout, Destination, ObjectStore};
 use crate::streams::{Accounts, Regions};
@@ -329,7 +329,8 @@ fn progress_of(cp: &Checkpoint) -> String {
         return progress(cp.exported_count, cp.expected_count, 0.0);
     }
     let seconds = (cp.updated_at - cp.created_at).num_milliseconds() as f64 / 1000.0;
-    let rate = cp.exported_count as f64 / seconds.max(0.001);
+    let burst = burst_rows(cp.pace, cp.request.identity.page_size);
+    let rate = steady_rate(cp.exported_count, burst, seconds);
     match cp.expected_count {
         Some(_) if cp.exported_count > 0 => format!(
             "{} at {rate:.0} findings/s since the job started",

@@ -125,6 +125,10 @@ pub struct Checkpoint {
     /// not counted), for progress, ETA and the reading plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_count: Option<u64>,
+    /// The pace of the run that wrote it (its burst is read at once, then the rate applies):
+    /// what an ETA computed from the checkpoint alone (`status`) needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<crate::source::Pace>,
     /// Bytes of durable parts.
     pub bytes_written: u64,
     /// Pages fetched into durable parts.
@@ -161,6 +165,7 @@ impl Checkpoint {
             next_part: 1,
             exported_count: 0,
             expected_count: None,
+            pace: None,
             bytes_written: 0,
             pages_fetched: 0,
             parts: Vec::new(),

@@ -226,6 +226,7 @@ impl Job<'_> {
         let parameter = self.progress.clone();
         // Recorded with the run's first commit (the pipeline's claim of the job).
         checkpoint.progress_parameter = Some(parameter.clone().unwrap_or_else(|| "none".into()));
+        checkpoint.pace = Some(self.plan.pace);
         if let Some(name) = parameter {
             let initial = checkpoint.exported_count;
             observers.push(SsmCounter::start(self.config, name, initial));

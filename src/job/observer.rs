@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::checkpoint::Checkpoint;
-use crate::source::SourceCounts;
+use crate::source::{Pace, SourceCounts, BURST_RESERVE};
 
 /// What is durable after a part's checkpoint commit.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +58,20 @@ impl Observers {
             observer.finish(done).await;
         }
     }
+}
+
+/// Findings a run reads at once within its burst (what the limiter lets through before its
+/// rate applies), for pages of `page_size`.
+pub fn burst_rows(pace: Option<Pace>, page_size: u32) -> u64 {
+    pace.map_or(0, |pace| {
+        u64::from(pace.burst.saturating_sub(BURST_RESERVE)) * u64::from(page_size)
+    })
+}
+
+/// The rate a run keeps, in findings/s: what it read after its burst over its time (0 until the
+/// burst is spent). The burst is read at once, so counting it would promise too early an end.
+pub fn steady_rate(rows: u64, burst_rows: u64, seconds: f64) -> f64 {
+    rows.saturating_sub(burst_rows) as f64 / seconds.max(0.001)
 }
 
 /// Seconds left to read `total` findings from `done` at `rate` findings/s (`None`: no total,
@@ -136,12 +150,16 @@ impl Observer for TerminalProgress {
     }
 
     fn committed(&mut self, event: &Committed<'_>) {
-        let rows = event.checkpoint.exported_count;
+        let checkpoint = event.checkpoint;
+        let rows = checkpoint.exported_count;
         let this_run = rows - self.base_rows;
-        let rate = this_run as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let rate = this_run as f64 / seconds.max(0.001);
+        let burst = burst_rows(checkpoint.pace, checkpoint.request.identity.page_size);
+        let steady = steady_rate(this_run, burst, seconds);
         let line = format!(
             "{} ({rate:.0}/s), {} parts, {} pages, {} throttled, {} faults retried",
-            progress(rows, event.checkpoint.expected_count, rate),
+            progress(rows, checkpoint.expected_count, steady),
             event.checkpoint.parts.len(),
             event.source.pages,
             event.source.throttled,

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::job::checkpoint::Checkpoint;
-use crate::job::observer::{progress, Committed, Observer};
+use crate::job::observer::{burst_rows, progress, steady_rate, Committed, Observer};
 use crate::job::ssm::SsmCounter;
 use crate::streams::Stream;
 
@@ -28,6 +28,8 @@ struct Totals {
     counts: Vec<u64>,
     /// Each stream's expected total, once its run started and if it was counted.
     expected: Vec<Option<u64>>,
+    /// Findings the streams started so far read within their bursts.
+    burst: u64,
     base: u64,
     streams_done: usize,
     last_line: Instant,
@@ -50,6 +52,7 @@ impl Board {
             total,
             state: Mutex::new(Totals {
                 expected: vec![None; counts.len()],
+                burst: 0,
                 counts,
                 base,
                 streams_done: 0,
@@ -85,10 +88,12 @@ impl Board {
             ssm.set(sum);
         }
         let this_run = sum.saturating_sub(totals.base);
-        let rate = this_run as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let rate = this_run as f64 / seconds.max(0.001);
+        let steady = steady_rate(this_run, totals.burst, seconds);
         let line = format!(
             "total: {} ({rate:.0}/s this run), {} of {} streams ended",
-            totals.progress(sum, rate),
+            totals.progress(sum, steady),
             totals.streams_done,
             totals.counts.len()
         );
@@ -102,9 +107,11 @@ impl Board {
         }
     }
 
-    /// Records stream `index`'s expected total.
-    fn expect(&self, index: usize, expected: Option<u64>) {
-        self.state.lock().expect("totals").expected[index] = expected;
+    /// Records stream `index`'s expected total, and the findings its burst reads at once.
+    fn expect(&self, index: usize, expected: Option<u64>, burst: u64) {
+        let mut totals = self.state.lock().expect("totals");
+        totals.expected[index] = expected;
+        totals.burst += burst;
     }
 
     /// Counts stream `index` as ended (whatever its outcome).
@@ -169,7 +176,9 @@ impl Observer for StreamView {
         self.base = checkpoint.exported_count;
         self.started = Instant::now();
         self.expected = checkpoint.expected_count;
-        self.board.expect(self.index, checkpoint.expected_count);
+        let burst = burst_rows(checkpoint.pace, checkpoint.request.identity.page_size);
+        self.board
+            .expect(self.index, checkpoint.expected_count, burst);
         self.board
             .set(self.index, Some(checkpoint.exported_count), false);
         if let Some(multi) = &self.board.multi {
@@ -185,11 +194,15 @@ impl Observer for StreamView {
         let rows = event.checkpoint.exported_count;
         self.board.set(self.index, Some(rows), false);
         if let Some(bar) = &self.bar {
-            let rate = (rows - self.base) as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            let seconds = self.started.elapsed().as_secs_f64();
+            let rate = (rows - self.base) as f64 / seconds.max(0.001);
+            let checkpoint = event.checkpoint;
+            let burst = burst_rows(checkpoint.pace, checkpoint.request.identity.page_size);
+            let steady = steady_rate(rows - self.base, burst, seconds);
             bar.set_message(format!(
                 "{}: {} ({rate:.0}/s), {} parts, {} throttled, {} faults retried",
                 self.label,
-                progress(rows, self.expected, rate),
+                progress(rows, self.expected, steady),
                 event.checkpoint.parts.len(),
                 event.source.throttled,
                 event.source.faults
