@@ -89,7 +89,10 @@ fn admit(
     action: &str,
     api: Api,
 ) -> Result<Admitted, Box<Response>> {
-    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    state
+        .counters
+        .count_requests
+        .fetch_add(1, Ordering::Relaxed);
     let (account, region) = hubs::caller(headers);
     let faults = state.faults.lock().expect("faults").clone();
     if faults.denied_actions.iter().any(|a| a == action) {

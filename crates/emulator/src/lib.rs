@@ -126,7 +126,7 @@ impl Services {
 /// What the emulator saw (served at `GET /stats`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
-    /// Requests received.
+    /// GetFindings and GetFindingsV2 requests received.
     pub requests: u64,
     /// Requests answered with a page.
     pub accepted: u64,
@@ -144,6 +144,10 @@ pub struct Stats {
     pub pages: u64,
     /// Findings served.
     pub findings: u64,
+    /// Counting calls received (insights, statistics: the "other operations" quota), apart
+    /// from `requests`, which are GetFindings'.
+    #[serde(default)]
+    pub count_requests: u64,
     /// Burst the client's arrivals needed at the quota rate; at most `burst` for a client that
     /// stayed within the quota.
     pub peak_demand: f64,

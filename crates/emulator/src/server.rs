@@ -65,6 +65,7 @@ pub(super) struct Counters {
     pub invalid_tokens: AtomicU64,
     pub pages: AtomicU64,
     pub findings: AtomicU64,
+    pub count_requests: AtomicU64,
 }
 
 impl EmulatorState {
@@ -81,6 +82,7 @@ impl EmulatorState {
             invalid_tokens: load(&c.invalid_tokens),
             pages: load(&c.pages),
             findings: load(&c.findings),
+            count_requests: load(&c.count_requests),
             peak_demand: self
                 .hubs
                 .all()

@@ -28,8 +28,6 @@ struct Totals {
     counts: Vec<u64>,
     /// Each stream's expected total, once its run started and if it was counted.
     expected: Vec<Option<u64>>,
-    /// Findings the streams started so far read within their bursts.
-    burst: u64,
     base: u64,
     streams_done: usize,
     last_line: Instant,
@@ -52,7 +50,6 @@ impl Board {
             total,
             state: Mutex::new(Totals {
                 expected: vec![None; counts.len()],
-                burst: 0,
                 counts,
                 base,
                 streams_done: 0,
@@ -87,13 +84,13 @@ impl Board {
         if let Some(ssm) = self.ssm.lock().expect("ssm").as_ref() {
             ssm.set(sum);
         }
+        // Streams start all through the run, each with its burst: over a job of many streams
+        // the bursts are part of the pace, so the job's rate is its plain average.
         let this_run = sum.saturating_sub(totals.base);
-        let seconds = self.started.elapsed().as_secs_f64();
-        let rate = this_run as f64 / seconds.max(0.001);
-        let steady = steady_rate(this_run, totals.burst, seconds);
+        let rate = this_run as f64 / self.started.elapsed().as_secs_f64().max(0.001);
         let line = format!(
             "total: {} ({rate:.0}/s this run), {} of {} streams ended",
-            totals.progress(sum, steady),
+            totals.progress(sum, rate),
             totals.streams_done,
             totals.counts.len()
         );
@@ -107,11 +104,9 @@ impl Board {
         }
     }
 
-    /// Records stream `index`'s expected total, and the findings its burst reads at once.
-    fn expect(&self, index: usize, expected: Option<u64>, burst: u64) {
-        let mut totals = self.state.lock().expect("totals");
-        totals.expected[index] = expected;
-        totals.burst += burst;
+    /// Records stream `index`'s expected total.
+    fn expect(&self, index: usize, expected: Option<u64>) {
+        self.state.lock().expect("totals").expected[index] = expected;
     }
 
     /// Counts stream `index` as ended (whatever its outcome).
@@ -176,9 +171,7 @@ impl Observer for StreamView {
         self.base = checkpoint.exported_count;
         self.started = Instant::now();
         self.expected = checkpoint.expected_count;
-        let burst = burst_rows(checkpoint.pace, checkpoint.request.identity.page_size);
-        self.board
-            .expect(self.index, checkpoint.expected_count, burst);
+        self.board.expect(self.index, checkpoint.expected_count);
         self.board
             .set(self.index, Some(checkpoint.exported_count), false);
         if let Some(multi) = &self.board.multi {
