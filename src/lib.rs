@@ -18,8 +18,9 @@
 //!
 //! - [`plan`] is the validated, serializable export plan, from flags or an event.
 //! - [`job`] is one job's run: checkpoint, lock, manifest, pipeline, observers, cancellation;
-//!   `job::shards` splits a slow stream into shards on Id prefixes, and `job::fanout` runs a job
-//!   over many accounts and Regions as one job per stream.
+//!   `job::total` counts a new job's findings with Security Hub (progress, ETA, and a small
+//!   stream read as one chain), `job::shards` splits a slow stream into shards on Id prefixes,
+//!   and `job::fanout` runs a job over many accounts and Regions as one job per stream.
 //! - [`feed`] keeps the lake current: scheduled runs, each a job over the `UpdatedAt` window
 //!   since the family's watermark, with periodic snapshots, under one conditional state object.
 //! - [`streams`] chooses those accounts and Regions: the flags, their resolution (members,
