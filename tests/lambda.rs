@@ -197,6 +197,44 @@ async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_th
     );
 }
 
+/// AWS's recommended Lambda retry set, with full jitter and a cap on every wait but the
+/// lease's (whose waits must outlast a 60 s lease), on every task; old versions of everything
+/// the exporter replaces or deletes under the lake expire.
+#[test]
+fn every_task_retries_lambdas_transient_errors_with_jitter_and_old_versions_expire() {
+    let template = repo_file(TEMPLATE);
+    let found = aws_tool(&["retriers", template.to_str().unwrap()]);
+    let tasks = found["tasks"].as_object().unwrap();
+    assert_eq!(tasks.len(), 5, "{tasks:?}");
+    for (name, retriers) in tasks {
+        let lambda = &retriers[0];
+        assert!(
+            lambda["ErrorEquals"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("Lambda.ClientExecutionTimeoutException")),
+            "{name}: {lambda}"
+        );
+        for retrier in retriers.as_array().unwrap() {
+            assert!(retrier["MaxDelaySeconds"].is_u64(), "{name}: {retrier}");
+            let lease = retrier["ErrorEquals"] == json!(["SechubExport.JobBusy"]);
+            let jitter = if lease { json!(null) } else { json!("FULL") };
+            assert_eq!(retrier["JitterStrategy"], jitter, "{name}: {retrier}");
+        }
+    }
+    let rules = found["lifecycle"].as_array().unwrap();
+    let lake = rules
+        .iter()
+        .find(|r| r["Id"] == "ExpireOldLakeVersions")
+        .expect("a rule for the lake");
+    assert!(lake["NoncurrentVersionExpiration"].is_object(), "{lake}");
+    assert!(
+        lake["Prefix"].to_string().contains("${LakePrefix}/")
+            && !lake["Prefix"].to_string().contains("_sechub_export"),
+        "the whole lake, parts included: {lake}"
+    );
+}
+
 #[test]
 fn the_notification_rule_matches_this_state_machines_ends_and_nothing_else() {
     let moto = Moto::start();

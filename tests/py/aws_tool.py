@@ -7,6 +7,9 @@ tests' client (boto3); prints one JSON answer.
   aws_tool.py deploy MOTO TEMPLATE
       Deploys the template as a stack in moto's CloudFormation (a dummy code zip, an email and
       a schedule given), reads back what it made, deletes the stack; prints what it saw.
+  aws_tool.py retriers TEMPLATE
+      Prints every Task state's Retry list of the state machine (Map children included), by
+      state name, and the lake bucket's lifecycle rules.
   aws_tool.py parameter-default TEMPLATE NAME
       Prints the template parameter NAME's default as {"default": ...}.
   aws_tool.py events MOTO TEMPLATE STATE_MACHINE_ARN
@@ -234,10 +237,25 @@ def cmd_events(args):
     print(json.dumps({"pattern": pattern, "delivered": delivered}))
 
 
+def cmd_retriers(args):
+    found = resources(args[0])
+    def tasks(states, out):
+        for name, state in states.items():
+            if state.get("Type") == "Task":
+                out[name] = state.get("Retry", [])
+            processor = state.get("ItemProcessor")
+            if processor:
+                tasks(processor["States"], out)
+        return out
+    definition = found["ExportStateMachine"]["Properties"]["Definition"]
+    rules = found["LakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    print(json.dumps({"tasks": tasks(definition["States"], {}), "lifecycle": rules}, default=str))
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     {"sfn-run": cmd_sfn_run, "events": cmd_events, "deploy": cmd_deploy,
-     "parameter-default": cmd_parameter_default}[command](args)
+     "parameter-default": cmd_parameter_default, "retriers": cmd_retriers}[command](args)
 
 
 if __name__ == "__main__":
