@@ -366,6 +366,27 @@ fn the_template_deploys_as_a_stack_and_its_rule_names_the_deployed_state_machine
         assume["Resource"], "arn:aws:iam::*:role/SecurityHubExportRole",
         "{seen}"
     );
+    // OrganizationId given: only in accounts of that organization.
+    assert_eq!(
+        assume["Condition"]["StringEquals"]["aws:ResourceOrgID"], "o-exampleorg1",
+        "{seen}"
+    );
+    // The count actions (Resource "*", as Security Hub allows no other) in a policy of their
+    // own, and the state machine's log delivery and tracing in theirs: the roles' own policies
+    // name their resources.
+    let count = &seen["role_policies"]["count-findings"]["Statement"][0];
+    assert_eq!(count["Sid"], "CountFindings", "{seen}");
+    let export = &seen["role_policies"]["export"]["Statement"];
+    assert!(
+        !export.to_string().contains("CreateInsight"),
+        "the export policy names no count action: {seen}"
+    );
+    let observe = &seen["states_role_policies"]["logs-and-traces"]["Statement"];
+    assert_eq!(observe.as_array().unwrap().len(), 2, "{seen}");
+    assert!(
+        !seen["states_role_policies"]["run-slices"].to_string().contains("xray"),
+        "{seen}"
+    );
     // The Distributed Map: the state machine may start its own child executions, no other.
     let map = &seen["states_role_policies"]["run-stream-map"]["Statement"];
     assert_eq!(map[0]["Action"], "states:StartExecution", "{seen}");

@@ -116,7 +116,7 @@ def cmd_deploy(args):
         body = f.read()
     parameters = {"CodeBucket": "artifacts", "CodeKey": "sechub-export/bootstrap-v1.zip",
                   "NotificationEmail": "me@example.com", "ScheduleExpression": "rate(1 day)",
-                  "MemberRoleName": "SecurityHubExportRole"}
+                  "MemberRoleName": "SecurityHubExportRole", "OrganizationId": "o-exampleorg1"}
     cf.create_stack(StackName="sechub-export", TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"],
                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
     for _ in range(60):
