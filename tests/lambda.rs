@@ -384,7 +384,9 @@ fn the_template_deploys_as_a_stack_and_its_rule_names_the_deployed_state_machine
     let observe = &seen["states_role_policies"]["logs-and-traces"]["Statement"];
     assert_eq!(observe.as_array().unwrap().len(), 2, "{seen}");
     assert!(
-        !seen["states_role_policies"]["run-slices"].to_string().contains("xray"),
+        !seen["states_role_policies"]["run-slices"]
+            .to_string()
+            .contains("xray"),
         "{seen}"
     );
     // The Distributed Map: the state machine may start its own child executions, no other.
