@@ -26,7 +26,13 @@ async fn service(findings: u64, seed: u64) -> Emulator {
     .await
 }
 
-fn verify(emulator: &Emulator, lake: &std::path::Path, job: &str, extra: &[&str]) -> Run {
+/// `verify --source` of `job` in `lake`, with `extra` flags.
+fn verify_command(
+    emulator: &Emulator,
+    lake: &std::path::Path,
+    job: &str,
+    extra: &[&str],
+) -> std::process::Command {
     let mut cmd = command(Some(&emulator.url()));
     cmd.args([
         "verify",
@@ -37,7 +43,11 @@ fn verify(emulator: &Emulator, lake: &std::path::Path, job: &str, extra: &[&str]
     ])
     .args(["--progress-parameter", "none", "--source"])
     .args(extra);
-    run(cmd)
+    cmd
+}
+
+fn verify(emulator: &Emulator, lake: &std::path::Path, job: &str, extra: &[&str]) -> Run {
+    run(verify_command(emulator, lake, job, extra))
 }
 
 fn checkpoint(lake: &std::path::Path, job: &str) -> Value {
@@ -258,17 +268,9 @@ async fn the_temporary_insight_never_outlives_its_count() {
         ..Faults::default()
     });
     for (signal, code) in [("-INT", 130), ("-KILL", -1)] {
-        let mut cmd = command(Some(&emulator.url()));
-        cmd.args([
-            "verify",
-            "--destination",
-            lake.to_str().unwrap(),
-            "--job-id",
-            "ins",
-        ])
-        .args(["--progress-parameter", "none", "--source"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+        let mut cmd = verify_command(&emulator, &lake, "ins", &[]);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let child = cmd.spawn().unwrap();
         let waited = tokio::time::Instant::now();
         while emulator.insight_count() == 0 {

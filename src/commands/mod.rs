@@ -17,6 +17,14 @@ use crate::job::Cancel;
 /// send): the run stops at the next part boundary, checkpoints and exits 0, resumable. A second
 /// Ctrl-C ends the process at once with 130, as a terminal user expects.
 pub(crate) fn cancel_on_signals(cancel: &Cancel) -> tokio::task::JoinHandle<()> {
+    cancel_on_signals_saying(cancel, "stopping at the next part boundary")
+}
+
+/// As [`cancel_on_signals`], printing `what` happens next when the first signal arrives.
+pub(crate) fn cancel_on_signals_saying(
+    cancel: &Cancel,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let cancel = cancel.clone();
     tokio::spawn(async move {
@@ -34,7 +42,7 @@ pub(crate) fn cancel_on_signals(cancel: &Cancel) -> tokio::task::JoinHandle<()> 
             },
             _ = sigterm => "terminated by SIGTERM",
         };
-        eprintln!("stopping at the next part boundary ({reason}; Ctrl-C again to abort)...");
+        eprintln!("{what} ({reason}; Ctrl-C again to abort)...");
         cancel.cancel(reason);
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(130);

@@ -1,6 +1,6 @@
 //! `verify --source`: the job reconciled with Security Hub (see `reconcile::job`), each
-//! stream's explanation printed, its problems added to the verification's; Ctrl-C stops it
-//! after the temporary insight, if any, is deleted.
+//! stream's explanation printed, its problems added to the verification's; Ctrl-C or SIGTERM
+//! stops it after the temporary insight, if any, is deleted.
 
 use std::sync::Arc;
 
@@ -23,15 +23,10 @@ pub(super) async fn reconcile(
         external_id: args.external_id.clone(),
     });
     let cancel = Cancel::new();
-    let signals = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: deleting the temporary insight, if any, then stopping...");
-                cancel.cancel("interrupted");
-            }
-        })
-    };
+    let signals = super::super::cancel_on_signals_saying(
+        &cancel,
+        "deleting the temporary insight, if any, then stopping",
+    );
     let reconciled = job::reconcile(
         store,
         &args.aws,
