@@ -32,6 +32,17 @@ pub struct SliceEvent {
     /// which then runs the `reconcile` stage).
     #[serde(default)]
     pub reconcile: bool,
+    /// Slices one execution runs before the state machine continues the job in a new one
+    /// (read by the state machine only; numbers, as Step Functions may pass them as `2.0`).
+    #[serde(default)]
+    pub slices_per_execution: Option<f64>,
+    /// The job's count when the execution that started this one continued it (read by the
+    /// state machine only: a continued execution that moves nothing fails the job).
+    #[serde(default)]
+    pub continued_after_count: Option<f64>,
+    /// How many executions of the job came before this one (read by the state machine only).
+    #[serde(default)]
+    pub continuation: Option<f64>,
 }
 
 /// The steps of a multi-stream job around its Distributed Map.

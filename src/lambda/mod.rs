@@ -76,6 +76,13 @@ async fn reconcile_job(plan: &ExportPlan) -> Result<crate::reconcile::job::Summa
         .iter()
         .for_each(|line| tracing::info!("{line}"));
     tracing::info!("{}", summary.line());
+    if !summary.reconciled {
+        // The state machine's Catch turns this into the execution's error and cause.
+        return Err(Error::Verify {
+            job_id,
+            problems: summary.problems,
+        });
+    }
     Ok(summary)
 }
 
@@ -134,6 +141,9 @@ async fn run_slice(event: Value, budget: Duration) -> Result<Answer, SliceError>
         stage,
         stream,
         reconcile: _,
+        slices_per_execution: _,
+        continued_after_count: _,
+        continuation: _,
     } = serde_json::from_value(event).map_err(|e| bad_event(e.to_string()))?;
     if feed.is_some() && stream.is_some() {
         return Err(bad_event(

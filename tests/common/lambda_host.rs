@@ -51,6 +51,9 @@ pub enum InvokeFault {
     /// The sandbox is told a deadline a minute away, so it overruns the function's timeout and
     /// is killed there (`Sandbox.Timedout`), as a slice whose last upload hangs would be.
     Overrun,
+    /// Answered `{}` without running: the task's ResultSelector cannot read it, a
+    /// `States.Runtime` error that no Retry or Catch takes, so the execution fails abnormally.
+    Unreadable,
     /// Answered normally (to place the faults after it).
     Pass,
 }
@@ -367,6 +370,9 @@ async fn invoke(State((shared, timeout, _)): HostState, body: Bytes) -> Response
         headers.insert("x-amzn-requestid", "injected-fault".parse().unwrap());
         let body = json!({"Type": "Service", "Message": "injected: Lambda had an internal error"});
         return (StatusCode::INTERNAL_SERVER_ERROR, headers, body.to_string()).into_response();
+    }
+    if let Some(InvokeFault::Unreadable) = fault {
+        return (StatusCode::OK, "{}").into_response();
     }
     let id = {
         let mut next = shared.next_id.lock().unwrap();

@@ -96,7 +96,10 @@ impl Moto {
             moto.display()
         );
         let port = free_port();
-        let child = Command::new(&moto)
+        // moto's server through tests/py/moto_server.py, which fills one gap of its Step
+        // Functions interpreter (the states:startExecution integration's casing).
+        let child = Command::new(python())
+            .arg(repo_file("tests/py/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .envs(env.iter().copied())
             .stdout(Stdio::null())

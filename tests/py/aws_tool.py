@@ -4,6 +4,8 @@ tests' client (boto3); prints one JSON answer.
   aws_tool.py sfn-run MOTO TEMPLATE FUNCTION_ARN DESTINATION INPUT_JSON TIMEOUT_S [fast-retries]
       Runs the template's state machine definition in moto's ASL interpreter to its end
       (fast-retries: every Retry's wait shortened to 1 s, so exhausting one takes seconds).
+      A job continued in a new execution (output "continued_in") is followed to the execution
+      that ends it: the answer is that one's, with every execution of the chain in order.
   aws_tool.py deploy MOTO TEMPLATE
       Deploys the template as a stack in moto's CloudFormation (a dummy code zip, an email and
       a schedule given), reads back what it made, deletes the stack; prints what it saw.
@@ -79,23 +81,50 @@ def cmd_sfn_run(args):
     name = f"run-{time.time_ns()}"
     execution = sfn.start_execution(stateMachineArn=arn, name=name, input=execution_input)["executionArn"]
     deadline = time.time() + float(timeout)
+    # A job continued in a new execution: follow the chain to the execution that ends it.
+    chain = []
+    while True:
+        described, history = wait_for(sfn, execution, deadline)
+        chain.append(described_run(described, history))
+        output = json.loads(described.get("output") or "null")
+        continued = output.get("continued_in") if isinstance(output, dict) else None
+        if not continued or time.time() > deadline:
+            break
+        execution = continued
+    answer = dict(chain[-1])
+    answer["execution_name"] = name
+    answer["executions"] = chain
+    answer["history_events"] = max(run["history_events"] for run in chain)
+    answer["task_failures"] = [f for run in chain for f in run["task_failures"]]
+    answer["slices_succeeded"] = sum(run["slices_succeeded"] for run in chain)
+    print(json.dumps(answer))
+
+
+def wait_for(sfn, execution, deadline):
     while True:
         described = sfn.describe_execution(executionArn=execution)
         if described["status"] != "RUNNING" or time.time() > deadline:
             break
         time.sleep(0.5)
     history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    return described, history
+
+
+def described_run(described, history):
     failures = [e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"]
-    print(json.dumps({
+    return {
         "status": described["status"],
-        "execution_name": name,
+        "name": described["name"],
+        "input": json.loads(described.get("input") or "null"),
         "output": json.loads(described.get("output") or "null"),
         "error": described.get("error"),
         "cause": described.get("cause"),
         "history_events": len(history),
         "task_failures": failures,
+        "last_failure": next((e["taskFailedEventDetails"].get("cause") for e in reversed(history)
+                              if e["type"] == "TaskFailed"), None),
         "slices_succeeded": sum(1 for e in history if e["type"] == "TaskSucceeded"),
-    }))
+    }
 
 
 def cmd_parameter_default(args):

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::record::{LastRun, StreamRecord, StreamReport, StreamState};
+use super::summary::grouped_reasons;
 use super::{partial, Prepared};
 use crate::error::{one_line, Error, Result};
 use crate::job::checkpoint::{CheckpointStore, JobState};
@@ -162,7 +163,8 @@ pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
                 reason: None,
             },
             Ok(prior) => {
-                let count = prior.map_or(0, |cp| cp.exported_count);
+                let count = prior.as_ref().map_or(0, |cp| cp.exported_count);
+                let prior_parts = prior.as_ref().map_or(0, |cp| cp.parts.len() as u64);
                 recorded_failure(prepared.store.as_ref(), stream, &prepared.job_id)
                     .await
                     .map(|r| StreamReport {
@@ -171,13 +173,11 @@ pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
                     })
                     .unwrap_or_else(|| StreamReport {
                         stream: stream.clone(),
-                        state: StreamState::Failed,
+                        state: StreamState::Resumable,
                         exported_count: count,
-                        parts: 0,
+                        parts: prior_parts,
                         error_kind: None,
-                        reason: Some(
-                            "did not complete; see its child execution in the Map Run".into(),
-                        ),
+                        reason: Some(UNFINISHED.into()),
                     })
             }
             Err(err) => failed(stream, 0, &err),
@@ -198,37 +198,60 @@ pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
         streams: reports,
     };
     last.save(prepared.store.as_ref(), &prepared.job_id).await?;
-    let failed: Vec<(String, String)> = last
-        .streams
-        .iter()
-        .filter(|r| r.state != StreamState::Complete)
-        .map(|r| {
-            let reason = r.reason.as_deref().unwrap_or("failed");
-            (r.stream.label(), reason.to_string())
-        })
-        .collect();
+    let in_state = |state: StreamState| -> Vec<(String, String)> {
+        last.streams
+            .iter()
+            .filter(|r| r.state == state)
+            .map(|r| {
+                let reason = r.reason.as_deref().unwrap_or("failed");
+                (r.stream.label(), reason.to_string())
+            })
+            .collect()
+    };
+    let (failed, unfinished) = (
+        in_state(StreamState::Failed),
+        in_state(StreamState::Resumable),
+    );
     let streams = last.streams.len();
-    if !failed.is_empty() {
-        let done = streams - failed.len();
+    let done = streams - failed.len() - unfinished.len();
+    if unfinished.is_empty() && !failed.is_empty() {
         return Err(partial(&prepared.job_id, done, streams, total, &failed));
     }
+    let stopped = (!unfinished.is_empty()).then(|| {
+        let failed = match failed.len() {
+            0 => String::new(),
+            n => format!(", {n} failed (named when the rest end)"),
+        };
+        format!(
+            "{done} of {streams} streams complete ({total} findings), {} unfinished{failed}: {}",
+            unfinished.len(),
+            grouped_reasons(&prepared.job_id, &unfinished, "unfinished")
+        )
+    });
+    let line = match &stopped {
+        Some(stopped) => format!("not complete: job {}: {stopped}", prepared.job_id),
+        None => format!(
+            "complete: job {}: {streams} streams, each run by the Map; job total {total} findings",
+            prepared.job_id
+        ),
+    };
     Ok(Outcome {
         job_id: prepared.job_id.clone(),
-        complete: true,
+        complete: stopped.is_none(),
         rows: total,
         parts: last.streams.iter().map(|r| r.parts).sum(),
         rows_this_run: 0,
         parts_this_run: 0,
         elapsed: prepared.started.elapsed(),
-        stopped: None,
-        line: format!(
-            "complete: job {}: {streams} streams, each run by the Map; job total {total} findings",
-            prepared.job_id
-        ),
+        stopped,
+        line,
         unsettled: false,
         expected: None,
     })
 }
+
+/// Why a stream that recorded no failure is not complete when its job's Map ends.
+const UNFINISHED: &str = "not complete when the Map ended (its child paused at the execution's slice budget, or ended abnormally: see the Map Run); the job's next execution continues it";
 
 /// The job's stream record, which its plan step wrote.
 async fn stored_record(prepared: &Prepared) -> Result<StreamRecord> {

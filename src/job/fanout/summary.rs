@@ -120,10 +120,12 @@ fn is_done(outcome: &StreamOutcome) -> bool {
 /// well inside the 32,768 characters Step Functions keeps of a failure's cause.
 const MAX_REASONS_CHARS: usize = 4_000;
 
+/// Most streams named in one reason's entry (an organization's missing role can fail
+/// thousands; `status` lists each).
+const MAX_LABELS_PER_REASON: usize = 20;
+
 /// A job that ended with `failed` (each failed stream's label and reason) after `done` of
-/// `total` streams completed with `findings` in all. Streams failing for the same reason (an
-/// account's Regions, when its role is missing) share one entry; past [`MAX_REASONS_CHARS`]
-/// the rest are counted, and `status` lists them all.
+/// `total` streams completed with `findings` in all; see [`grouped_reasons`].
 pub(crate) fn partial(
     job_id: &str,
     done: usize,
@@ -131,10 +133,25 @@ pub(crate) fn partial(
     findings: u64,
     failed: &[(String, String)],
 ) -> Error {
+    Error::Partial {
+        job_id: job_id.to_string(),
+        message: format!(
+            "{done} of {total} streams complete ({findings} findings), {} failed: {}; fix them and re-run the same command: it resumes only the unfinished streams",
+            failed.len(),
+            grouped_reasons(job_id, failed, "failed")
+        ),
+    }
+}
+
+/// `streams` (each stream's label and reason) as one readable line: streams with the same
+/// reason (an account's Regions, when its role is missing) share one entry naming at most
+/// [`MAX_LABELS_PER_REASON`] of them; past [`MAX_REASONS_CHARS`] the rest are counted as
+/// `what` streams, and `status` lists them all.
+pub(crate) fn grouped_reasons(job_id: &str, streams: &[(String, String)], what: &str) -> String {
     // Groups in the order their reasons first appear, found through an index by reason.
     let mut groups: Vec<(Vec<&str>, &str)> = Vec::new();
     let mut group_of: std::collections::HashMap<&str, usize> = Default::default();
-    for (label, reason) in failed {
+    for (label, reason) in streams {
         let index = *group_of.entry(reason.as_str()).or_insert_with(|| {
             groups.push((Vec::new(), reason.as_str()));
             groups.len() - 1
@@ -144,7 +161,12 @@ pub(crate) fn partial(
     let mut reasons = String::new();
     let mut named = 0;
     for (labels, reason) in &groups {
-        let entry = format!("{}: {reason}", labels.join(", "));
+        let shown = labels.len().min(MAX_LABELS_PER_REASON);
+        let more = match labels.len() - shown {
+            0 => String::new(),
+            rest => format!(" and {rest} more"),
+        };
+        let entry = format!("{}{more}: {reason}", labels[..shown].join(", "));
         if !reasons.is_empty() && reasons.len() + entry.len() > MAX_REASONS_CHARS {
             break;
         }
@@ -154,19 +176,13 @@ pub(crate) fn partial(
         reasons.push_str(&entry);
         named += labels.len();
     }
-    if named < failed.len() {
+    if named < streams.len() {
         reasons.push_str(&format!(
-            "; and {} more failed streams (`status --job-id {job_id}` lists each with its reason)",
-            failed.len() - named
+            "; and {} more {what} streams (`status --job-id {job_id}` lists each with its reason)",
+            streams.len() - named
         ));
     }
-    Error::Partial {
-        job_id: job_id.to_string(),
-        message: format!(
-            "{done} of {total} streams complete ({findings} findings), {} failed: {reasons}; fix them and re-run the same command: it resumes only the unfinished streams",
-            failed.len()
-        ),
-    }
+    reasons
 }
 
 #[cfg(test)]
@@ -220,5 +236,20 @@ mod tests {
             )),
             "{message}"
         );
+    }
+
+    #[test]
+    fn one_reason_shared_by_thousands_names_a_few_and_counts_the_rest() {
+        let missing = "cannot assume arn:aws:iam::*:role/R (403 AccessDenied)";
+        let failed: Vec<(String, String)> = (0..170_000)
+            .map(|n| (format!("{:012}/eu-west-1", n), missing.to_string()))
+            .collect();
+        let message = message(partial("org", 0, 170_000, 0, &failed));
+        assert!(message.len() < MAX_REASONS_CHARS, "{}", message.len());
+        assert!(
+            message.contains("000000000019/eu-west-1 and 169980 more: cannot assume"),
+            "{message}"
+        );
+        assert!(!message.contains("000000000020/"), "{message}");
     }
 }

@@ -1,0 +1,59 @@
+"""moto's server, with one gap of its Step Functions interpreter filled: optimized service
+integrations of Step Functions itself (arn:aws:states:::states:startExecution) pass the state's parameters to boto with
+their Step Functions casing ("StateMachineArn") and return boto's ("executionArn"), because
+moto 5.2.5 leaves their normalisation empty (the interpreter it took them from converts both
+ways through the service model). On AWS the integration takes and returns the documented
+casing, which is what this restores. Everything else is moto's own server, unchanged.
+
+  moto_server.py -H HOST -p PORT
+"""
+import sys
+
+import botocore.session
+from moto.server import main
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service as service,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
+
+_MODELS = {}
+
+
+def _operation(task, boto_service_name, service_action_name):
+    name = task._get_boto_service_name(boto_service_name)
+    action = task._get_boto_service_action(service_action_name)
+    if name not in _MODELS:
+        _MODELS[name] = botocore.session.get_session().get_service_model(name)
+    model = _MODELS[name]
+    for operation in model.operation_names:
+        if botocore.xform_name(operation) == action:
+            return model.operation_model(operation)
+    return None
+
+
+_ORIGINAL = (service.StateTaskService._normalise_parameters, service.StateTaskService._normalise_response)
+
+
+def _normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+    if not isinstance(self, StateTaskServiceSfn):
+        return _ORIGINAL[0](self, parameters, boto_service_name, service_action_name)
+    operation = _operation(self, boto_service_name, service_action_name)
+    if operation is not None and operation.input_shape is not None:
+        self._to_boto_request(parameters, operation.input_shape)
+
+
+def _normalise_response(self, response, boto_service_name=None, service_action_name=None):
+    if not isinstance(self, StateTaskServiceSfn):
+        return _ORIGINAL[1](self, response, boto_service_name, service_action_name)
+    operation = _operation(self, boto_service_name, service_action_name)
+    if operation is not None and operation.output_shape is not None:
+        self._from_boto_response(response, operation.output_shape)
+
+
+service.StateTaskService._normalise_parameters = _normalise_parameters
+service.StateTaskService._normalise_response = _normalise_response
+
+if __name__ == "__main__":
+    sys.exit(main())
