@@ -237,37 +237,62 @@ fn every_task_retries_lambdas_transient_errors_with_jitter_and_old_versions_expi
     );
 }
 
-#[test]
-fn the_notification_rule_matches_this_state_machines_ends_and_nothing_else() {
+/// What the notification rules deliver for real-shaped status events (`failures-only`: as
+/// deployed with NotifyOn failures).
+fn notifications(options: &[&str]) -> Vec<String> {
     let moto = Moto::start();
     let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:sechub-export-Export";
     let template = repo_file(TEMPLATE);
-    let answer = aws_tool(&["events", &moto.url, template.to_str().unwrap(), machine]);
-    let delivered: Vec<String> = answer["delivered"]
+    let mut args = vec!["events", &moto.url, template.to_str().unwrap(), machine];
+    args.extend(options);
+    let answer = aws_tool(&args);
+    answer["delivered"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m.as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(delivered.len(), 4, "{answer}");
-    for (name, status) in [
-        ("ok-1", "SUCCEEDED"),
-        ("bad-1", "FAILED"),
-        ("slow-1", "TIMED_OUT"),
-        ("stop-1", "ABORTED"),
-    ] {
-        assert!(
-            delivered
-                .iter()
-                .any(|m| m.contains(&format!("execution {name} ended {status}"))),
-            "{name} {status}: {delivered:?}"
-        );
-    }
-    assert!(
+        .collect()
+}
+
+#[test]
+fn the_notification_rules_say_why_in_one_line_for_this_state_machines_ends_only() {
+    let delivered = notifications(&[]);
+    assert_eq!(delivered.len(), 4, "{delivered:?}");
+    let message = |name: &str| {
         delivered
             .iter()
-            .any(|m| m.contains("Error: SechubExport.BadRequest. Cause: invalid filters")),
-        "a failure's notification carries its error and cause: {delivered:?}"
+            .find(|m| m.contains(&format!("execution {name} ended")))
+            .unwrap_or_else(|| panic!("{name}: {delivered:?}"))
+            .clone()
+    };
+    for line in &delivered {
+        assert_eq!(line.trim_end().lines().count(), 1, "one line: {line}");
+    }
+    let failed = message("bad-1");
+    assert!(
+        failed.contains("ended FAILED. Error: SechubExport.BadRequest. Cause: invalid filters"),
+        "{failed}"
+    );
+    assert!(
+        message("slow-1").contains("ended TIMED_OUT: it was stopped before its end"),
+        "{delivered:?}"
+    );
+    let aborted = message("stop-1");
+    assert!(
+        aborted.contains("ended ABORTED: it was stopped"),
+        "{aborted}"
+    );
+    assert!(aborted.contains("same job_id to resume"), "{aborted}");
+    assert!(
+        message("ok-1").contains("ended SUCCEEDED: its output holds"),
+        "{delivered:?}"
+    );
+    // NotifyOn failures: the same, without the success.
+    let failures = notifications(&["failures-only"]);
+    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert!(
+        !failures.iter().any(|m| m.contains("SUCCEEDED")),
+        "{failures:?}"
     );
 }
 
@@ -351,8 +376,12 @@ fn the_template_deploys_as_a_stack_and_its_rule_names_the_deployed_state_machine
             function["MemorySize"].as_u64(),
             function["Timeout"].as_u64()
         ),
-        (Some(512), Some(900))
+        (Some(1024), Some(900))
     );
+    // NotifyOn failures: no rule for successes.
+    let made = seen["made"].as_array().unwrap();
+    assert!(made.contains(&json!("ExecutionStoppedRule")), "{seen}");
+    assert!(!made.contains(&json!("ExecutionSucceededRule")), "{seen}");
     for group in [
         "/aws/lambda/sechub-export-export",
         "/aws/vendedlogs/states/sechub-export-export",

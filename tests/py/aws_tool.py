@@ -14,9 +14,10 @@ tests' client (boto3); prints one JSON answer.
       state name, and the lake bucket's lifecycle rules.
   aws_tool.py parameter-default TEMPLATE NAME
       Prints the template parameter NAME's default as {"default": ...}.
-  aws_tool.py events MOTO TEMPLATE STATE_MACHINE_ARN
-      Puts real-shaped Step Functions status events through the template's rule and
-      InputTransformer into an SQS queue; prints what was delivered.
+  aws_tool.py events MOTO TEMPLATE STATE_MACHINE_ARN [failures-only]
+      Puts real-shaped Step Functions status events through the template's rules and their
+      InputTransformers into an SQS queue; prints what was delivered (failures-only: as
+      deployed with NotifyOn failures).
 """
 import json
 import sys
@@ -145,7 +146,8 @@ def cmd_deploy(args):
         body = f.read()
     parameters = {"CodeBucket": "artifacts", "CodeKey": "sechub-export/bootstrap-v1.zip",
                   "NotificationEmail": "me@example.com", "ScheduleExpression": "rate(1 day)",
-                  "MemberRoleName": "SecurityHubExportRole", "OrganizationId": "o-exampleorg1"}
+                  "MemberRoleName": "SecurityHubExportRole", "OrganizationId": "o-exampleorg1",
+                  "NotifyOn": "failures", "MemorySize": "1024"}
     cf.create_stack(StackName="sechub-export", TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"],
                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
     for _ in range(60):
@@ -234,22 +236,31 @@ def status_event(machine_arn, name, status, error=None, cause=None):
 
 
 def cmd_events(args):
-    moto, template, machine_arn = args
-    rule = resources(template)["ExecutionStatusRule"]["Properties"]
-    pattern = json.loads(json.dumps(rule["EventPattern"]).replace(
-        json.dumps({"Ref": "ExportStateMachine"}), json.dumps(machine_arn)))
-    transformer = rule["Targets"][0]["InputTransformer"]
+    moto, template, machine_arn = args[:3]
+    failures_only = args[3:] == ["failures-only"]
     sqs = client("sqs", moto)
     queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events = client("events", moto)
-    events.put_rule(Name="status", EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="status", Targets=[{"Id": "notify", "Arn": queue_arn, "InputTransformer": transformer}])
+    patterns = {}
+    for name, resource in resources(template).items():
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        # NotifyOn failures leaves out the rules conditioned on NotifySuccess.
+        if failures_only and resource.get("Condition") == "NotifySuccess":
+            continue
+        rule = resource["Properties"]
+        pattern = json.loads(json.dumps(rule["EventPattern"]).replace(
+            json.dumps({"Ref": "ExportStateMachine"}), json.dumps(machine_arn)))
+        patterns[name] = pattern
+        events.put_rule(Name=name, EventPattern=json.dumps(pattern))
+        transformer = rule["Targets"][0]["InputTransformer"]
+        events.put_targets(Rule=name, Targets=[{"Id": "notify", "Arn": queue_arn, "InputTransformer": transformer}])
     other = machine_arn.rsplit(":", 1)[0] + ":other-machine"
     sent = [
         status_event(machine_arn, "ok-1", "SUCCEEDED"),
         status_event(machine_arn, "bad-1", "FAILED", "SechubExport.BadRequest", "invalid filters: unknown filter attribute Nope"),
-        status_event(machine_arn, "slow-1", "TIMED_OUT", "States.Timeout"),
+        status_event(machine_arn, "slow-1", "TIMED_OUT"),
         status_event(machine_arn, "stop-1", "ABORTED"),
         status_event(machine_arn, "run-1", "RUNNING"),
         status_event(other, "theirs-1", "FAILED", "States.TaskFailed", "not ours"),
@@ -263,7 +274,7 @@ def cmd_events(args):
         delivered += [m["Body"] for m in got]
         if not got and delivered:
             break
-    print(json.dumps({"pattern": pattern, "delivered": delivered}))
+    print(json.dumps({"patterns": patterns, "delivered": delivered}))
 
 
 def cmd_retriers(args):
