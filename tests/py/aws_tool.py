@@ -9,6 +9,9 @@ tests' client (boto3); prints one JSON answer.
   aws_tool.py deploy MOTO TEMPLATE
       Deploys the template as a stack in moto's CloudFormation (a dummy code zip, an email and
       a schedule given), reads back what it made, deletes the stack; prints what it saw.
+  aws_tool.py member-role MOTO TEMPLATE
+      Deploys the member-role template twice (without and with an external id); prints each
+      role's trust policy and inline policies.
   aws_tool.py retriers TEMPLATE
       Prints every Task state's Retry list of the state machine (Map children included), by
       state name, and the lake bucket's lifecycle rules.
@@ -186,11 +189,50 @@ def cmd_deploy(args):
     print(json.dumps(seen, default=str))
 
 
-def role_policies(moto, role):
-    """The inline policies of a role, by name, as documents."""
+def cmd_member_role(args):
+    """Deploys the member-role template with and without an external id; reads each role back."""
+    moto, template = args
+    cf = client("cloudformation", moto)
     iam = client("iam", moto)
-    return {name: iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-            for name in iam.list_role_policies(RoleName=role)["PolicyNames"]}
+    with open(template) as f:
+        body = f.read()
+    seen = {}
+    for stack, extra in [("member", {}), ("member-external", {"ExternalId": "ext-123", "RoleName": "OtherExportRole"})]:
+        parameters = {"ExporterRoleArn": "arn:aws:iam::999999999999:role/sechub-export-FunctionRole-ABC",
+                      "OrganizationId": "o-exampleorg1", **extra}
+        cf.create_stack(StackName=stack, TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"],
+                        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
+        status = wait_stack(cf, stack)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
+        name = outputs["RoleArn"].rsplit("/", 1)[-1]
+        role = iam.get_role(RoleName=name)["Role"]
+        seen[stack] = {
+            "status": status["StackStatus"],
+            "role_arn": outputs["RoleArn"],
+            "trust": role["AssumeRolePolicyDocument"],
+            "policies": role_policies(moto, name),
+        }
+    print(json.dumps(seen, default=str))
+
+
+def wait_stack(cf, stack):
+    for _ in range(120):
+        status = cf.describe_stacks(StackName=stack)["Stacks"][0]
+        if not status["StackStatus"].endswith("IN_PROGRESS"):
+            return status
+        time.sleep(0.5)
+    return status
+
+
+def role_policies(moto, role):
+    """The inline policies of a role, by name, as documents (moto keeps those of a role's
+    Policies property as a Python literal string)."""
+    import ast
+    iam = client("iam", moto)
+    documents = {name: iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+                 for name in iam.list_role_policies(RoleName=role)["PolicyNames"]}
+    return {name: ast.literal_eval(doc) if isinstance(doc, str) else doc
+            for name, doc in documents.items()}
 
 
 def optional(read):
@@ -294,7 +336,7 @@ def cmd_retriers(args):
 
 def main():
     command, args = sys.argv[1], sys.argv[2:]
-    {"sfn-run": cmd_sfn_run, "events": cmd_events, "deploy": cmd_deploy,
+    {"sfn-run": cmd_sfn_run, "events": cmd_events, "deploy": cmd_deploy, "member-role": cmd_member_role,
      "parameter-default": cmd_parameter_default, "retriers": cmd_retriers}[command](args)
 
 
