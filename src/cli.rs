@@ -43,6 +43,10 @@ pub enum Command {
     AthenaDdl(AthenaDdlFlags),
     /// Prove a job's export is complete: manifest, objects, footer row counts and SSM count agree.
     Verify(commands::verify::VerifyArgs),
+    /// Deploy the stack (Lambda, Step Functions, lake, Athena) from a built package:
+    /// scripts/deploy.sh builds the package and runs this.
+    #[cfg(feature = "deploy")]
+    Deploy(commands::deploy::DeployArgs),
 }
 
 /// Flags of one subcommand.
@@ -231,5 +235,9 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
         Command::Emulator(args) => commands::emulator::serve(args).await.map(|_| None),
         #[cfg(feature = "emulator")]
         Command::Generate(flags) => commands::emulator::generate(&flags).map(|_| None),
+        #[cfg(feature = "deploy")]
+        Command::Deploy(args) => commands::deploy::deploy(&args)
+            .await
+            .map(|lines| Some(lines.join("\n"))),
     }
 }

@@ -30,6 +30,9 @@ pub enum ExitCode {
     /// Every page was read, but findings of the request changed while it was read, so the
     /// service's cursor may have skipped an unchanged one: the lake is not proven exact.
     Unsettled = 10,
+    /// `deploy`: CloudFormation could not create or update the stack (it rolled back), or the
+    /// stack is in a state no deploy can start from.
+    Deploy = 11,
     /// Interrupted (Ctrl-C or SIGTERM) where stopping early leaves nothing to resume: a
     /// `verify --source` count (its temporary insight deleted first).
     Interrupted = 130,
@@ -135,6 +138,10 @@ pub enum Error {
     #[error("cannot reach {service}: {message}")]
     Unreachable { service: String, message: String },
 
+    /// CloudFormation could not create or update the stack, or cannot start from its state.
+    #[error("stack {stack}: {message}")]
+    Deploy { stack: String, message: String },
+
     /// `verify` found discrepancies.
     #[error("job {job_id}: verify found {} discrepancies: {}", problems.len(), problems.join("; "))]
     Verify {
@@ -176,6 +183,7 @@ impl Error {
             | Error::OrderUnproven { .. }
             | Error::Unreachable { .. } => ExitCode::Source,
             Error::Verify { .. } => ExitCode::Verify,
+            Error::Deploy { .. } => ExitCode::Deploy,
             Error::Partial { .. } => ExitCode::Partial,
             Error::WindowDone { .. } => ExitCode::WindowDone,
             Error::Unsettled { .. } => ExitCode::Unsettled,
@@ -208,6 +216,7 @@ impl Error {
                 "SechubExport.SourceRejected"
             }
             Error::Verify { .. } => "SechubExport.Verify",
+            Error::Deploy { .. } => "SechubExport.Deploy",
             Error::Partial { .. } => "SechubExport.Partial",
             Error::WindowDone { .. } => "SechubExport.WindowDone",
             Error::Unsettled { .. } => "SechubExport.Unsettled",

@@ -4,6 +4,8 @@
 pub mod athena;
 #[cfg(feature = "emulator")]
 pub mod demo;
+#[cfg(feature = "deploy")]
+pub mod deploy;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod export;

@@ -128,7 +128,11 @@ impl Drop for Moto {
 
 /// A command for the binary with a clean, test-only AWS environment.
 pub fn command(endpoint: Option<&str>) -> Command {
-    let mut cmd = Command::new(BIN);
+    with_test_aws(Command::new(BIN), endpoint)
+}
+
+/// `cmd` with a clean, test-only AWS environment (every AWS call to `endpoint` when given).
+pub fn with_test_aws(mut cmd: Command, endpoint: Option<&str>) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("AWS_") {
             cmd.env_remove(key);

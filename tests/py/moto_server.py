@@ -1,15 +1,22 @@
-"""moto's server, with one gap of its Step Functions interpreter filled: optimized service
-integrations of Step Functions itself (arn:aws:states:::states:startExecution) pass the state's parameters to boto with
-their Step Functions casing ("StateMachineArn") and return boto's ("executionArn"), because
-moto 5.2.5 leaves their normalisation empty (the interpreter it took them from converts both
-ways through the service model). On AWS the integration takes and returns the documented
-casing, which is what this restores. Everything else is moto's own server, unchanged.
+"""moto's server, with two gaps filled where moto 5.2.5 does less than AWS documents:
+
+- Its Step Functions interpreter passes the parameters of Step Functions' own optimized
+  integration (arn:aws:states:::states:startExecution) to boto with their Step Functions casing
+  ("StateMachineArn") and returns boto's ("executionArn"): it leaves their normalisation empty
+  (the interpreter it took them from converts both ways through the service model). On AWS the
+  integration takes and returns the documented casing, which is what this restores.
+- Its CloudFormation UpdateStack takes UsePreviousValue only for parameters given explicitly
+  when the stack was made (KeyError on one that took its default); on AWS every parameter of
+  the stack has a previous value. This reads it from the stack's resolved parameters.
+
+Everything else is moto's own server, unchanged.
 
   moto_server.py -H HOST -p PORT
 """
 import sys
 
 import botocore.session
+from moto.cloudformation.models import CloudFormationBackend
 from moto.server import main
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service as service,
@@ -52,6 +59,15 @@ def _normalise_response(self, response, boto_service_name=None, service_action_n
         self._from_boto_response(response, operation.output_shape)
 
 
+def _resolve_update_parameters(self, instance, incoming_params):
+    previous_values = getattr(instance, "stack_parameters", None) or instance.parameters
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in incoming_params if "ParameterValue" in p}
+    parameters.update({p["ParameterKey"]: previous_values[p["ParameterKey"]]
+                       for p in incoming_params if p.get("UsePreviousValue", False)})
+    return parameters
+
+
+CloudFormationBackend._resolve_update_parameters = _resolve_update_parameters
 service.StateTaskService._normalise_parameters = _normalise_parameters
 service.StateTaskService._normalise_response = _normalise_response
 
