@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks (issue: quota efficiency, encode throughput vs pyarrow, storage, memory,
 # pipeline ceiling). Prints a Markdown table; BENCHMARKS.md records one run of it.
-# Usage: scripts/bench.sh [quick|latency|order|eta|small-streams]   ("quick" shrinks every size, for a smoke run;
+# Usage: scripts/bench.sh [quick|latency|order|eta|small-streams|scale]   ("quick" shrinks every size, for a smoke run;
 # "latency" runs only the two rows at a mean GetFindings latency of 300 and 600 ms; "order" runs
 # one 600 ms stream against services that sort globally, sort each page, or stop sorting
 # mid-read, read by prefix shards (the default) and with --trust-id-order; "eta" compares the
 # ETA shown at 20% of a run with the time it really took; "small-streams" exports 1,000 streams
-# of 300 findings at 100 ms, with and without their totals counted)
+# of 300 findings at 100 ms, with and without their totals counted; "scale" times the
+# Distributed Map's plan and finish steps and `status` over 10,000 and 170,000 streams)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sechub-export/target}"
@@ -71,6 +72,11 @@ if [ "$quick" = order ]; then
   rows+=("$(quota_run trusted-page-600ms 3 6 "$work/o4" 600 page 0 --trust-id-order)")
   rows+=("$(quota_run fallback-600ms 3 6 "$work/o5" 600 global 40 --trust-id-order)")
   echo "| benchmark | setup | result |"; echo "| --- | --- | --- |"; printf '%s\n' "${rows[@]}"
+  exit 0
+fi
+if [ "$quick" = scale ]; then
+  # benches/scale.rs: 10,000 accounts x 1 and x 17 Regions, S3 on this moto.
+  MOTO_URL="$MOTO" cargo bench --quiet --bench scale
   exit 0
 fi
 if [ "$quick" = eta ]; then
