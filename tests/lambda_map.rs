@@ -85,6 +85,15 @@ async fn a_distributed_map_runs_each_stream_ends_partial_on_a_missing_role_and_a
     )
     .unwrap();
     assert_eq!(items.as_array().unwrap().len(), 6, "{items}");
+    // Each item carries its whole stream and the digest of the job's frozen request: a child's
+    // slice checks its request against it instead of loading the job's stream record.
+    let item = &items[0]["stream"];
+    assert_eq!(
+        item["request_digest"].as_str().unwrap().len(),
+        64,
+        "{items}"
+    );
+    assert_eq!(item["own_findings_only"], true, "{items}");
     let shown = status_of_s3(&world, "org");
     assert!(shown.contains("streams:      6 (4 complete)"), "{shown}");
     assert!(
@@ -96,7 +105,7 @@ async fn a_distributed_map_runs_each_stream_ends_partial_on_a_missing_role_and_a
     // complete ones answer at once from their checkpoints.
     world.emulator.set_faults(Faults::default());
     let requests = world.emulator.stats().requests;
-    let done = run_state_machine(&world.moto, input).await;
+    let done = run_state_machine(&world.moto, input.clone()).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["output"]["complete"], true, "{done}");
     assert_eq!(done["output"]["exported_count"], world.findings, "{done}");
@@ -114,6 +123,19 @@ async fn a_distributed_map_runs_each_stream_ends_partial_on_a_missing_role_and_a
     let shown = status_of_s3(&world, "org");
     assert!(shown.contains("streams:      6 (6 complete)"), "{shown}");
     world.assert_verified("org");
+
+    // A slice whose request differs from the job's (other filters) under the same item is
+    // refused before it reads anything: the digest does not match, and the record says why.
+    let mut other = input.clone();
+    other["filters"] = json!({"SeverityLabel": [{"Value": "HIGH", "Comparison": "EQUALS"}]});
+    other["stream"] = item.clone();
+    other["destination"] = json!("s3://lake/sh");
+    let refused = host.invoke(&other).await;
+    assert_eq!(
+        refused.error_type(),
+        "SechubExport.JobConflict",
+        "{refused:?}"
+    );
 }
 
 /// `status --job-id job` of the lake in moto.

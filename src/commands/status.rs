@@ -7,14 +7,17 @@ use crate::cli::StatusFlags;
 use crate::error::Result;
 use crate::feed::{self, describe_window, state::FeedState};
 use crate::job::checkpoint::{ChainLayout, Checkpoint, CheckpointStore, JobState};
-use crate::job::fanout::record::{LastRun, StreamRecord, StreamState};
+use crate::job::fanout::record::{LastRun, StreamRecord, StreamReport, StreamState};
 use crate::job::observer::{burst_rows, progress, steady_rate};
 use crate::request::filters::iso;
 use crate::sink::{self, layout, Destination, ObjectStore};
-use crate::streams::{Accounts, Regions};
+use crate::streams::{Accounts, Regions, Stream};
+use futures::StreamExt;
 
-async fn load(store: &Arc<dyn ObjectStore>, job_id: &str) -> Result<Option<Checkpoint>> {
-    CheckpointStore::new(store.clone(), job_id).load().await
+async fn load(store: &Arc<dyn ObjectStore>, job_id: impl AsRef<str>) -> Result<Option<Checkpoint>> {
+    CheckpointStore::new(store.clone(), job_id.as_ref())
+        .load()
+        .await
 }
 
 /// Describes one job or feed family, or lists the jobs and families at the destination.
@@ -43,16 +46,24 @@ pub async fn status(flags: &StatusFlags) -> Result<String> {
 /// run's error).
 async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -> Result<String> {
     let last_run = LastRun::load(store.as_ref(), &record.job_id).await;
+    // The last run's report of each stream, by stream (a job may have 170,000).
+    let reports: std::collections::HashMap<&Stream, &StreamReport> = last_run
+        .iter()
+        .flat_map(|run| run.streams.iter().map(|r| (&r.stream, r)))
+        .collect();
+    let checkpoints: Vec<Result<Option<Checkpoint>>> = futures::stream::iter(&record.streams)
+        .map(|stream| load(store, stream.job_id(&record.job_id)))
+        .buffered(crate::job::fanout::CHECKPOINT_READS)
+        .collect()
+        .await;
     let mut complete = 0;
     let mut total = 0;
     let mut expected = Some(0);
     let mut counted_streams = 0;
     let mut lines = Vec::new();
-    for stream in &record.streams {
-        let checkpoint = load(store, &stream.job_id(&record.job_id)).await?;
-        let report = last_run
-            .as_ref()
-            .and_then(|run| run.streams.iter().find(|r| &r.stream == stream));
+    for (stream, checkpoint) in record.streams.iter().zip(checkpoints) {
+        let checkpoint = checkpoint?;
+        let report = reports.get(stream).copied();
         let (state, rows, parts, shards) = match &checkpoint {
             Some(cp) => (
                 state(cp),

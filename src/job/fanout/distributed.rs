@@ -5,6 +5,7 @@
 //! [`Error::Partial`] naming each failed stream).
 
 use bytes::Bytes;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::record::{LastRun, StreamRecord, StreamReport, StreamState};
@@ -19,7 +20,10 @@ use crate::plan::ExportPlan;
 use crate::sink::{layout, Destination, ObjectStore};
 use crate::streams::Stream;
 
-/// One Map item: the stream a child workflow exports.
+/// One Map item: the stream a child workflow exports. Items written by the plan step carry
+/// the whole stream and a digest of the job's frozen request, so a child's slice checks its
+/// request against the digest instead of loading the job's stream record (tens of MiB at
+/// 170,000 streams); an item of only the account and Region loads the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamKey {
@@ -27,6 +31,45 @@ pub struct StreamKey {
     pub account_id: String,
     /// The Region read.
     pub region: String,
+    /// The stream's left-out Regions (see [`Stream`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
+    /// Whether the stream reads only its account's own findings (see [`Stream`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_findings_only: bool,
+    /// SHA-256 of the job's frozen request (its record's identity), hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
+}
+
+impl StreamKey {
+    /// The item of `stream` in a job whose record's identity digests to `digest`.
+    fn of(stream: &Stream, digest: &str) -> StreamKey {
+        StreamKey {
+            account_id: stream.account_id.clone(),
+            region: stream.region.clone(),
+            left_out: stream.left_out.clone(),
+            own_findings_only: stream.own_findings_only,
+            request_digest: Some(digest.to_string()),
+        }
+    }
+
+    /// The stream the item names.
+    fn stream(&self) -> Stream {
+        Stream {
+            account_id: self.account_id.clone(),
+            region: self.region.clone(),
+            left_out: self.left_out.clone(),
+            own_findings_only: self.own_findings_only,
+        }
+    }
+}
+
+/// The digest of a job's frozen request, as items carry it.
+fn request_digest(identity: &super::record::FanOutIdentity) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(identity).expect("identity serialises");
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// One element of the items file.
@@ -70,13 +113,11 @@ pub async fn plan(plan: &ExportPlan) -> Result<Planned> {
             stored
         }
     };
+    let digest = request_digest(&record.identity);
     let keys: Vec<StreamKey> = record
         .streams
         .iter()
-        .map(|s| StreamKey {
-            account_id: s.account_id.clone(),
-            region: s.region.clone(),
-        })
+        .map(|s| StreamKey::of(s, &digest))
         .collect();
     let items: Vec<Item> = keys.iter().map(|stream| Item { stream }).collect();
     let key = layout::stream_items_key(&prepared.job_id);
@@ -97,22 +138,32 @@ pub async fn plan(plan: &ExportPlan) -> Result<Planned> {
 /// every stream can run in a Lambda of its own). A failure is also recorded for the finish step.
 pub async fn run_stream(plan: &ExportPlan, key: &StreamKey, cancel: &Cancel) -> Result<Outcome> {
     let prepared = Prepared::new(plan).await?;
-    let record = stored_record(&prepared).await?;
     let fan_out = prepared.fan_out(plan, cancel);
-    fan_out.check_identity(&record, &prepared.identity)?;
-    let stream = record
-        .streams
-        .iter()
-        .find(|s| s.account_id == key.account_id && s.region == key.region)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{}/{} is not a stream of job {}; its streams are in {}",
-                key.account_id,
-                key.region,
-                prepared.job_id,
-                layout::stream_items_key(&prepared.job_id)
-            ))
-        })?;
+    let identity = prepared.identity.clone();
+    let (stream, identity) = match &key.request_digest {
+        // The item proves the request is the job's: no need to load the record.
+        Some(digest) if *digest == request_digest(&identity) => (key.stream(), identity),
+        _ => {
+            let record = stored_record(&prepared).await?;
+            fan_out.check_identity(&record, &identity)?;
+            let stream = record
+                .streams
+                .iter()
+                .find(|s| s.account_id == key.account_id && s.region == key.region)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{}/{} is not a stream of job {}; its streams are in {}",
+                        key.account_id,
+                        key.region,
+                        prepared.job_id,
+                        layout::stream_items_key(&prepared.job_id)
+                    ))
+                })?;
+            (stream, record.identity)
+        }
+    };
+    let stream = &stream;
     let job_id = stream.job_id(&prepared.job_id);
     let prior = CheckpointStore::new(prepared.store.clone(), &job_id)
         .load()
@@ -125,7 +176,7 @@ pub async fn run_stream(plan: &ExportPlan, key: &StreamKey, cancel: &Cancel) -> 
     let mut observers = Observers::new();
     observers.push(TerminalProgress::new(true));
     let result: Result<RunSummary> = fan_out
-        .run_stream(&record.identity, stream, prior, observers)
+        .run_stream(&identity, stream, prior, observers)
         .await;
     match result {
         Ok(summary) => Ok(Outcome::of_stream(&summary)),
@@ -151,39 +202,45 @@ pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
     let fan_out = prepared.fan_out(plan, &cancel);
     fan_out.check_identity(&record, &prepared.identity)?;
     let priors = fan_out.load_checkpoints(&record.streams).await;
-    let mut reports = Vec::with_capacity(record.streams.len());
-    for (stream, prior) in record.streams.iter().zip(priors) {
-        let report = match prior {
-            Ok(Some(cp)) if cp.state == JobState::Complete => StreamReport {
-                stream: stream.clone(),
-                state: StreamState::Complete,
-                exported_count: cp.exported_count,
-                parts: cp.parts.len() as u64,
-                error_kind: None,
-                reason: None,
-            },
-            Ok(prior) => {
-                let count = prior.as_ref().map_or(0, |cp| cp.exported_count);
-                let prior_parts = prior.as_ref().map_or(0, |cp| cp.parts.len() as u64);
-                recorded_failure(prepared.store.as_ref(), stream, &prepared.job_id)
-                    .await
-                    .map(|r| StreamReport {
-                        exported_count: count,
-                        ..r
-                    })
-                    .unwrap_or_else(|| StreamReport {
-                        stream: stream.clone(),
-                        state: StreamState::Resumable,
-                        exported_count: count,
-                        parts: prior_parts,
-                        error_kind: None,
-                        reason: Some(UNFINISHED.into()),
-                    })
+    // Each stream's report, a few at once: a stream that is not complete also reads the
+    // failure its last slice recorded (170,000 streams must fit one invocation).
+    let store = prepared.store.as_ref();
+    let job_id = prepared.job_id.as_str();
+    let reports: Vec<StreamReport> = futures::stream::iter(record.streams.iter().zip(priors))
+        .map(|(stream, prior)| async move {
+            match prior {
+                Ok(Some(cp)) if cp.state == JobState::Complete => StreamReport {
+                    stream: stream.clone(),
+                    state: StreamState::Complete,
+                    exported_count: cp.exported_count,
+                    parts: cp.parts.len() as u64,
+                    error_kind: None,
+                    reason: None,
+                },
+                Ok(prior) => {
+                    let count = prior.as_ref().map_or(0, |cp| cp.exported_count);
+                    let prior_parts = prior.as_ref().map_or(0, |cp| cp.parts.len() as u64);
+                    recorded_failure(store, stream, job_id)
+                        .await
+                        .map(|r| StreamReport {
+                            exported_count: count,
+                            ..r
+                        })
+                        .unwrap_or_else(|| StreamReport {
+                            stream: stream.clone(),
+                            state: StreamState::Resumable,
+                            exported_count: count,
+                            parts: prior_parts,
+                            error_kind: None,
+                            reason: Some(UNFINISHED.into()),
+                        })
+                }
+                Err(err) => failed(stream, 0, &err),
             }
-            Err(err) => failed(stream, 0, &err),
-        };
-        reports.push(report);
-    }
+        })
+        .buffered(super::CHECKPOINT_READS)
+        .collect()
+        .await;
     let total: u64 = reports.iter().map(|r| r.exported_count).sum();
     let parameter = plan.progress_parameter(&prepared.job_id);
     if let Some(name) = parameter.clone() {

@@ -32,8 +32,8 @@ use crate::streams::{resolve, Regions, Selection, Stream};
 use observe::Board;
 use record::{FanOutIdentity, LastRun, StreamRecord, StreamReport, StreamState};
 
-/// Checkpoints read at once when a run starts.
-const CHECKPOINT_READS: usize = 32;
+/// Checkpoints read at once (a run's start, a Map's finish step, `status`).
+pub(crate) const CHECKPOINT_READS: usize = 64;
 
 /// How one stream's run ended.
 #[derive(Debug)]
