@@ -5,6 +5,7 @@
 //! changes that kept `UpdatedAt`. A run resumes the family's unfinished run before it starts a
 //! new window, and only a complete run moves the watermark, so a failure never leaves a gap.
 
+pub mod map;
 pub mod runs;
 pub mod state;
 
@@ -152,25 +153,11 @@ pub async fn run(
     quiet: bool,
     cancel: &Cancel,
 ) -> Result<FeedSummary> {
-    let plan = validate(request, options)?;
-    let aws::Caller {
-        config,
-        account_id,
-        region,
-    } = aws::caller(&plan.aws).await?;
-    let identity = FamilyIdentity {
-        api: plan.api,
-        account_id,
-        region,
-        streams: request.streams.clone(),
-        filters_as_given: plan.filters.clone(),
-        destination: plan.destination.url(),
-    };
-    let family = options
-        .family
-        .clone()
-        .unwrap_or_else(|| identity.default_family());
-    let store = sink::open_store(&plan.destination, Some(&config)).await?;
+    let Family {
+        identity,
+        family,
+        store,
+    } = Family::open(request, options).await?;
     let feed = Feed {
         request,
         options,
@@ -262,6 +249,43 @@ impl FeedSummary {
     }
 }
 
+/// A family as found: its identity, name and the destination's store.
+struct Family {
+    identity: FamilyIdentity,
+    family: String,
+    store: std::sync::Arc<dyn ObjectStore>,
+}
+
+impl Family {
+    /// Checks the request and opens the family's destination.
+    async fn open(request: &ExportRequest, options: &FeedOptions) -> Result<Family> {
+        let plan = validate(request, options)?;
+        let aws::Caller {
+            config,
+            account_id,
+            region,
+        } = aws::caller(&plan.aws).await?;
+        let identity = FamilyIdentity {
+            api: plan.api,
+            account_id,
+            region,
+            streams: request.streams.clone(),
+            filters_as_given: plan.filters.clone(),
+            destination: plan.destination.url(),
+        };
+        let family = options
+            .family
+            .clone()
+            .unwrap_or_else(|| identity.default_family());
+        let store = sink::open_store(&plan.destination, Some(&config)).await?;
+        Ok(Family {
+            identity,
+            family,
+            store,
+        })
+    }
+}
+
 /// Reads of a window after which it is read again when findings changed under the read.
 pub const MAX_REPAIRS: u32 = 2;
 
@@ -323,15 +347,20 @@ impl Feed<'_> {
         })
     }
 
-    /// Exports a run's window as a job of its own.
-    async fn export(&self, run: &FeedRun) -> Result<Outcome> {
+    /// The export request of a run's window: a job of its own.
+    fn job_request(&self, run: &FeedRun) -> ExportRequest {
         let mut request = self.request.clone();
         request.job_id = Some(run.job_id.clone());
         request.filters = Some(FiltersArg::Json(window_filters(
             &self.identity.filters_as_given,
             run,
         )));
-        let plan = ExportPlan::new(&request)?;
+        request
+    }
+
+    /// Exports a run's window as a job of its own.
+    async fn export(&self, run: &FeedRun) -> Result<Outcome> {
+        let plan = ExportPlan::new(&self.job_request(run))?;
         job::run_plan(&plan, self.quiet, self.cancel).await
     }
 

@@ -166,12 +166,29 @@ async fn run_slice(event: Value, budget: Duration) -> Result<Answer, SliceError>
         None => ExportPlan::new(&request),
     }
     .map_err(SliceError)?;
-    let fans_out = feed.is_none() && !plan.streams.is_single();
     match stage {
-        Some(Stage::Plan) if !fans_out => return Ok(Answer::Plan(PlanResult::single(&plan))),
+        Some(Stage::Plan) if plan.streams.is_single() => {
+            return Ok(Answer::Plan(PlanResult::single(&plan)))
+        }
         Some(Stage::Plan) => {
-            let planned = distributed::plan(&plan).await.map_err(SliceError)?;
-            return Ok(Answer::Plan(PlanResult::fan_out(&plan, planned)));
+            let planned = match &feed {
+                None => PlanResult::fan_out(
+                    &request,
+                    distributed::plan(&plan).await.map_err(SliceError)?,
+                ),
+                // A feed over several streams: its run's job through the Map, or (nothing
+                // left for it) the slice loop that records the run.
+                Some(options) => match feed::map::plan(&request, options)
+                    .await
+                    .map_err(SliceError)?
+                {
+                    feed::map::MapStep::Slices => PlanResult::single(&plan),
+                    feed::map::MapStep::Job { request, planned } => {
+                        PlanResult::fan_out(&request, planned)
+                    }
+                },
+            };
+            return Ok(Answer::Plan(planned));
         }
         Some(Stage::Finish) => {
             let outcome = distributed::finish(&plan).await.map_err(SliceError)?;

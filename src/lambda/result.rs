@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::feed::FeedSummary;
 use crate::job::fanout::distributed::Planned;
 use crate::job::Outcome;
-use crate::plan::ExportPlan;
+use crate::plan::{ExportPlan, ExportRequest};
 use crate::request::filters::iso;
 
 use super::TIME_BOX;
@@ -116,6 +116,9 @@ pub struct PlanResult {
     pub items_key: Option<String>,
     /// Streams run at once (the request's `max_streams`).
     pub max_concurrency: u32,
+    /// The export request each child runs, and the finish step finishes (`null` when the job
+    /// does not fan out): the request itself, or for a feed its run's window.
+    pub request: Option<serde_json::Value>,
 }
 
 /// What an invocation returns.
@@ -140,18 +143,21 @@ impl PlanResult {
             items_bucket: None,
             items_key: None,
             max_concurrency: plan.streams.max_streams.max(1),
+            request: None,
         }
     }
 
-    /// A planned multi-stream job: one child workflow per stream, `max_streams` at once.
-    pub fn fan_out(plan: &ExportPlan, planned: Planned) -> PlanResult {
+    /// A planned multi-stream job of `request`: one child workflow per stream, `max_streams`
+    /// at once.
+    pub fn fan_out(request: &ExportRequest, planned: Planned) -> PlanResult {
         PlanResult {
             fan_out: true,
             job_id: Some(planned.job_id),
             streams: planned.streams as u64,
             items_bucket: Some(planned.items_bucket),
             items_key: Some(planned.items_key),
-            max_concurrency: plan.streams.max_streams.max(1),
+            max_concurrency: request.streams.max_streams.max(1),
+            request: Some(serde_json::to_value(request).expect("a request serialises")),
         }
     }
 }
