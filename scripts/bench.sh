@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks (issue: quota efficiency, encode throughput vs pyarrow, storage, memory,
 # pipeline ceiling). Prints a Markdown table; BENCHMARKS.md records one run of it.
-# Usage: scripts/bench.sh [quick|latency|order|eta|small-streams|scale]   ("quick" shrinks every size, for a smoke run;
+# Usage: scripts/bench.sh [quick|latency|order|eta|small-streams|scale|memory]   ("quick" shrinks every size, for a smoke run;
 # "latency" runs only the two rows at a mean GetFindings latency of 300 and 600 ms; "order" runs
 # one 600 ms stream against services that sort globally, sort each page, or stop sorting
 # mid-read, read by prefix shards (the default) and with --trust-id-order; "eta" compares the
 # ETA shown at 20% of a run with the time it really took; "small-streams" exports 1,000 streams
 # of 300 findings at 100 ms, with and without their totals counted; "scale" times the
-# Distributed Map's plan and finish steps and `status` over 10,000 and 170,000 streams)
+# Distributed Map's plan and finish steps and `status` over 10,000 and 170,000 streams;
+# "memory" measures one stream's peak RSS at the default part size, into S3, as a Lambda
+# invocation runs it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sechub-export/target}"
@@ -72,6 +74,22 @@ if [ "$quick" = order ]; then
   rows+=("$(quota_run trusted-page-600ms 3 6 "$work/o4" 600 page 0 --trust-id-order)")
   rows+=("$(quota_run fallback-600ms 3 6 "$work/o5" 600 global 40 --trust-id-order)")
   echo "| benchmark | setup | result |"; echo "| --- | --- | --- |"; printf '%s\n' "${rows[@]}"
+  exit 0
+fi
+if [ "$quick" = memory ]; then
+  # One stream, parts of the default 50,000 rows, to moto's S3 (multipart uploads), read as
+  # fast as the emulator serves (more pages in flight than at the quota: an upper bound).
+  echo "| benchmark | setup | result |"; echo "| --- | --- | --- |"
+  for findings in 150000; do
+    start_emulator "$findings" 1000000 100000
+    out="$( { /usr/bin/time -v env AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+      AWS_ENDPOINT_URL_SECURITYHUB="$EMU" AWS_ENDPOINT_URL_STS="$EMU" AWS_ENDPOINT_URL_S3="$MOTO" AWS_ENDPOINT_URL_SSM="$MOTO" \
+      "$bin" export --destination "s3://bench/mem-$findings" --job-id "mem-$findings" --rate 1000000 --burst 100000 -q; } 2>&1 )"
+    stop_emulator
+    line="$(grep -E '^complete:' <<<"$out")"
+    rss="$(grep 'Maximum resident set size' <<<"$out" | grep -oE '[0-9]+$')"
+    echo "| one stream's peak memory | $findings findings, default parts of 50,000 rows, moto S3, unthrottled | peak RSS $((rss / 1024)) MiB; ${line:0:90} |"
+  done
   exit 0
 fi
 if [ "$quick" = scale ]; then

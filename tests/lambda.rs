@@ -197,6 +197,30 @@ async fn the_state_machine_loops_slices_to_completion_through_retry_and_fails_th
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_findings_moved_under_its_read_fails_unsettled_instead_of_succeeding() {
+    use sechub_export::emulator::changes::Change;
+    let host = LambdaHost::listen(Duration::from_secs(6)).await;
+    let port = host.url.rsplit(':').next().unwrap().to_string();
+    let world = World::new(400, 35, Moto::start_with_env(&[("MOTO_PORT", &port)])).await;
+    host.run_sandbox(world.sandbox());
+    // After the second page, 5 findings of the first leave the window (a new UpdatedAt), and
+    // the offset cursor skips the 5 unchanged findings behind them.
+    world
+        .emulator
+        .change_after_pages(2, Change::Update((0..5).collect()));
+    let input = json!({"job_id": "moved", "part_rows": 100});
+    let done = run_state_machine(&world.moto, input).await;
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert_eq!(done["error"], "SechubExport.Unsettled", "{done}");
+    let cause = done["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("job moved read every page (395 findings)")
+            && cause.contains("not proven exact"),
+        "{cause}"
+    );
+}
+
 /// AWS's recommended Lambda retry set, with full jitter and a cap on every wait but the
 /// lease's (whose waits must outlast a 60 s lease), on every task; old versions of everything
 /// the exporter replaces or deletes under the lake expire.

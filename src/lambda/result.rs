@@ -41,6 +41,11 @@ pub struct SliceResult {
     pub expected_count: Option<u64>,
     /// Seconds left at this slice's rate (0 once complete; `null` without a count).
     pub eta_seconds: Option<u64>,
+    /// The export is complete but findings of its request changed while it was read, so the
+    /// service's cursor may have skipped an unchanged one: not proven exact (the command's
+    /// exit 10; the state machine fails the execution with `SechubExport.Unsettled`). Always
+    /// false for a feed, which reads such a window again itself.
+    pub unsettled: bool,
 }
 
 impl From<&Outcome> for SliceResult {
@@ -59,6 +64,7 @@ impl From<&Outcome> for SliceResult {
             busy: None,
             expected_count: outcome.expected,
             eta_seconds: outcome.eta_seconds(),
+            unsettled: outcome.complete && outcome.unsettled,
         }
     }
 }
@@ -82,6 +88,7 @@ impl From<&FeedSummary> for SliceResult {
                 busy: None,
                 expected_count: None,
                 eta_seconds: Some(0),
+                unsettled: false,
             },
         };
         let all = &summary.outcomes;
@@ -94,6 +101,8 @@ impl From<&FeedSummary> for SliceResult {
         } else if result.stopped.is_none() {
             result.stopped = Some(TIME_BOX.to_string());
         }
+        // A feed repairs an unsettled window itself (and says so in its lines).
+        result.unsettled = false;
         result.feed_family = Some(summary.family.clone());
         result.watermark = summary.watermark.map(iso);
         result.busy = summary.busy.clone();

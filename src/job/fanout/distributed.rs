@@ -15,7 +15,7 @@ use crate::error::{one_line, Error, Result};
 use crate::job::checkpoint::{CheckpointStore, JobState};
 use crate::job::observer::{Observers, TerminalProgress};
 use crate::job::ssm::SsmCounter;
-use crate::job::{time_box, Cancel, Outcome, RunSummary};
+use crate::job::{settle, time_box, Cancel, Outcome, RunSummary};
 use crate::plan::ExportPlan;
 use crate::sink::{layout, Destination, ObjectStore};
 use crate::streams::Stream;
@@ -206,41 +206,50 @@ pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
     // failure its last slice recorded (170,000 streams must fit one invocation).
     let store = prepared.store.as_ref();
     let job_id = prepared.job_id.as_str();
-    let reports: Vec<StreamReport> = futures::stream::iter(record.streams.iter().zip(priors))
-        .map(|(stream, prior)| async move {
-            match prior {
-                Ok(Some(cp)) if cp.state == JobState::Complete => StreamReport {
-                    stream: stream.clone(),
-                    state: StreamState::Complete,
-                    exported_count: cp.exported_count,
-                    parts: cp.parts.len() as u64,
-                    error_kind: None,
-                    reason: None,
-                },
-                Ok(prior) => {
-                    let count = prior.as_ref().map_or(0, |cp| cp.exported_count);
-                    let prior_parts = prior.as_ref().map_or(0, |cp| cp.parts.len() as u64);
-                    recorded_failure(store, stream, job_id)
-                        .await
-                        .map(|r| StreamReport {
-                            exported_count: count,
-                            ..r
-                        })
-                        .unwrap_or_else(|| StreamReport {
+    let reports: Vec<(StreamReport, bool)> =
+        futures::stream::iter(record.streams.iter().zip(priors))
+            .map(|(stream, prior)| async move {
+                match prior {
+                    Ok(Some(cp)) if cp.state == JobState::Complete => {
+                        // Whether findings changed under its read (its manifest says).
+                        let settled = settle::complete(store, &cp, None).await.ok().flatten();
+                        let report = StreamReport {
                             stream: stream.clone(),
-                            state: StreamState::Resumable,
-                            exported_count: count,
-                            parts: prior_parts,
+                            state: StreamState::Complete,
+                            exported_count: cp.exported_count,
+                            parts: cp.parts.len() as u64,
                             error_kind: None,
-                            reason: Some(UNFINISHED.into()),
-                        })
+                            reason: None,
+                        };
+                        (report, settled == Some(false))
+                    }
+                    Ok(prior) => {
+                        let count = prior.as_ref().map_or(0, |cp| cp.exported_count);
+                        let prior_parts = prior.as_ref().map_or(0, |cp| cp.parts.len() as u64);
+                        let report = recorded_failure(store, stream, job_id)
+                            .await
+                            .map(|r| StreamReport {
+                                exported_count: count,
+                                ..r
+                            })
+                            .unwrap_or_else(|| StreamReport {
+                                stream: stream.clone(),
+                                state: StreamState::Resumable,
+                                exported_count: count,
+                                parts: prior_parts,
+                                error_kind: None,
+                                reason: Some(UNFINISHED.into()),
+                            });
+                        (report, false)
+                    }
+                    Err(err) => (failed(stream, 0, &err), false),
                 }
-                Err(err) => failed(stream, 0, &err),
-            }
-        })
-        .buffered(super::CHECKPOINT_READS)
-        .collect()
-        .await;
+            })
+            .buffered(super::CHECKPOINT_READS)
+            .collect()
+            .await;
+    let unsettled = reports.iter().any(|(_, unsettled)| *unsettled);
+    let reports: Vec<StreamReport> = reports.into_iter().map(|(report, _)| report).collect();
     let total: u64 = reports.iter().map(|r| r.exported_count).sum();
     let parameter = plan.progress_parameter(&prepared.job_id);
     if let Some(name) = parameter.clone() {
@@ -302,7 +311,7 @@ pub async fn finish(plan: &ExportPlan) -> Result<Outcome> {
         elapsed: prepared.started.elapsed(),
         stopped,
         line,
-        unsettled: false,
+        unsettled,
         expected: None,
     })
 }
