@@ -80,15 +80,16 @@ if [ "$quick" = memory ]; then
   # One stream, parts of the default 50,000 rows, to moto's S3 (multipart uploads), read as
   # fast as the emulator serves (more pages in flight than at the quota: an upper bound).
   echo "| benchmark | setup | result |"; echo "| --- | --- | --- |"
-  for findings in 150000; do
+  findings=150000
+  for shards in 16 1; do
     start_emulator "$findings" 1000000 100000
     out="$( { /usr/bin/time -v env AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
       AWS_ENDPOINT_URL_SECURITYHUB="$EMU" AWS_ENDPOINT_URL_STS="$EMU" AWS_ENDPOINT_URL_S3="$MOTO" AWS_ENDPOINT_URL_SSM="$MOTO" \
-      "$bin" export --destination "s3://bench/mem-$findings" --job-id "mem-$findings" --rate 1000000 --burst 100000 -q; } 2>&1 )"
+      "$bin" export --destination "s3://bench/mem-$shards" --job-id "mem-$shards" --rate 1000000 --burst 100000 --max-shards "$shards" -q; } 2>&1 )"
     stop_emulator
     line="$(grep -E '^complete:' <<<"$out")"
     rss="$(grep 'Maximum resident set size' <<<"$out" | grep -oE '[0-9]+$')"
-    echo "| one stream's peak memory | $findings findings, default parts of 50,000 rows, moto S3, unthrottled | peak RSS $((rss / 1024)) MiB; ${line:0:90} |"
+    echo "| one stream's peak memory, --max-shards $shards | $findings findings, default parts of 50,000 rows, moto S3, unthrottled | peak RSS $((rss / 1024)) MiB; ${line:0:100} |"
   done
   exit 0
 fi

@@ -13,7 +13,7 @@
 //!                     -> encode (Format -> Arrow batch -> Parquet part)
 //!                     -> sink (ObjectStore: S3, local, memory) -> checkpoint commit
 //! feed (a family of scheduled runs, one job per UpdatedAt window) -> plan -> job
-//! commands (export, feed, status, verify, athena-ddl, demo, emulator, generate): thin, over the stages
+//! commands (export, feed, status, verify, athena-ddl, deploy, demo, emulator, generate): thin, over the stages
 //! ```
 //!
 //! - [`plan`] is the validated, serializable export plan, from flags or an event.
@@ -22,7 +22,8 @@
 //!   stream read as one chain), `job::shards` splits a slow stream into shards on Id prefixes,
 //!   and `job::fanout` runs a job over many accounts and Regions as one job per stream.
 //! - [`feed`] keeps the lake current: scheduled runs, each a job over the `UpdatedAt` window
-//!   since the family's watermark, with periodic snapshots, under one conditional state object.
+//!   since the family's watermark, with periodic snapshots, under one conditional state object
+//!   (`feed::map` plans a run's job for a Distributed Map).
 //! - [`streams`] chooses those accounts and Regions: the flags, their resolution (members,
 //!   enabled Regions) and each account's cross-Region aggregation.
 //! - [`source`] has [`source::PageSource`] (one attempt at one page of one API: GetFindings
@@ -42,7 +43,8 @@
 //! - [`lambda`] serves Lambda invocations, each a time-boxed slice of a job.
 //! - [`commands`] and [`cli`] are what the binary runs; the default `emulator` feature adds
 //!   the local Security Hub emulator (the `sechub-emulator` crate of this workspace, written
-//!   from the API reference and never depending on this crate), the demo and the generator.
+//!   from the API reference and never depending on this crate), the demo and the generator;
+//!   the default `deploy` feature adds `deploy` (CloudFormation and Athena).
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod athena;
