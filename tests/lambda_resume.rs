@@ -133,3 +133,60 @@ async fn the_map_tolerates_a_child_that_fails_abnormally_and_the_job_still_compl
     assert_exactly_once(&check_lake(&lake, &expected, true), world.findings);
     world.assert_verified("org-resume");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_streams_end_abnormally_every_time_fails_stalled_instead_of_looping() {
+    const MEMBER: &str = "111111111111";
+    let host = LambdaHost::listen(Duration::from_secs(6)).await;
+    let port = host.url.rsplit(':').next().unwrap().to_string();
+    let moto = Moto::start_with_env(&[("MOTO_PORT", &port)]);
+    host.forward_others_to(&moto.url);
+    lake_tool(&["create-bucket", &moto.url, "lake"]);
+    let emulator = start_emulator(EmulatorConfig {
+        members: vec![MEMBER.into()],
+        regions: vec!["eu-west-1".into()],
+        ..EmulatorConfig::generated(100, 9)
+    })
+    .await;
+    let world = World {
+        dir: tempfile::tempdir().unwrap(),
+        moto,
+        emulator,
+        findings: 200,
+        seed: 9,
+    };
+    host.run_sandboxes(2, || world.sandbox()).await;
+    // Each execution: its plan step runs, both children get answers their tasks cannot read,
+    // its finish step runs. The first execution moved the job from nothing to nothing (its
+    // count starts unknown), so it continues; the second moved it nowhere, so it fails.
+    use InvokeFault::{Pass, Unreadable};
+    host.inject(&[
+        Pass, Unreadable, Unreadable, Pass, Pass, Unreadable, Unreadable,
+    ]);
+    let input = json!({
+        "job_id": "never-moves",
+        "accounts": [EMULATOR_ACCOUNT, MEMBER],
+        "regions": ["eu-west-1"],
+        "role_name": "SecurityHubExportRole",
+        "max_streams": 2,
+    });
+    let done = run_state_machine(&world.moto, input).await;
+    eprintln!("stalled: {done}");
+    let executions = done["executions"].as_array().unwrap();
+    assert_eq!(
+        executions.len(),
+        2,
+        "one continuation, then the end: {done}"
+    );
+    assert_eq!(executions[0]["output"]["exported_count"], 0, "{done}");
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert_eq!(done["error"], "SechubExport.Stalled", "{done}");
+    let cause = done["cause"].as_str().unwrap();
+    assert!(
+        cause.contains(
+            "job never-moves made no progress in a whole execution (0 findings exported)"
+        ) && cause.contains("0 of 2 streams complete")
+            && cause.contains("same job_id"),
+        "{cause}"
+    );
+}
