@@ -144,3 +144,48 @@ fn status_of_s3(world: &World, job: &str) -> String {
     cmd.args(["status", "--destination", "s3://lake/sh", "--job-id", job]);
     run(cmd).ok()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_job_whose_findings_moved_under_a_streams_read_fails_unsettled() {
+    use sechub_export::emulator::changes::Change;
+    let host = LambdaHost::listen(Duration::from_secs(6)).await;
+    let port = host.url.rsplit(':').next().unwrap().to_string();
+    let moto = Moto::start_with_env(&[("MOTO_PORT", &port)]);
+    host.forward_others_to(&moto.url);
+    lake_tool(&["create-bucket", &moto.url, "lake"]);
+    let emulator = start_emulator(EmulatorConfig {
+        members: vec![MEMBER_A.into()],
+        regions: vec!["eu-west-1".into()],
+        ..EmulatorConfig::generated(400, 9)
+    })
+    .await;
+    // Once both streams read past their first page, 5 findings of every hub's first page get
+    // a new UpdatedAt: they leave each stream's window and its offset cursor skips 5.
+    emulator.change_after_pages(4, Change::Update((0..5).collect()));
+    let world = World {
+        dir: tempfile::tempdir().unwrap(),
+        moto,
+        emulator,
+        findings: 800,
+        seed: 9,
+    };
+    host.run_sandboxes(2, || world.sandbox()).await;
+    let input = json!({
+        "job_id": "moved-org",
+        "accounts": [EMULATOR_ACCOUNT, MEMBER_A],
+        "regions": ["eu-west-1"],
+        "role_name": "SecurityHubExportRole",
+        "rate": 2,
+        "burst": 2,
+        "part_rows": 100,
+        "max_streams": 2,
+        "max_shards": 1,
+    });
+    let done = run_state_machine(&world.moto, input).await;
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert_eq!(done["error"], "SechubExport.Unsettled", "{done}");
+    assert!(
+        done["cause"].as_str().unwrap().contains("not proven exact"),
+        "{done}"
+    );
+}
