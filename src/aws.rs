@@ -37,6 +37,9 @@ pub struct AwsSettings {
 
 /// Loads the shared SDK config and checks that credentials resolve, before any request.
 pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
+    if let Some(url) = &settings.endpoint_url {
+        check_endpoint_url(url)?;
+    }
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
@@ -58,11 +61,17 @@ pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
         loader = loader.credentials_provider(demo);
     }
     let config = loader.load().await;
-    if config.region().is_none() {
+    let Some(region) = config.region() else {
         return Err(Error::Usage(
             "no AWS Region configured; pass --region or set AWS_REGION".into(),
         ));
-    }
+    };
+    let flag = if settings.region.is_some() {
+        "--region"
+    } else {
+        "the configured Region (AWS_REGION or the profile)"
+    };
+    regions::check(region.as_ref(), flag).map_err(Error::Usage)?;
     let provider = config.credentials_provider().ok_or_else(|| {
         Error::auth("no AWS credentials provider; configure credentials (aws configure, AWS_PROFILE, SSO or an instance role)", None)
     })?;
@@ -78,6 +87,17 @@ pub async fn load(settings: &AwsSettings) -> Result<SdkConfig> {
         ));
     }
     Ok(config)
+}
+
+/// Refuses an endpoint URL without an http(s) scheme, before the SDK buries it in a dump.
+fn check_endpoint_url(url: &str) -> Result<()> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "invalid --endpoint-url {url:?}: give the scheme, e.g. http://{}",
+        url.split("://").last().unwrap_or(url)
+    )))
 }
 
 /// The session name of every role a job assumes (CloudTrail shows it).

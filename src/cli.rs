@@ -103,6 +103,10 @@ pub struct ExportFlags {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Exit 0 when the run stops before the job is complete (--max-duration, Ctrl-C,
+    /// SIGTERM) instead of 12.
+    #[arg(long)]
+    pub exit_zero_when_stopped: bool,
 }
 
 /// `feed`: the export request (without --job-id), the feed's own flags and the terminal's.
@@ -126,6 +130,10 @@ pub struct FeedFlags {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Exit 0 when the invocation stops before its window is exported (--max-duration,
+    /// Ctrl-C, SIGTERM) instead of 12.
+    #[arg(long)]
+    pub exit_zero_when_stopped: bool,
 }
 
 /// Flags of one subcommand.
@@ -142,6 +150,9 @@ pub struct StatusFlags {
     /// The feed family to show: watermark, runs, the run in progress and the next window.
     #[arg(long)]
     pub family: Option<String>,
+    /// Print JSON for machines (state, complete, counts, each stream) instead of text.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub aws: AwsSettings,
 }
@@ -152,6 +163,12 @@ pub fn parse() -> std::result::Result<Cli, String> {
     match Cli::try_parse() {
         Ok(cli) => Ok(cli),
         Err(err) if !err.use_stderr() => err.exit(),
+        // No subcommand: the help, which lists them (on stderr, exit 2).
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            err.exit()
+        }
         Err(err) => {
             // One line: clap's message and the arguments it names, without the usage block.
             let rendered = err.render().to_string();
@@ -169,6 +186,18 @@ pub fn parse() -> std::result::Result<Cli, String> {
     }
 }
 
+/// Prints `text` and a newline on standard output. A reader that closed the pipe early
+/// (`| head`) is a normal end, not an error: the rest is dropped quietly.
+pub fn print_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("warning: cannot write to standard output: {err}");
+        }
+    }
+}
+
 /// The runtime commands run on (SDK futures are large in debug builds: worker threads get the
 /// main thread's stack size).
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -181,8 +210,10 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Logs to stderr; `RUST_LOG` overrides the level.
 pub fn init_logging(verbose: u8) {
+    // The SDK's own warnings (each credential or Region provider that found nothing) come
+    // before our one-line error that says the same and what to do: shown from -v on.
     let level = match verbose {
-        0 => "sechub_export=info,warn",
+        0 => "sechub_export=info,aws_config=error,warn",
         1 => "sechub_export=debug,info",
         _ => "trace",
     };
@@ -213,9 +244,11 @@ pub fn init_json_logging() {
 /// Runs a parsed command; returns what to print on standard output.
 pub async fn run(cli: Cli) -> Result<Option<String>> {
     match cli.command {
-        Command::Export(flags) => commands::export::export(&flags.request, flags.quiet)
-            .await
-            .map(Some),
+        Command::Export(flags) => {
+            commands::export::export(&flags.request, flags.quiet, flags.exit_zero_when_stopped)
+                .await
+                .map(Some)
+        }
         Command::Feed(flags) => commands::feed::feed(&flags).await.map(Some),
         Command::Status(flags) => commands::status::status(&flags).await.map(Some),
         Command::Verify(args) => commands::verify::verify(&args).await.map(Some),

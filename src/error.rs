@@ -33,6 +33,10 @@ pub enum ExitCode {
     /// `deploy`: CloudFormation could not create or update the stack (it rolled back), or the
     /// stack is in a state no deploy can start from.
     Deploy = 11,
+    /// `export` or `feed` stopped before the job was complete (`--max-duration`, Ctrl-C,
+    /// SIGTERM), at a part boundary: re-running the same command continues it
+    /// (`--exit-zero-when-stopped` exits 0 instead).
+    Stopped = 12,
     /// Interrupted (Ctrl-C or SIGTERM) where stopping early leaves nothing to resume: a
     /// `verify --source` count (its temporary insight deleted first).
     Interrupted = 130,
@@ -86,6 +90,11 @@ pub enum Error {
     /// Every page was read, but findings changed while they were: not proven exact.
     #[error("job {job_id}: {message}")]
     Unsettled { job_id: String, message: String },
+
+    /// The run stopped at a part boundary before the job was complete; the same command
+    /// continues it.
+    #[error("job {job_id}: {message}")]
+    Stopped { job_id: String, message: String },
 
     /// Another run holds the job's lock (or took it from this run); a later run resumes.
     #[error("job {job_id}: {message}")]
@@ -143,7 +152,7 @@ pub enum Error {
     Deploy { stack: String, message: String },
 
     /// `verify` found discrepancies.
-    #[error("job {job_id}: verify found {} discrepancies: {}", problems.len(), problems.join("; "))]
+    #[error("job {job_id}: verify found {}: {}", crate::job::observer::plural(problems.len() as u64, "discrepancy", "discrepancies"), problems.join("; "))]
     Verify {
         job_id: String,
         problems: Vec<String>,
@@ -187,6 +196,7 @@ impl Error {
             Error::Partial { .. } => ExitCode::Partial,
             Error::WindowDone { .. } => ExitCode::WindowDone,
             Error::Unsettled { .. } => ExitCode::Unsettled,
+            Error::Stopped { .. } => ExitCode::Stopped,
             Error::Encode { .. } | Error::Internal(_) => ExitCode::Internal,
             Error::Interrupted(_) => ExitCode::Interrupted,
         }
@@ -220,6 +230,7 @@ impl Error {
             Error::Partial { .. } => "SechubExport.Partial",
             Error::WindowDone { .. } => "SechubExport.WindowDone",
             Error::Unsettled { .. } => "SechubExport.Unsettled",
+            Error::Stopped { .. } => "SechubExport.Stopped",
             Error::Interrupted(_) => "SechubExport.Interrupted",
             _ => "SechubExport.Internal",
         }

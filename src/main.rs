@@ -24,8 +24,12 @@ fn main() -> std::process::ExitCode {
     let _crash_points = fail::FailScenario::setup();
     match cli::runtime().block_on(cli::run(cli)) {
         Ok(output) => {
-            output.iter().for_each(|text| println!("{text}"));
+            output.iter().for_each(|text| cli::print_line(text));
             std::process::ExitCode::SUCCESS
+        }
+        Err(err @ sechub_export::Error::Stopped { .. }) => {
+            eprintln!("stopped: {}", one_line(&err));
+            std::process::ExitCode::from(err.exit_code() as u8)
         }
         Err(err) => {
             eprintln!("error: {}", one_line(&err));

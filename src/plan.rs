@@ -63,7 +63,7 @@ pub struct ExportRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     /// GetFindings requests per second (the service quota is 3).
-    #[arg(long, default_value_t = DEFAULT_RATE)]
+    #[arg(long, default_value_t = DEFAULT_RATE, allow_negative_numbers = true)]
     #[serde(default = "default_rate")]
     pub rate: f64,
     /// Requests allowed at once before the rate applies (the service allows 6).
@@ -248,6 +248,9 @@ pub struct ExportPlan {
     pub restart: bool,
     /// How a new job counts its expected total.
     pub total: TotalMode,
+    /// The URL an older build stored this local destination's spelling under, when it
+    /// differs: its default job id is resumed when the normalised one has no job.
+    pub legacy_destination: Option<String>,
 }
 
 impl ExportPlan {
@@ -287,15 +290,20 @@ impl ExportPlan {
                 )));
             }
         }
-        if !(1..=MAX_PART_ROWS).contains(&request.part_rows) {
+        if !(1..=MAX_PART_ROWS).contains(&request.part_rows)
+            || request.part_rows % u64::from(request::PAGE_SIZE) != 0
+        {
             return Err(Error::Usage(format!(
-                "invalid --part-rows {}: use 1..={MAX_PART_ROWS}",
-                request.part_rows
+                "invalid --part-rows {}: a part holds whole pages of {} findings; use a multiple of {} from {} to {MAX_PART_ROWS}",
+                request.part_rows,
+                request::PAGE_SIZE,
+                request::PAGE_SIZE,
+                request::PAGE_SIZE,
             )));
         }
         if !(1..=MAX_SHARDS).contains(&request.max_shards) {
             return Err(Error::Usage(format!(
-                "invalid --max-shards {}: use 1..={MAX_SHARDS} (1 never splits a stream)",
+                "invalid --max-shards {}: use 1 to {MAX_SHARDS} (1 never splits a stream)",
                 request.max_shards
             )));
         }
@@ -313,7 +321,7 @@ impl ExportPlan {
             ));
         }
         Ok(ExportPlan {
-            destination,
+            destination: destination.clone(),
             aws: request.aws.clone(),
             api,
             filters,
@@ -330,6 +338,7 @@ impl ExportPlan {
             max_duration: request.max_duration,
             restart: request.restart,
             total: request.total,
+            legacy_destination: destination.legacy_url(&request.destination),
         })
     }
 

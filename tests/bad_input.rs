@@ -108,6 +108,43 @@ fn catalogue() -> Vec<Case> {
             "invalid --part-rows 0",
         ),
         case("zero rate", &["--rate", "0"], 2, "invalid --rate 0"),
+        case("negative rate", &["--rate", "-1"], 2, "invalid --rate -1"),
+        case(
+            "part rows not whole pages",
+            &["--part-rows", "150"],
+            2,
+            "invalid --part-rows 150: a part holds whole pages of 100 findings",
+        ),
+        case(
+            "a filter file without file://",
+            &["--filters", "Cargo.toml"],
+            2,
+            "Cargo.toml is a file: give it as file://Cargo.toml",
+        ),
+        case(
+            "an endpoint without a scheme",
+            &["--endpoint-url", "127.0.0.1:4599"],
+            2,
+            "give the scheme, e.g. http://127.0.0.1:4599",
+        ),
+        case(
+            "a misspelt Region",
+            &["--region", "us-esat-1"],
+            2,
+            "unknown Region \"us-esat-1\" in --region: did you mean us-east-1?",
+        ),
+        case(
+            "a misspelt Region in --regions",
+            &["--regions", "us-east-1,eu-wset-1"],
+            2,
+            "did you mean eu-west-1?",
+        ),
+        case(
+            "a mistyped flag gets a suggestion",
+            &["--destinaton", "x"],
+            2,
+            "a similar argument exists: '--destination'",
+        ),
         case(
             "job id with a slash",
             &["--job-id", "a/b"],

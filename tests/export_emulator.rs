@@ -100,7 +100,11 @@ async fn a_rejected_cursor_stops_with_advice_and_restart_recovers_without_duplic
         &emulator,
         &lake,
         "cursor",
-        &[&args[..], &["--max-duration", "800ms"]].concat(),
+        &[
+            &args[..],
+            &["--max-duration", "800ms", "--exit-zero-when-stopped"],
+        ]
+        .concat(),
     ))
     .await
     .ok();
@@ -225,12 +229,12 @@ async fn ctrl_c_flushes_what_was_fetched_checkpoints_and_the_same_command_finish
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_acts_like_ctrl_c_flush_checkpoint_exit_0_resumable() {
+async fn sigterm_acts_like_ctrl_c_flush_checkpoint_exit_12_resumable() {
     stop_by_signal(libc::SIGTERM, "sigterm", "terminated by SIGTERM").await;
 }
 
 /// Sends `signal` to a running export: the partial part is flushed and checkpointed, the run
-/// exits 0 with a `resumable:` line naming `reason`, and the same command finishes exactly once.
+/// exits 12 with a `resumable:` line naming `reason`, and the same command finishes exactly once.
 async fn stop_by_signal(signal: libc::c_int, job: &str, reason: &str) {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
@@ -262,8 +266,14 @@ async fn stop_by_signal(signal: libc::c_int, job: &str, reason: &str) {
         output: child.wait_with_output().await.unwrap(),
     };
     let expected_line = format!("resumable: job {job} stopped ({reason})");
+    assert_eq!(
+        stopped.code(),
+        12,
+        "stopped, resumable: {}",
+        stopped.stderr()
+    );
     assert!(
-        stopped.ok().contains(&expected_line),
+        stopped.stdout().contains(&expected_line),
         "{}",
         stopped.stderr()
     );

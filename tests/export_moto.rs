@@ -157,6 +157,7 @@ fn resume_after_max_duration_exports_each_finding_once() {
             "1",
             "--max-duration",
             "1500ms",
+            "--exit-zero-when-stopped",
         ];
         run(export_command(&moto.url, &lake, "slices", &slice)).ok()
     };

@@ -168,7 +168,13 @@ async fn s3_and_ssm_failures_never_lose_data_and_the_count_converges() {
     };
     // 1. Transient S3 faults (500, 503 SlowDown, resets on 30% of writes) and a throttled SSM.
     proxy.set(json!({"s3_probability": 0.3, "s3_error": "mix", "ssm_probability": 0.5, "ssm_error": "throttle", "seed": 3}));
-    let first = finish(export(&["--max-duration", "1s"])).await.ok();
+    let first = finish(export(&[
+        "--max-duration",
+        "1s",
+        "--exit-zero-when-stopped",
+    ]))
+    .await
+    .ok();
     assert!(
         first.contains("resumable") || first.contains("complete"),
         "{first}"

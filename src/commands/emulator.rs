@@ -129,11 +129,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         ))
     })?;
     let url = emulator.url();
-    println!("listening on {url} with {count} findings (stats: GET {url}/stats, faults: PUT {url}/faults)");
+    crate::cli::print_line(&format!("listening on {url} with {count} findings (stats: GET {url}/stats, faults: PUT {url}/faults)"));
     let _ = tokio::signal::ctrl_c().await;
     let stats = emulator.stats();
     emulator.stop().await;
-    println!("{}", serde_json::to_string(&stats).unwrap_or_default());
+    crate::cli::print_line(&serde_json::to_string(&stats).unwrap_or_default());
     Ok(())
 }
 
@@ -145,7 +145,13 @@ pub fn generate(flags: &crate::cli::GenerateFlags) -> Result<()> {
         ..Default::default()
     };
     let (count, api) = (flags.findings, flags.api);
-    let failed = |e: std::io::Error| Error::Internal(format!("cannot write: {e}"));
+    // A reader that closed the pipe (`| head`) has all it wants: a normal end.
+    let failed = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(Error::Internal(format!(
+            "cannot write to standard output: {e}"
+        ))),
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for index in 0..count {
         let text = match api {
@@ -154,7 +160,9 @@ pub fn generate(flags: &crate::cli::GenerateFlags) -> Result<()> {
                 crate::emulator::ocsf::from_asff(&generator.finding_value(index)).to_string()
             }
         };
-        writeln!(out, "{text}").map_err(failed)?;
+        if let Err(err) = writeln!(out, "{text}") {
+            return failed(err);
+        }
     }
-    out.flush().map_err(failed)
+    out.flush().or_else(failed)
 }

@@ -6,7 +6,9 @@ use crate::error::Result;
 use crate::feed::{self, FeedOptions};
 use crate::job::Cancel;
 
-/// Runs the family once and returns the lines to print.
+/// Runs the family once and returns the lines to print; an invocation stopped before its
+/// window was exported is [`crate::error::Error::Stopped`] (exit 12) unless
+/// `--exit-zero-when-stopped`.
 pub async fn feed(flags: &FeedFlags) -> Result<String> {
     let options = FeedOptions {
         snapshot_every: flags.snapshot_every,
@@ -18,5 +20,11 @@ pub async fn feed(flags: &FeedFlags) -> Result<String> {
     let ctrl_c = super::cancel_on_signals(&cancel);
     let summary = feed::run(&flags.request, &options, flags.quiet, &cancel).await;
     ctrl_c.abort();
-    summary.map(|summary| summary.lines.join("\n"))
+    let summary = summary?;
+    if !summary.complete && summary.busy.is_none() && !flags.exit_zero_when_stopped {
+        crate::cli::print_line(&summary.lines.join("\n"));
+        let reason = summary.outcomes.last().and_then(|o| o.stopped.as_deref());
+        return Err(super::stopped(format!("feed {}", summary.family), reason));
+    }
+    Ok(summary.lines.join("\n"))
 }

@@ -13,10 +13,22 @@ pub mod feed;
 pub mod status;
 pub mod verify;
 
+use crate::error::Error;
 use crate::job::Cancel;
 
+/// The error of a run that stopped at a part boundary before its job was complete.
+pub(crate) fn stopped(job_id: String, reason: Option<&str>) -> Error {
+    Error::Stopped {
+        job_id,
+        message: format!(
+            "stopped before it was complete ({}); nothing is lost: run the same command again to continue (exit 12; --exit-zero-when-stopped exits 0)",
+            reason.unwrap_or("stopped")
+        ),
+    }
+}
+
 /// Cancels `cancel` on the first Ctrl-C or SIGTERM (what containers, ECS, Batch and Kubernetes
-/// send): the run stops at the next part boundary, checkpoints and exits 0, resumable. A second
+/// send): the run stops at the next part boundary, checkpoints and exits 12, resumable. A second
 /// Ctrl-C ends the process at once with 130, as a terminal user expects.
 pub(crate) fn cancel_on_signals(cancel: &Cancel) -> tokio::task::JoinHandle<()> {
     cancel_on_signals_saying(cancel, "stopping at the next part boundary")

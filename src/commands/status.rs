@@ -13,6 +13,19 @@ use crate::request::filters::iso;
 use crate::sink::{self, layout, Destination, ObjectStore};
 use crate::streams::{Accounts, Regions, Stream};
 use futures::StreamExt;
+use serde_json::{json, Value};
+
+/// `no job J at D`: a usage error (exit 2) that says how to list what is there.
+fn unknown(what: String, destination: &str) -> crate::error::Error {
+    crate::error::Error::Usage(format!(
+        "{what} at {destination}: check the name, or list the jobs and feeds there with `sechub-export status --destination {destination}`"
+    ))
+}
+
+/// Pretty JSON text of `value`.
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
 
 async fn load(store: &Arc<dyn ObjectStore>, job_id: impl AsRef<str>) -> Result<Option<Checkpoint>> {
     CheckpointStore::new(store.clone(), job_id.as_ref())
@@ -25,26 +38,55 @@ pub async fn status(flags: &StatusFlags) -> Result<String> {
     let destination = flags.destination.as_str();
     let store = sink::open_existing(&Destination::parse(destination)?, &flags.aws).await?;
     if let Some(family) = &flags.family {
-        return Ok(match feed::state::read(store.as_ref(), family).await? {
-            Some((state, _)) => describe_family(&store, &state).await,
-            None => format!("no feed {family} at {destination} (run `sechub-export status --destination {destination}` to list jobs and feeds)"),
-        });
+        return match feed::state::read(store.as_ref(), family).await? {
+            Some((state, _)) if flags.json => Ok(pretty(&json!({"kind": "feed", "feed": state}))),
+            Some((state, _)) => Ok(describe_family(&store, &state).await),
+            None => Err(unknown(format!("no feed {family}"), destination)),
+        };
     }
     let Some(job_id) = flags.job_id.as_deref() else {
-        return list(&store, destination).await;
+        return list(&store, destination, flags.json).await;
     };
     if let Some(record) = StreamRecord::load(store.as_ref(), job_id).await? {
-        return describe_streams(&store, &record).await;
+        return describe_streams(&store, &record, flags.json).await;
     }
-    Ok(match load(&store, job_id).await? {
-        Some(checkpoint) => describe(&checkpoint),
-        None => format!("no job {job_id} at {destination} (run `sechub-export status --destination {destination}` to list jobs)"),
+    match load(&store, job_id).await? {
+        Some(checkpoint) if flags.json => Ok(pretty(&job_json(&checkpoint))),
+        Some(checkpoint) => Ok(describe(&checkpoint)),
+        None => Err(unknown(format!("no job {job_id}"), destination)),
+    }
+}
+
+/// One stream's job as `status --json` shows it.
+fn job_json(cp: &Checkpoint) -> Value {
+    let identity = &cp.request.identity;
+    json!({
+        "kind": "job",
+        "job_id": cp.job_id,
+        "state": state(cp),
+        "complete": cp.state == JobState::Complete,
+        "exported_count": cp.exported_count,
+        "expected_count": cp.expected_count,
+        "parts": cp.parts.len(),
+        "bytes_written": cp.bytes_written,
+        "pages_fetched": cp.pages_fetched,
+        "api": identity.api.to_string(),
+        "account_id": identity.account_id,
+        "region": identity.region,
+        "destination": identity.destination,
+        "export_date": cp.export_date,
+        "created_at": cp.created_at,
+        "updated_at": cp.updated_at,
     })
 }
 
 /// A multi-stream job: its selection, then one line per stream (state, rows, parts, the last
 /// run's error).
-async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -> Result<String> {
+async fn describe_streams(
+    store: &Arc<dyn ObjectStore>,
+    record: &StreamRecord,
+    as_json: bool,
+) -> Result<String> {
     let last_run = LastRun::load(store.as_ref(), &record.job_id).await;
     // The last run's report of each stream, by stream (a job may have 170,000).
     let reports: std::collections::HashMap<&Stream, &StreamReport> = last_run
@@ -61,6 +103,7 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
     let mut expected = Some(0);
     let mut counted_streams = 0;
     let mut lines = Vec::new();
+    let mut streams_json = Vec::new();
     for (stream, checkpoint) in record.streams.iter().zip(checkpoints) {
         let checkpoint = checkpoint?;
         let report = reports.get(stream).copied();
@@ -78,6 +121,17 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
         let counted = checkpoint.as_ref().and_then(|cp| cp.expected_count);
         counted_streams += usize::from(counted.is_some());
         expected = expected.zip(counted).map(|(sum, one)| sum + one);
+        let failed = report.filter(|r| r.state == StreamState::Failed);
+        streams_json.push(json!({
+            "account_id": stream.account_id,
+            "region": stream.region,
+            "job_id": stream.job_id(&record.job_id),
+            "state": state,
+            "exported_count": rows,
+            "expected_count": counted,
+            "parts": parts,
+            "last_error": failed.map(|r| json!({"kind": r.error_kind, "reason": r.reason})),
+        }));
         let of = counted.map(|n| format!(" of {n}")).unwrap_or_default();
         let mut line = format!(
             "  {:<28}{state:<13}{rows:>10}{of} findings {parts:>6} parts {shards:>3} chains",
@@ -86,7 +140,7 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
         if !stream.left_out.is_empty() {
             line.push_str(&format!("  leaves out {}", stream.left_out.join(",")));
         }
-        if let Some(report) = report.filter(|r| r.state == StreamState::Failed) {
+        if let Some(report) = failed {
             line.push_str(&format!(
                 "  last error ({}): {}",
                 report.error_kind.as_deref().unwrap_or("?"),
@@ -96,6 +150,19 @@ async fn describe_streams(store: &Arc<dyn ObjectStore>, record: &StreamRecord) -
         lines.push(line);
     }
     let identity = &record.identity;
+    if as_json {
+        return Ok(pretty(&json!({
+            "kind": "streams",
+            "job_id": record.job_id,
+            "state": if complete == record.streams.len() { "complete" } else { "resumable" },
+            "complete": complete == record.streams.len(),
+            "exported_count": total,
+            "expected_count": expected.filter(|_| counted_streams == record.streams.len()),
+            "destination": identity.destination,
+            "created_at": record.created_at,
+            "streams": streams_json,
+        })));
+    }
     let mut out = vec![
         format!("job:          {}", record.job_id),
         format!(
@@ -168,18 +235,22 @@ fn describe_regions(regions: &Regions) -> String {
     }
 }
 
-async fn list(store: &Arc<dyn ObjectStore>, destination: &str) -> Result<String> {
+async fn list(store: &Arc<dyn ObjectStore>, destination: &str, as_json: bool) -> Result<String> {
     let mut lines = Vec::new();
+    let mut jobs = Vec::new();
     for object in store.list(&format!("{}/", layout::STATE_DIR)).await? {
         let Some(rest) = object.key.strip_prefix(&format!("{}/", layout::STATE_DIR)) else {
             continue;
         };
         if let Some(job_id) = rest.strip_suffix("/streams.json") {
             match StreamRecord::load(store.as_ref(), job_id).await {
-                Ok(Some(record)) => lines.push(format!(
-                    "{job_id}\t{} streams (each listed as {job_id}.<account>.<region>)",
-                    record.streams.len()
-                )),
+                Ok(Some(record)) => {
+                    jobs.push(json!({"job_id": job_id, "kind": "streams", "streams": record.streams.len()}));
+                    lines.push(format!(
+                        "{job_id}\t{} streams (each listed as {job_id}.<account>.<region>)",
+                        record.streams.len()
+                    ))
+                }
                 Ok(None) => {}
                 Err(err) => lines.push(format!("{job_id}\tunreadable: {err}")),
             }
@@ -189,13 +260,16 @@ async fn list(store: &Arc<dyn ObjectStore>, destination: &str) -> Result<String>
             continue;
         };
         match load(store, job_id).await {
-            Ok(Some(cp)) => lines.push(format!(
-                "{job_id}\t{}\t{} findings\t{} parts\tupdated {}",
-                state(&cp),
-                cp.exported_count,
-                cp.parts.len(),
-                cp.updated_at.to_rfc3339()
-            )),
+            Ok(Some(cp)) => {
+                jobs.push(job_json(&cp));
+                lines.push(format!(
+                    "{job_id}\t{}\t{} findings\t{} parts\tupdated {}",
+                    state(&cp),
+                    cp.exported_count,
+                    cp.parts.len(),
+                    cp.updated_at.to_rfc3339()
+                ))
+            }
             Ok(None) => {}
             Err(err) => lines.push(format!("{job_id}\tunreadable: {err}")),
         }
@@ -207,19 +281,25 @@ async fn list(store: &Arc<dyn ObjectStore>, destination: &str) -> Result<String>
             .and_then(|rest| rest.strip_suffix("/state.json"));
         let Some(family) = family else { continue };
         match feed::state::read(store.as_ref(), family).await {
-            Ok(Some((state, _))) => lines.push(format!(
-                "feed {family}	{} runs complete	watermark {}{} (status --family {family})",
-                state.runs.len(),
-                state.watermark.map(iso).unwrap_or_else(|| "none".into()),
-                state
-                    .current
-                    .as_ref()
-                    .map(|r| format!("	run in progress {}", r.job_id))
-                    .unwrap_or_default()
-            )),
+            Ok(Some((state, _))) => {
+                jobs.push(json!({"kind": "feed", "family": family, "runs_complete": state.runs.len(), "watermark": state.watermark, "in_progress": state.current.as_ref().map(|r| &r.job_id)}));
+                lines.push(format!(
+                    "feed {family}	{} runs complete	watermark {}{} (status --family {family})",
+                    state.runs.len(),
+                    state.watermark.map(iso).unwrap_or_else(|| "none".into()),
+                    state
+                        .current
+                        .as_ref()
+                        .map(|r| format!("	run in progress {}", r.job_id))
+                        .unwrap_or_default()
+                ))
+            }
             Ok(None) => {}
             Err(err) => lines.push(format!("feed {family}	unreadable: {err}")),
         }
+    }
+    if as_json {
+        return Ok(pretty(&json!({"destination": destination, "jobs": jobs})));
     }
     if lines.is_empty() {
         return Ok(format!("no jobs at {destination}"));

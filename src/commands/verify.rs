@@ -158,8 +158,10 @@ fn verdict(
         "sizes and footers"
     };
     let line = format!(
-        "verified: job {}: {} findings in {} parts{scope}, all present, no extra parts, {depth} agree with the manifest and counts",
-        args.job_id, checked.rows, checked.parts
+        "verified: job {}: {} in {}{scope}, all present, no extra parts, {depth} agree with the manifest and counts",
+        args.job_id,
+        crate::job::observer::plural(checked.rows, "finding", "findings"),
+        crate::job::observer::plural(checked.parts as u64, "part", "parts"),
     );
     Ok(match reconciled {
         Some(source) => format!("{line}; {source}"),

@@ -273,11 +273,26 @@ impl Family {
             filters_as_given: plan.filters.clone(),
             destination: plan.destination.url(),
         };
-        let family = options
-            .family
-            .clone()
-            .unwrap_or_else(|| identity.default_family());
         let store = sink::open_store(&plan.destination, Some(&config)).await?;
+        let family = match &options.family {
+            Some(family) => family.clone(),
+            None => {
+                let legacy = plan.legacy_destination.as_ref().map(|url| {
+                    FamilyIdentity {
+                        destination: url.clone(),
+                        ..identity.clone()
+                    }
+                    .default_family()
+                });
+                sink::default_or_legacy_id(
+                    store.as_ref(),
+                    identity.default_family(),
+                    legacy,
+                    sink::layout::feed_state_key,
+                )
+                .await?
+            }
+        };
         Ok(Family {
             identity,
             family,

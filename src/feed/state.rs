@@ -34,6 +34,7 @@ pub struct FamilyIdentity {
     /// The user's filters as given (each run adds its `UpdatedAt` window).
     pub filters_as_given: Value,
     /// Destination URL, normalised.
+    #[serde(deserialize_with = "crate::sink::deserialize_normalized_url")]
     pub destination: String,
 }
 

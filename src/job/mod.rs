@@ -30,6 +30,7 @@ use crate::sink::{self, ObjectStore};
 pub use cancel::Cancel;
 use checkpoint::{ChainLayout, Checkpoint, CheckpointStore, JobState};
 use lock::JobLock;
+use observer::plural;
 use observer::Observers;
 pub use pipeline::{RunEnd, RunSummary};
 use ssm::SsmCounter;
@@ -50,11 +51,26 @@ pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Re
         destination: plan.destination.url(),
         scopes: plan.scopes.clone(),
     };
-    let job_id = plan
-        .job_id
-        .clone()
-        .unwrap_or_else(|| identity.default_job_id());
     let store = sink::open_store(&plan.destination, Some(&config)).await?;
+    let job_id = match &plan.job_id {
+        Some(job_id) => job_id.clone(),
+        None => {
+            let legacy_id = plan.legacy_destination.as_ref().map(|url| {
+                JobIdentity {
+                    destination: url.clone(),
+                    ..identity.clone()
+                }
+                .default_job_id()
+            });
+            sink::default_or_legacy_id(
+                store.as_ref(),
+                identity.default_job_id(),
+                legacy_id,
+                sink::layout::checkpoint_key,
+            )
+            .await?
+        }
+    };
     if fanout::record::StreamRecord::load(store.as_ref(), &job_id)
         .await?
         .is_some()
@@ -353,7 +369,13 @@ impl Job<'_> {
         if let Some(message) = checkpoint.window_done(self.job_id, now) {
             return Err(Error::WindowDone { job_id, message });
         }
-        if !(self.plan.restart && checkpoint.state == JobState::Running) {
+        if self.plan.restart && checkpoint.state == JobState::Complete {
+            return Err(Error::Usage(format!(
+                "--restart: job {job_id} is complete ({}), so there is nothing to read again (--restart re-reads an unfinished job from its first page); drop --restart, or export the window again under a new --job-id",
+                plural(checkpoint.exported_count, "finding", "findings")
+            )));
+        }
+        if !self.plan.restart {
             return Ok(checkpoint);
         }
         let restarted = Checkpoint {
@@ -416,12 +438,19 @@ impl RunSummary {
             None => sharded,
         };
         let this_run = format!(
-            "{} findings in {} parts ({} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s",
-            self.rows_this_run, self.parts_this_run, self.bytes_this_run
+            "{} in {} ({} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s",
+            plural(self.rows_this_run, "finding", "findings"),
+            plural(self.parts_this_run, "part", "parts"),
+            self.bytes_this_run
+        );
+        let total = format!(
+            "{} in {}",
+            plural(cp.exported_count, "finding", "findings"),
+            plural(cp.parts.len() as u64, "part", "parts")
         );
         match &self.end {
-            RunEnd::Complete => format!("complete: job {}: {this_run}; job total {} findings in {} parts{}", cp.job_id, cp.exported_count, cp.parts.len(), counted_differs(cp)),
-            RunEnd::AlreadyComplete => format!("already complete: job {} holds {} findings in {} parts; nothing to do", cp.job_id, cp.exported_count, cp.parts.len()),
+            RunEnd::Complete => format!("complete: job {}: {this_run}; job total {total}{}", cp.job_id, counted_differs(cp)),
+            RunEnd::AlreadyComplete => format!("already complete: job {} holds {total}; nothing to do", cp.job_id),
             RunEnd::Stopped(reason) => format!(
                 "resumable: job {} stopped ({reason}) at a part boundary: {this_run}; job total {} findings; re-run the same command to continue",
                 cp.job_id, cp.exported_count

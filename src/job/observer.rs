@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::checkpoint::Checkpoint;
-use crate::source::{Pace, SourceCounts, BURST_RESERVE};
+use crate::source::{Pace, SourceCounts, SourceStats, BURST_RESERVE};
 
 /// What is durable after a part's checkpoint commit.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +24,8 @@ pub struct Committed<'a> {
 pub trait Observer: Send {
     /// The run starts from this checkpoint.
     fn started(&mut self, _checkpoint: &Checkpoint) {}
+    /// The run reads pages now; `live` counts them as they arrive.
+    fn reading(&mut self, _live: &std::sync::Arc<SourceStats>) {}
     /// A part and the checkpoint covering it are durable.
     fn committed(&mut self, event: &Committed<'_>);
     /// The run ended; `done` is the final checkpoint when it ended without error.
@@ -47,6 +49,10 @@ impl Observers {
 
     pub(crate) fn started(&mut self, checkpoint: &Checkpoint) {
         self.0.iter_mut().for_each(|o| o.started(checkpoint));
+    }
+
+    pub(crate) fn reading(&mut self, live: &std::sync::Arc<SourceStats>) {
+        self.0.iter_mut().for_each(|o| o.reading(live));
     }
 
     pub(crate) fn committed(&mut self, event: &Committed<'_>) {
@@ -113,12 +119,27 @@ pub fn short_duration(duration: Duration) -> String {
     }
 }
 
-/// The live view of a run: a progress bar on a terminal, a log line every 10 s otherwise.
+/// How often the plain log (no terminal, `--quiet`: cron, containers) gets a progress line.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What the live view knows beyond the source's counters: the durable side, from commits.
+#[derive(Debug, Default, Clone, Copy)]
+struct Written {
+    rows: u64,
+    parts: usize,
+    expected: Option<u64>,
+    burst_rows: u64,
+}
+
+/// The live view of a run: a progress bar on a terminal, a log line every [`LOG_EVERY`]
+/// otherwise. Both move with every page read (findings read, rate, throttled and retried
+/// calls), not only when a part is written.
 pub struct TerminalProgress {
     bar: Option<ProgressBar>,
     started: Instant,
-    last_line: Instant,
     base_rows: u64,
+    written: std::sync::Arc<std::sync::Mutex<Written>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TerminalProgress {
@@ -136,10 +157,32 @@ impl TerminalProgress {
         TerminalProgress {
             bar,
             started: Instant::now(),
-            last_line: Instant::now(),
             base_rows: 0,
+            written: Default::default(),
+            ticker: None,
         }
     }
+}
+
+/// `1 part`, `2 parts`.
+pub fn plural(count: u64, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// The live line: what was read (moves with every page), what is durable, and the calls the
+/// service throttled or that failed and were retried.
+fn live_line(source: SourceCounts, written: Written, seconds: f64) -> String {
+    let rate = source.findings as f64 / seconds.max(0.001);
+    let steady = steady_rate(source.findings, written.burst_rows, seconds);
+    format!(
+        "read {} in {} ({rate:.0} findings/s); written {} in {}; {} throttled, {} retried",
+        plural(source.findings, "finding", "findings"),
+        plural(source.pages, "page", "pages"),
+        progress(written.rows, written.expected, steady),
+        plural(written.parts as u64, "part", "parts"),
+        source.throttled,
+        source.faults,
+    )
 }
 
 #[async_trait]
@@ -147,35 +190,55 @@ impl Observer for TerminalProgress {
     fn started(&mut self, checkpoint: &Checkpoint) {
         self.base_rows = checkpoint.exported_count;
         self.started = Instant::now();
+        *self.written.lock().expect("progress lock") = Written {
+            rows: checkpoint.exported_count,
+            parts: checkpoint.parts.len(),
+            expected: checkpoint.expected_count,
+            burst_rows: burst_rows(checkpoint.pace, checkpoint.request.identity.page_size),
+        };
+    }
+
+    fn reading(&mut self, live: &std::sync::Arc<SourceStats>) {
+        let (live, written, bar) = (live.clone(), self.written.clone(), self.bar.clone());
+        let started = self.started;
+        let every = if bar.is_some() {
+            Duration::from_secs(1)
+        } else {
+            LOG_EVERY
+        };
+        self.ticker = Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                let written = *written.lock().expect("progress lock");
+                let line = live_line(live.snapshot(), written, started.elapsed().as_secs_f64());
+                match &bar {
+                    Some(bar) => bar.set_message(line),
+                    None => tracing::info!("{line}"),
+                }
+            }
+        }));
     }
 
     fn committed(&mut self, event: &Committed<'_>) {
         let checkpoint = event.checkpoint;
-        let rows = checkpoint.exported_count;
-        let this_run = rows - self.base_rows;
-        let seconds = self.started.elapsed().as_secs_f64();
-        let rate = this_run as f64 / seconds.max(0.001);
-        let burst = burst_rows(checkpoint.pace, checkpoint.request.identity.page_size);
-        let steady = steady_rate(this_run, burst, seconds);
-        let line = format!(
-            "{} ({rate:.0}/s), {} parts, {} pages, {} throttled, {} faults retried",
-            progress(rows, checkpoint.expected_count, steady),
-            event.checkpoint.parts.len(),
-            event.source.pages,
-            event.source.throttled,
-            event.source.faults,
-        );
-        match &self.bar {
-            Some(bar) => bar.set_message(line),
-            None if self.last_line.elapsed() >= Duration::from_secs(10) => {
-                self.last_line = Instant::now();
-                tracing::info!("{line}");
-            }
-            None => {}
+        let mut written = self.written.lock().expect("progress lock");
+        written.rows = checkpoint.exported_count;
+        written.parts = checkpoint.parts.len();
+        written.expected = checkpoint.expected_count;
+        if let Some(bar) = &self.bar {
+            bar.set_message(live_line(
+                event.source,
+                *written,
+                self.started.elapsed().as_secs_f64(),
+            ));
         }
     }
 
     async fn finish(self: Box<Self>, _done: Option<&Checkpoint>) {
+        if let Some(ticker) = &self.ticker {
+            ticker.abort();
+        }
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

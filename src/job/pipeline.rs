@@ -156,6 +156,7 @@ pub async fn run(
     if checkpoint.state == JobState::Complete {
         return Ok(RunSummary::idle(RunEnd::AlreadyComplete, checkpoint));
     }
+    observers.reading(&stats);
     // Fetching only reads, so it starts at once and overlaps the claim below.
     let mut stages = Stages::start(chains, format, &checkpoint, options, cancel);
     // Fence first: once this commit lands (it creates a new job's checkpoint), a previous

@@ -151,7 +151,7 @@ pub async fn probe(
     // Paired prefix shards take at least six chains; with fewer allowed, the pair is the most.
     if sorted && (latency * pace.rate <= PAIR_LIMIT || max_shards < 6) {
         tracing::info!(
-            "GetFindings takes {:.0} ms a call, more than {:.0} requests/s allow one chain: two chains read the stream from both ends of its Ids",
+            "GetFindings answers in {:.0} ms, too slow for one chain of calls to use {:.0} requests/s: two chains read at once, one from each end of the findings' Ids (every page is checked to be in order)",
             latency * 1000.0,
             pace.rate
         );

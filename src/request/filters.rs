@@ -56,9 +56,16 @@ pub fn read_arg(arg: &str) -> Result<Value> {
         None => arg.to_string(),
     };
     serde_json::from_str(&text).map_err(|e| {
-        Error::Filters(format!(
-            "not valid JSON ({e}); pass the same JSON as `aws securityhub get-findings --filters`"
-        ))
+        let trimmed = arg.trim_start();
+        let hint = if !arg.starts_with("file://")
+            && !trimmed.starts_with('{')
+            && std::path::Path::new(arg).is_file()
+        {
+            format!("; {arg} is a file: give it as file://{arg}")
+        } else {
+            "; pass the same JSON as `aws securityhub get-findings --filters`, or file://path to a file holding it".into()
+        };
+        Error::Filters(format!("not valid JSON ({e}){hint}"))
     })
 }
 

@@ -131,6 +131,7 @@ pub struct JobIdentity {
     /// Findings per page.
     pub page_size: u32,
     /// Destination URL, normalised.
+    #[serde(deserialize_with = "crate::sink::deserialize_normalized_url")]
     pub destination: String,
     /// GetFindingsV2 `Scopes` (a delegated administrator's organizations or units), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -108,10 +108,26 @@ impl ObjectStore for LocalStore {
 
     async fn check(&self) -> Result<()> {
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || std::fs::create_dir_all(&root))
-            .await
-            .expect("blocking task")
-            .map_err(|e| self.io_error("", "create the destination folder", e))
+        if let Some(parent) = root.parent().filter(|parent| !parent.is_dir()) {
+            return Err(Error::Destination {
+                location: format!("file://{}", root.display()),
+                message: format!(
+                    "the folder {} does not exist, so this looks like a mistyped path: fix --destination, or create the folder first (mkdir -p {})",
+                    parent.display(),
+                    root.display()
+                ),
+                source: None,
+            });
+        }
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir(&root).or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists if root.is_dir() => Ok(()),
+                _ => Err(e),
+            })
+        })
+        .await
+        .expect("blocking task")
+        .map_err(|e| self.io_error("", "create the destination folder", e))
     }
 
     async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<()> {

@@ -3,6 +3,7 @@
 
 pub mod layout;
 pub mod local;
+pub mod local_path;
 pub mod memory;
 pub mod parts;
 pub mod s3;
@@ -65,13 +66,23 @@ impl Destination {
             if !path.starts_with('/') {
                 return Err(bad("a file:// URL needs an absolute path (file:///...)"));
             }
-            return Ok(Destination::Local { root: path.into() });
-        }
-        if text.is_empty() || text.contains("://") {
+        } else if text.is_empty() || text.contains("://") {
             return Err(bad("unsupported scheme"));
         }
-        let root = std::path::absolute(text).map_err(|_| bad("not a usable path"))?;
+        let path = text.strip_prefix("file://").unwrap_or(text);
+        let root = local_path::normalize(path).ok_or_else(|| bad("not a usable path"))?;
         Ok(Destination::Local { root })
+    }
+
+    /// The URL a local destination spelled `text` was stored under before spellings were
+    /// normalised, when it differs from [`Destination::url`]: a job started then under its
+    /// default id is found again under that spelling's id.
+    pub fn legacy_url(&self, text: &str) -> Option<String> {
+        let Destination::Local { .. } = self else {
+            return None;
+        };
+        let legacy = format!("file://{}", local_path::legacy(text)?.display());
+        (legacy != self.url()).then_some(legacy)
     }
 
     /// The normalised URL, as stored in the job identity.
@@ -100,6 +111,36 @@ impl<'de> Deserialize<'de> for Destination {
         let text = String::deserialize(deserializer)?;
         Destination::parse(&text).map_err(serde::de::Error::custom)
     }
+}
+
+/// Reads a stored destination URL as its normalised spelling (state written before spellings
+/// were normalised compares equal to today's request).
+pub(crate) fn deserialize_normalized_url<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Ok(Destination::parse(&text).map_or(text, |destination| destination.url()))
+}
+
+/// The job id to use when none was asked for: `default_id`, unless it has no job at `store`
+/// and `legacy_id` (the id an older build gave the same destination spelled differently)
+/// has one under `key_of`, which is then resumed.
+pub(crate) async fn default_or_legacy_id(
+    store: &dyn ObjectStore,
+    default_id: String,
+    legacy_id: Option<String>,
+    key_of: fn(&str) -> String,
+) -> Result<String> {
+    let Some(legacy_id) = legacy_id.filter(|legacy| *legacy != default_id) else {
+        return Ok(default_id);
+    };
+    if store.get(&key_of(&default_id)).await?.is_none()
+        && store.get(&key_of(&legacy_id)).await?.is_some()
+    {
+        tracing::info!("resuming job {legacy_id}, started with this destination spelled as given (today's builds call it {default_id})");
+        return Ok(legacy_id);
+    }
+    Ok(default_id)
 }
 
 /// Opens the object store of a destination to write to: a local folder is created, an S3
@@ -141,6 +182,15 @@ pub async fn open_existing(
 ) -> Result<Arc<dyn ObjectStore>> {
     let config = match destination {
         Destination::S3 { .. } => Some(aws::load(settings).await?),
+        Destination::Local { root } if !root.is_dir() => {
+            return Err(Error::Destination {
+                location: destination.url(),
+                message:
+                    "no such folder: check --destination (it is the folder an export wrote to)"
+                        .into(),
+                source: None,
+            })
+        }
         Destination::Local { .. } => None,
     };
     open_checked(destination, config.as_ref()).await
@@ -253,6 +303,54 @@ mod tests {
             Destination::parse("./lake").unwrap(),
             Destination::Local { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_job_started_under_an_older_spelling_is_found_again() {
+        let destination = Destination::parse("/tmp/lake/").unwrap();
+        assert_eq!(destination.url(), "file:///tmp/lake");
+        assert_eq!(
+            destination.legacy_url("/tmp/lake/").as_deref(),
+            Some("file:///tmp/lake/")
+        );
+        assert_eq!(destination.legacy_url("/tmp/lake"), None);
+        let store = memory::MemoryStore::new();
+        let key = layout::checkpoint_key;
+        let pick = |legacy: Option<&str>| {
+            default_or_legacy_id(&store, "new".into(), legacy.map(Into::into), key)
+        };
+        assert_eq!(
+            pick(Some("old")).await.unwrap(),
+            "new",
+            "no job under either"
+        );
+        store
+            .put(&key("old"), Bytes::from_static(b"{}"), "application/json")
+            .await
+            .unwrap();
+        assert_eq!(
+            pick(Some("old")).await.unwrap(),
+            "old",
+            "the older spelling's job resumes"
+        );
+        assert_eq!(pick(None).await.unwrap(), "new");
+        store
+            .put(&key("new"), Bytes::from_static(b"{}"), "application/json")
+            .await
+            .unwrap();
+        assert_eq!(
+            pick(Some("old")).await.unwrap(),
+            "new",
+            "today's id wins once it has a job"
+        );
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            #[serde(deserialize_with = "deserialize_normalized_url")]
+            destination: String,
+        }
+        let stored: Stored =
+            serde_json::from_str(r#"{"destination": "file:///tmp/./lake/"}"#).unwrap();
+        assert_eq!(stored.destination, "file:///tmp/lake");
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub struct SourceStats {
     throttled: AtomicU64,
     faults: AtomicU64,
     pages: AtomicU64,
+    findings: AtomicU64,
 }
 
 /// A copy of [`SourceStats`] at one moment.
@@ -106,6 +107,8 @@ pub struct SourceCounts {
     pub faults: u64,
     /// Pages received.
     pub pages: u64,
+    /// Findings on the pages received (read, not yet necessarily written).
+    pub findings: u64,
 }
 
 impl SourceStats {
@@ -116,6 +119,7 @@ impl SourceStats {
             throttled: self.throttled.load(Ordering::Relaxed),
             faults: self.faults.load(Ordering::Relaxed),
             pages: self.pages.load(Ordering::Relaxed),
+            findings: self.findings.load(Ordering::Relaxed),
         }
     }
 }
@@ -190,6 +194,9 @@ impl PacedSource {
             .call(number, || self.inner.attempt(token, number))
             .await?;
         self.stats.pages.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .findings
+            .fetch_add(page.len() as u64, Ordering::Relaxed);
         Ok((page, took))
     }
 }

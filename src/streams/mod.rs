@@ -197,7 +197,7 @@ impl StreamSpec {
         };
         if !(1..=MAX_STREAMS).contains(&args.max_streams) {
             return Err(usage(&format!(
-                "invalid --max-streams {}: use 1..={MAX_STREAMS}",
+                "invalid --max-streams {}: use 1 to {MAX_STREAMS}",
                 args.max_streams
             )));
         }
@@ -300,6 +300,7 @@ fn parse_regions(given: &[String]) -> Result<Regions> {
                 "{name:?} in --regions is not a Region code: use codes such as us-east-1,eu-west-1 separated by commas, or `all`"
             )));
         }
+        regions::check(name, "--regions").map_err(|message| usage(&message))?;
         if !regions::is_known(name) {
             tracing::warn!("Region {name} is not one this build knows (a new Region, or a typo): it is read as given");
         }

@@ -76,6 +76,38 @@ pub fn is_well_formed(region: &str) -> bool {
         && number.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The known Region `region` is a typo of, if any: same number, and its words within two
+/// edits (`us-esat-1` is `us-east-1`; an unknown `ap-east-9` is a new Region, not a typo).
+pub fn typo_of(region: &str) -> Option<&'static str> {
+    if is_known(region) {
+        return None;
+    }
+    let (words, number) = region.rsplit_once('-')?;
+    KNOWN_REGIONS.iter().copied().find(|known| {
+        known
+            .rsplit_once('-')
+            .is_some_and(|(known_words, known_number)| {
+                known_number == number && strsim::damerau_levenshtein(words, known_words) <= 2
+            })
+    })
+}
+
+/// Refuses a Region that is not shaped like one or is a typo of a known one (before any
+/// network call); a well-formed Region this build does not know is used as given.
+pub fn check(region: &str, flag: &str) -> Result<(), String> {
+    if !is_well_formed(region) {
+        return Err(format!(
+            "{region:?} in {flag} is not a Region code: use a code such as us-east-1"
+        ));
+    }
+    if let Some(known) = typo_of(region) {
+        return Err(format!(
+            "unknown Region {region:?} in {flag}: did you mean {known}?"
+        ));
+    }
+    Ok(())
+}
+
 /// The known Regions of `region`'s partition (a role cannot be assumed across partitions).
 pub fn in_partition_of(region: &str) -> Vec<String> {
     let wanted = partition(region);
@@ -89,6 +121,19 @@ pub fn in_partition_of(region: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_region_is_a_typo_and_a_new_number_is_not() {
+        assert_eq!(typo_of("us-esat-1"), Some("us-east-1"));
+        assert_eq!(typo_of("eu-wset-1"), Some("eu-west-1"));
+        assert_eq!(typo_of("us-east-1"), None);
+        assert_eq!(typo_of("ap-east-9"), None);
+        assert!(check("us-esat-1", "--region")
+            .unwrap_err()
+            .contains("did you mean us-east-1?"));
+        assert!(check("mars", "--region").is_err());
+        assert!(check("ap-east-9", "--region").is_ok());
+    }
 
     #[test]
     fn partitions_follow_the_region_prefix() {

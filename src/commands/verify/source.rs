@@ -45,7 +45,10 @@ pub(super) async fn reconcile(
         }
         other => other?,
     };
-    summary.lines.iter().for_each(|line| println!("{line}"));
+    summary
+        .lines
+        .iter()
+        .for_each(|line| crate::cli::print_line(line));
     problems.extend(summary.problems.iter().cloned());
     if summary.problems_total > summary.problems.len() {
         problems.push(format!(

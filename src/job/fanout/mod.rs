@@ -93,11 +93,26 @@ impl Prepared {
             page_size: PAGE_SIZE,
             destination: plan.destination.url(),
         };
-        let job_id = plan
-            .job_id
-            .clone()
-            .unwrap_or_else(|| identity.default_job_id());
         let store = sink::open_checked(&plan.destination, Some(&base)).await?;
+        let job_id = match &plan.job_id {
+            Some(job_id) => job_id.clone(),
+            None => {
+                let legacy_id = plan.legacy_destination.as_ref().map(|url| {
+                    FanOutIdentity {
+                        destination: url.clone(),
+                        ..identity.clone()
+                    }
+                    .default_job_id()
+                });
+                sink::default_or_legacy_id(
+                    store.as_ref(),
+                    identity.default_job_id(),
+                    legacy_id,
+                    sink::layout::streams_key,
+                )
+                .await?
+            }
+        };
         Ok(Prepared {
             started,
             base,

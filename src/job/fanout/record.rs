@@ -30,6 +30,7 @@ pub struct FanOutIdentity {
     /// Findings per page.
     pub page_size: u32,
     /// Destination URL, normalised.
+    #[serde(deserialize_with = "crate::sink::deserialize_normalized_url")]
     pub destination: String,
     /// GetFindingsV2 scopes, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

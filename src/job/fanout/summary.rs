@@ -93,7 +93,9 @@ impl FanOutSummary {
             n => format!(" ({n} streams sharded)"),
         };
         let this_run = format!(
-            "{rows} findings in {parts} parts ({bytes} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s"
+            "{} in {} ({bytes} bytes){sharded} in {secs:.2}s, {rate:.0} findings/s",
+            crate::job::observer::plural(rows, "finding", "findings"),
+            crate::job::observer::plural(parts, "part", "parts"),
         );
         if self.complete() {
             return format!(
