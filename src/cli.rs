@@ -41,6 +41,9 @@ pub enum Command {
     Generate(GenerateFlags),
     /// Print the Athena DDL (table with partition projection, and a `latest` view) for a destination.
     AthenaDdl(AthenaDdlFlags),
+    /// Print the least-privilege IAM policy for the export these flags describe (the same flags
+    /// as export), offline.
+    Permissions(commands::permissions::PermissionsArgs),
     /// Prove a job's export is complete: manifest, objects, footer row counts and SSM count agree.
     Verify(commands::verify::VerifyArgs),
     /// Deploy the stack (Lambda, Step Functions, lake, Athena) from a built package:
@@ -252,6 +255,7 @@ pub async fn run(cli: Cli) -> Result<Option<String>> {
         Command::Feed(flags) => commands::feed::feed(&flags).await.map(Some),
         Command::Status(flags) => commands::status::status(&flags).await.map(Some),
         Command::Verify(args) => commands::verify::verify(&args).await.map(Some),
+        Command::Permissions(args) => commands::permissions::permissions(&args).map(Some),
         Command::AthenaDdl(flags) if flags.cloudformation => commands::athena::write_or_return(
             crate::athena::cloudformation::resources(),
             flags.output.as_deref(),

@@ -221,7 +221,13 @@ fn a_missing_bucket_is_a_destination_error_that_writes_nothing() {
     let mut cmd = command(Some(&moto.url));
     cmd.args(["export", "--destination", "s3://no-such-bucket/x", "-q"]);
     let failed = run(cmd);
-    failed.fails(4, &["bucket no-such-bucket does not exist"]);
+    failed.fails(
+        4,
+        &[
+            &format!("bucket no-such-bucket does not exist at {}", moto.url),
+            "set AWS_ENDPOINT_URL_SECURITYHUB instead",
+        ],
+    );
     let parameters = lake_tool(&["list-parameters", &moto.url]);
     assert_eq!(parameters["names"], serde_json::json!([]), "{parameters}");
 }

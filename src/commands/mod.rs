@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod emulator;
 pub mod export;
 pub mod feed;
+pub mod permissions;
 pub mod status;
 pub mod verify;
 

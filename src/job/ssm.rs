@@ -84,6 +84,10 @@ async fn publish(
         if written != Some(value) {
             match put(&client, &name, value).await {
                 Ok(()) => written = Some(value),
+                Err(failure) if failure.is_access_denied() => tracing::warn!(
+                    "SSM {name}: PutParameter refused ({}); allow ssm:PutParameter on this parameter (`sechub-export permissions` with the export's flags prints the policy); the export goes on without its count",
+                    failure.summary()
+                ),
                 Err(failure) => tracing::warn!(
                     "SSM {name}: PutParameter failed, will retry ({})",
                     failure.summary()

@@ -27,6 +27,8 @@ pub struct S3Store {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    /// The endpoint every call goes to when one is configured (an emulator), for advice.
+    endpoint: Option<String>,
 }
 
 impl S3Store {
@@ -36,6 +38,7 @@ impl S3Store {
             client,
             bucket,
             prefix,
+            endpoint: None,
         }
     }
 
@@ -43,7 +46,10 @@ impl S3Store {
     /// Region (`x-amz-bucket-region`, on success and on a 301): the SDK does not follow S3's 301
     /// to another Region, so the client is rebuilt for the bucket's Region when it differs.
     pub async fn connect(config: &SdkConfig, bucket: String, prefix: String) -> Result<Self> {
-        let store = S3Store::new(aws::s3_client(config), bucket, prefix);
+        let store = S3Store {
+            endpoint: config.endpoint_url().map(str::to_string),
+            ..S3Store::new(aws::s3_client(config), bucket, prefix)
+        };
         let configured = config.region().map(|r| r.to_string());
         let (region, checked) = match store.head_bucket().await {
             Ok(out) => (out.bucket_region().map(str::to_string), true),
@@ -66,7 +72,10 @@ impl S3Store {
             store.bucket
         );
         let in_region = config.to_builder().region(Region::new(region)).build();
-        let store = S3Store::new(aws::s3_client(&in_region), store.bucket, store.prefix);
+        let store = S3Store {
+            endpoint: store.endpoint,
+            ..S3Store::new(aws::s3_client(&in_region), store.bucket, store.prefix)
+        };
         if !checked {
             store.check().await?;
         }
@@ -96,18 +105,28 @@ impl S3Store {
         if failure.code.as_deref() == Some("NoSuchBucket")
             || (action == "check" && failure.status == Some(404))
         {
+            let emulated = match &self.endpoint {
+                Some(url) => format!(" at {url} (--endpoint-url and AWS_ENDPOINT_URL send S3 calls there too: to keep an emulated Security Hub and write to real S3, set AWS_ENDPOINT_URL_SECURITYHUB instead, or create the bucket there)"),
+                None => String::new(),
+            };
             return Error::destination(
                 location,
                 format!(
-                    "bucket {} does not exist; create it or fix --destination",
+                    "bucket {} does not exist{emulated}; create it or fix --destination",
                     self.bucket
                 ),
                 None,
             );
         }
         if failure.is_access_denied() {
+            let needed = match action {
+                "check" | "list" => "s3:ListBucket on the bucket",
+                "read" => "s3:GetObject on the prefix",
+                "delete" => "s3:DeleteObject on the prefix",
+                _ => "s3:PutObject on the prefix",
+            };
             return Error::auth(
-                format!("access denied to {location} ({}); grant s3:GetObject, s3:PutObject, s3:ListBucket and s3:DeleteObject on it", failure.summary()),
+                format!("access denied to {location} when trying to {action} ({}); allow {needed} (`sechub-export permissions` with the same flags prints the whole policy)", failure.summary()),
                 None,
             );
         }

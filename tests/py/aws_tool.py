@@ -17,6 +17,12 @@ tests' client (boto3); prints one JSON answer.
       state name, and the lake bucket's lifecycle rules.
   aws_tool.py parameter-default TEMPLATE NAME
       Prints the template parameter NAME's default as {"default": ...}.
+  aws_tool.py iam-user MOTO USER POLICY_JSON
+      Creates (or keeps) IAM user USER with POLICY_JSON as its only inline policy ("exporter");
+      prints its access key (a new one when the user is new).
+  aws_tool.py auth MOTO on|off
+      Turns moto's IAM enforcement on (every request must be signed by a user's key and be
+      allowed by its policies) or off.
   aws_tool.py events MOTO TEMPLATE STATE_MACHINE_ARN [failures-only]
       Puts real-shaped Step Functions status events through the template's rules and their
       InputTransformers into an SQS queue; prints what was delivered (failures-only: as
@@ -334,10 +340,34 @@ def cmd_retriers(args):
     print(json.dumps({"tasks": tasks(definition["States"], {}), "lifecycle": rules}, default=str))
 
 
+def cmd_iam_user(args):
+    moto, user, policy = args
+    iam = client("iam", moto)
+    answer = {"user": user}
+    try:
+        iam.create_user(UserName=user)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        answer.update(access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"])
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    iam.put_user_policy(UserName=user, PolicyName="exporter", PolicyDocument=policy)
+    print(json.dumps(answer))
+
+
+def cmd_auth(args):
+    moto, state = args
+    count = {"on": b"0", "off": b"inf"}[state]
+    request = urllib.request.Request(f"{moto}/moto-api/reset-auth", data=count, method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request) as answer:
+        print(answer.read().decode())
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     {"sfn-run": cmd_sfn_run, "events": cmd_events, "deploy": cmd_deploy, "member-role": cmd_member_role,
-     "parameter-default": cmd_parameter_default, "retriers": cmd_retriers}[command](args)
+     "parameter-default": cmd_parameter_default, "retriers": cmd_retriers, "iam-user": cmd_iam_user,
+     "auth": cmd_auth}[command](args)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,23 @@
   when the stack was made (KeyError on one that took its default); on AWS every parameter of
   the stack has a previous value. This reads it from the stack's resolved parameters.
 
+Two more gaps matter only once a test turns IAM enforcement on (/moto-api/reset-auth):
+
+- It authorizes HeadBucket as the action "s3:HeadBucket", which IAM does not have; AWS
+  authorizes HeadBucket with s3:ListBucket on the bucket.
+- It authorizes every SSM call against the resource "*"; AWS authorizes a parameter's calls
+  against the parameter's ARN, which is what a least-privilege policy names.
+
 Everything else is moto's own server, unchanged.
 
   moto_server.py -H HOST -p PORT
 """
+import json
 import sys
 
 import botocore.session
+from moto.s3 import responses as s3_responses
+from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.cloudformation.models import CloudFormationBackend
 from moto.server import main
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -67,6 +77,19 @@ def _resolve_update_parameters(self, instance, incoming_params):
     return parameters
 
 
+def _ssm_resource(self):
+    try:
+        name = json.loads(self.body or "{}").get("Name")
+    except ValueError:
+        name = None
+    if not name:
+        return "*"
+    path = name if name.startswith("/") else "/" + name
+    return f"arn:aws:ssm:{self.region}:{self.current_account}:parameter{path}"
+
+
+s3_responses.ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
+SimpleSystemManagerResponse._determine_resource = _ssm_resource
 CloudFormationBackend._resolve_update_parameters = _resolve_update_parameters
 service.StateTaskService._normalise_parameters = _normalise_parameters
 service.StateTaskService._normalise_response = _normalise_response

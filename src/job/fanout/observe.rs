@@ -1,6 +1,6 @@
 //! Watching a multi-stream run: one progress line per active stream plus a total on a terminal
-//! (indicatif's MultiProgress), a total log line every 10 s otherwise (done/total, percent and
-//! ETA where streams were counted), and the job's one SSM
+//! (indicatif's MultiProgress), a total log line every 10 s otherwise (findings read, moving
+//! with every page; done/total, percent and ETA where streams were counted), and the job's one SSM
 //! count, the sum over streams, written at most once a second whatever the stream count.
 
 use std::io::IsTerminal;
@@ -11,8 +11,11 @@ use async_trait::async_trait;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::job::checkpoint::Checkpoint;
-use crate::job::observer::{burst_rows, progress, steady_rate, Committed, Observer};
+use crate::job::observer::{
+    burst_rows, plural, progress, steady_rate, Committed, Observer, LOG_EVERY,
+};
 use crate::job::ssm::SsmCounter;
+use crate::source::{SourceCounts, SourceStats};
 use crate::streams::Stream;
 
 /// What every stream's observer shares: the per-stream counts, the total line and the SSM count.
@@ -22,6 +25,11 @@ pub struct Board {
     state: Mutex<Totals>,
     ssm: Mutex<Option<SsmCounter>>,
     started: Instant,
+    /// Every started stream's live counters (pages and findings read, throttled, retried).
+    live: Mutex<Vec<Arc<SourceStats>>>,
+    /// Refreshes the total from the live counters: every second on a terminal, every
+    /// [`LOG_EVERY`] in the plain log.
+    ticker: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 struct Totals {
@@ -30,7 +38,6 @@ struct Totals {
     expected: Vec<Option<u64>>,
     base: u64,
     streams_done: usize,
-    last_line: Instant,
 }
 
 impl Board {
@@ -53,10 +60,11 @@ impl Board {
                 counts,
                 base,
                 streams_done: 0,
-                last_line: Instant::now(),
             }),
             ssm: Mutex::new(ssm),
             started: Instant::now(),
+            live: Mutex::new(Vec::new()),
+            ticker: Mutex::new(None),
         })
     }
 
@@ -88,20 +96,71 @@ impl Board {
         // the bursts are part of the pace, so the job's rate is its plain average.
         let this_run = sum.saturating_sub(totals.base);
         let rate = this_run as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        let line = format!(
-            "total: {} ({rate:.0}/s this run), {} of {} streams ended",
+        let line = self.line(&totals, sum, rate);
+        if let Some(bar) = &self.total {
+            bar.set_message(line);
+        }
+    }
+
+    /// The total line: what was read (moves with every page), what is durable, how many
+    /// streams ended, and the calls throttled or retried.
+    fn line(&self, totals: &Totals, sum: u64, rate: f64) -> String {
+        let read = self
+            .live
+            .lock()
+            .expect("live")
+            .iter()
+            .map(|stats| stats.snapshot())
+            .fold(SourceCounts::default(), |acc, one| SourceCounts {
+                requests: acc.requests + one.requests,
+                throttled: acc.throttled + one.throttled,
+                faults: acc.faults + one.faults,
+                pages: acc.pages + one.pages,
+                findings: acc.findings + one.findings,
+            });
+        let read_rate = read.findings as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        format!(
+            "total: read {} ({read_rate:.0}/s); written {} ({rate:.0}/s this run); {} of {} streams ended; {} throttled, {} retried",
+            plural(read.findings, "finding", "findings"),
             totals.progress(sum, rate),
             totals.streams_done,
-            totals.counts.len()
-        );
-        match &self.total {
-            Some(bar) => bar.set_message(line),
-            None if totals.last_line.elapsed() >= Duration::from_secs(10) => {
-                totals.last_line = Instant::now();
-                tracing::info!("{line}");
-            }
-            None => {}
+            totals.counts.len(),
+            read.throttled,
+            read.faults,
+        )
+    }
+
+    /// Adds a stream's live counters, and starts the ticker that shows them.
+    fn reading(self: &Arc<Board>, live: &Arc<SourceStats>) {
+        self.live.lock().expect("live").push(live.clone());
+        let mut ticker = self.ticker.lock().expect("ticker");
+        if ticker.is_some() {
+            return;
         }
+        let board = Arc::downgrade(self);
+        let every = if self.total.is_some() {
+            Duration::from_secs(1)
+        } else {
+            LOG_EVERY
+        };
+        *ticker = Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                let Some(board) = board.upgrade() else { return };
+                let line = {
+                    let totals = board.state.lock().expect("totals");
+                    let sum: u64 = totals.counts.iter().sum();
+                    let rate = sum.saturating_sub(totals.base) as f64
+                        / board.started.elapsed().as_secs_f64().max(0.001);
+                    board.line(&totals, sum, rate)
+                };
+                match &board.total {
+                    Some(bar) => bar.set_message(line),
+                    None => tracing::info!("{line}"),
+                }
+            }
+        }));
     }
 
     /// Records stream `index`'s expected total.
@@ -116,6 +175,9 @@ impl Board {
 
     /// Clears the bars and writes the final sum to SSM; returns the sum.
     pub async fn finish(&self) -> u64 {
+        if let Some(ticker) = self.ticker.lock().expect("ticker").take() {
+            ticker.abort();
+        }
         if let Some(bar) = &self.total {
             bar.finish_and_clear();
         }
@@ -181,6 +243,10 @@ impl Observer for StreamView {
             bar.enable_steady_tick(Duration::from_millis(200));
             self.bar = Some(bar);
         }
+    }
+
+    fn reading(&mut self, live: &Arc<SourceStats>) {
+        self.board.reading(live);
     }
 
     fn committed(&mut self, event: &Committed<'_>) {
