@@ -5,7 +5,7 @@ use std::fmt;
 /// A boxed source error (SDK, I/O, Parquet...).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Documented process exit codes (see README "Exit codes").
+/// Documented process exit codes (see docs/export.md, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// Unexpected internal failure.

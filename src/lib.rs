@@ -31,7 +31,8 @@
 //! - [`encode`] has [`encode::Format`] (ASFF `findings`, OCSF `findings_ocsf`), the
 //!   column-driven batch builder and Parquet parts.
 //! - [`sink`] has [`sink::ObjectStore`] with S3, local and in-memory stores, the key layout,
-//!   and [`sink::open_store`], the one place that decides what a destination is.
+//!   and [`sink::open_store`], the one place that decides what a destination is
+//!   ([`sink::local_path`] gives every spelling of a folder one path, so one job).
 //! - [`request`] holds the API, its filters (the ASFF and the OCSF dialect), the frozen
 //!   request and the job identity.
 //! - [`source::counts`] asks Security Hub for its own counts (GetFindingStatisticsV2, or a
@@ -41,7 +42,8 @@
 //! - [`aws`], [`error`] and [`crash`] hold AWS configuration and SDK failures, the one error
 //!   enum with its exit codes, and crash points for the reliability suite.
 //! - [`lambda`] serves Lambda invocations, each a time-boxed slice of a job.
-//! - [`commands`] and [`cli`] are what the binary runs; the default `emulator` feature adds
+//! - [`commands`] and [`cli`] are what the binary runs ([`commands::permissions`] derives an
+//!   export's least-privilege IAM policy from its flags); the default `emulator` feature adds
 //!   the local Security Hub emulator (the `sechub-emulator` crate of this workspace, written
 //!   from the API reference and never depending on this crate), the demo and the generator;
 //!   the default `deploy` feature adds `deploy` (CloudFormation and Athena).

@@ -1,5 +1,5 @@
 //! The lake as Athena sees it: the generated DDL matches every file's schema, its `latest` view
-//! and the README's queries give the right answers in DuckDB; `verify` proves completeness and
+//! and the queries of docs/lake-and-athena.md give the right answers in DuckDB; `verify` proves completeness and
 //! names each discrepancy.
 
 mod common;
@@ -52,9 +52,9 @@ fn updated_at(finding: &Value) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// The README's queries, by name, with the example id replaced.
+/// The queries of docs/lake-and-athena.md, by name, with the example id replaced.
 fn readme_queries(id: &str) -> Value {
-    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_file("docs/lake-and-athena.md")).unwrap();
     let start = readme.find("<!-- queries:start -->").unwrap();
     let end = readme.find("<!-- queries:end -->").unwrap();
     let mut queries = serde_json::Map::new();

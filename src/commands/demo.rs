@@ -284,12 +284,19 @@ fn report(
         let _ = writeln!(text, "  {name:<20} {count}");
     }
     let glob = root.join(table_dir(api)).join("*/*.parquet");
-    let _ = writeln!(text, "\nQuery it with DuckDB:");
-    let _ = writeln!(
-        text,
-        "  duckdb -c \"SELECT {}, count(*) FROM read_parquet('{}', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC\"",
+    let query = format!(
+        "SELECT {}, count(*) FROM read_parquet('{}', hive_partitioning=true) GROUP BY 1 ORDER BY 2 DESC",
         severity_column(api),
         glob.display()
+    );
+    let _ = writeln!(
+        text,
+        "\nQuery it with the DuckDB CLI (https://duckdb.org/docs/installation):"
+    );
+    let _ = writeln!(text, "  duckdb -c \"{query}\"");
+    let _ = writeln!(
+        text,
+        "or with Python (python3 -m pip install duckdb):\n  python3 -c \"import duckdb; duckdb.sql(\\\"{query}\\\").show()\""
     );
     let _ = writeln!(
         text,

@@ -1,5 +1,5 @@
 //! A table's columns: one list per format that the Arrow schema, the row builder, the Athena DDL
-//! and the README table are all made from, plus the job columns every format ends with.
+//! and the docs' schema tables are all made from, plus the job columns every format ends with.
 
 use std::sync::Arc;
 

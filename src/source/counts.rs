@@ -235,7 +235,7 @@ fn refused(operation: &str, action: &str, failure: &Failure) -> Error {
     if failure.is_access_denied() {
         return Error::auth(
             format!(
-                "Security Hub refused {operation} ({}): allow {action} for these credentials to count findings (see README, \"Reconciling with Security Hub\")",
+                "Security Hub refused {operation} ({}): allow {action} for these credentials to count findings (see docs/guarantees.md, \"Reconciling with Security Hub\")",
                 failure.summary()
             ),
             None,
