@@ -342,6 +342,24 @@ impl ExportPlan {
         })
     }
 
+    /// The name of a job (or feed family): `asked`, or else the default `name_for` today's
+    /// destination URL gives, unless only the name an older build gave this destination as
+    /// spelled has state at `key_of` (that job is then resumed).
+    pub(crate) async fn name_or_default(
+        &self,
+        store: &dyn crate::sink::ObjectStore,
+        asked: Option<&str>,
+        name_for: impl Fn(&str) -> String,
+        key_of: fn(&str) -> String,
+    ) -> Result<String> {
+        if let Some(asked) = asked {
+            return Ok(asked.to_string());
+        }
+        let legacy = self.legacy_destination.as_deref().map(&name_for);
+        let default = name_for(&self.destination.url());
+        crate::sink::default_or_legacy_id(store, default, legacy, key_of).await
+    }
+
     /// The SSM parameter this plan publishes the count of job `job_id` to, if any.
     pub fn progress_parameter(&self, job_id: &str) -> Option<String> {
         match &self.progress {

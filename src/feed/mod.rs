@@ -274,25 +274,14 @@ impl Family {
             destination: plan.destination.url(),
         };
         let store = sink::open_store(&plan.destination, Some(&config)).await?;
-        let family = match &options.family {
-            Some(family) => family.clone(),
-            None => {
-                let legacy = plan.legacy_destination.as_ref().map(|url| {
-                    FamilyIdentity {
-                        destination: url.clone(),
-                        ..identity.clone()
-                    }
-                    .default_family()
-                });
-                sink::default_or_legacy_id(
-                    store.as_ref(),
-                    identity.default_family(),
-                    legacy,
-                    sink::layout::feed_state_key,
-                )
-                .await?
-            }
-        };
+        let family = plan
+            .name_or_default(
+                store.as_ref(),
+                options.family.as_deref(),
+                |url| identity.at(url).default_family(),
+                sink::layout::feed_state_key,
+            )
+            .await?;
         Ok(Family {
             identity,
             family,

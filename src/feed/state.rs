@@ -47,6 +47,14 @@ impl FamilyIdentity {
         identity
     }
 
+    /// The same identity with the destination stored as `url`.
+    pub(crate) fn at(&self, url: &str) -> FamilyIdentity {
+        FamilyIdentity {
+            destination: url.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// The default family name: account, Region and a short hash of the rest.
     pub fn default_family(&self) -> String {
         let bytes = serde_json::to_vec(&self.canonical()).expect("identity serialises");

@@ -52,25 +52,14 @@ pub async fn run(plan: &ExportPlan, observers: Observers, cancel: &Cancel) -> Re
         scopes: plan.scopes.clone(),
     };
     let store = sink::open_store(&plan.destination, Some(&config)).await?;
-    let job_id = match &plan.job_id {
-        Some(job_id) => job_id.clone(),
-        None => {
-            let legacy_id = plan.legacy_destination.as_ref().map(|url| {
-                JobIdentity {
-                    destination: url.clone(),
-                    ..identity.clone()
-                }
-                .default_job_id()
-            });
-            sink::default_or_legacy_id(
-                store.as_ref(),
-                identity.default_job_id(),
-                legacy_id,
-                sink::layout::checkpoint_key,
-            )
-            .await?
-        }
-    };
+    let job_id = plan
+        .name_or_default(
+            store.as_ref(),
+            plan.job_id.as_deref(),
+            |url| identity.at(url).default_job_id(),
+            sink::layout::checkpoint_key,
+        )
+        .await?;
     if fanout::record::StreamRecord::load(store.as_ref(), &job_id)
         .await?
         .is_some()

@@ -122,6 +122,30 @@ pub fn short_duration(duration: Duration) -> String {
 /// How often the plain log (no terminal, `--quiet`: cron, containers) gets a progress line.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Shows `line()` every second on `bar`, or without a bar logs it every [`LOG_EVERY`], until
+/// aborted or `line` gives `None`.
+pub(crate) fn spawn_ticker(
+    bar: Option<ProgressBar>,
+    line: impl Fn() -> Option<String> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let every = if bar.is_some() {
+        Duration::from_secs(1)
+    } else {
+        LOG_EVERY
+    };
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            let Some(line) = line() else { return };
+            match &bar {
+                Some(bar) => bar.set_message(line),
+                None => tracing::info!("{line}"),
+            }
+        }
+    })
+}
+
 /// What the live view knows beyond the source's counters: the durable side, from commits.
 #[derive(Debug, Default, Clone, Copy)]
 struct Written {
@@ -137,7 +161,6 @@ struct Written {
 pub struct TerminalProgress {
     bar: Option<ProgressBar>,
     started: Instant,
-    base_rows: u64,
     written: std::sync::Arc<std::sync::Mutex<Written>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
@@ -157,7 +180,6 @@ impl TerminalProgress {
         TerminalProgress {
             bar,
             started: Instant::now(),
-            base_rows: 0,
             written: Default::default(),
             ticker: None,
         }
@@ -188,7 +210,6 @@ fn live_line(source: SourceCounts, written: Written, seconds: f64) -> String {
 #[async_trait]
 impl Observer for TerminalProgress {
     fn started(&mut self, checkpoint: &Checkpoint) {
-        self.base_rows = checkpoint.exported_count;
         self.started = Instant::now();
         *self.written.lock().expect("progress lock") = Written {
             rows: checkpoint.exported_count,
@@ -199,24 +220,14 @@ impl Observer for TerminalProgress {
     }
 
     fn reading(&mut self, live: &std::sync::Arc<SourceStats>) {
-        let (live, written, bar) = (live.clone(), self.written.clone(), self.bar.clone());
-        let started = self.started;
-        let every = if bar.is_some() {
-            Duration::from_secs(1)
-        } else {
-            LOG_EVERY
-        };
-        self.ticker = Some(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                ticks.tick().await;
-                let written = *written.lock().expect("progress lock");
-                let line = live_line(live.snapshot(), written, started.elapsed().as_secs_f64());
-                match &bar {
-                    Some(bar) => bar.set_message(line),
-                    None => tracing::info!("{line}"),
-                }
-            }
+        let (live, written, started) = (live.clone(), self.written.clone(), self.started);
+        self.ticker = Some(spawn_ticker(self.bar.clone(), move || {
+            let written = *written.lock().expect("progress lock");
+            Some(live_line(
+                live.snapshot(),
+                written,
+                started.elapsed().as_secs_f64(),
+            ))
         }));
     }
 

@@ -165,6 +165,14 @@ impl FrozenRequest {
 }
 
 impl JobIdentity {
+    /// The same identity with the destination stored as `url`.
+    pub(crate) fn at(&self, url: &str) -> JobIdentity {
+        JobIdentity {
+            destination: url.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// The default job id: account, Region and a short hash of the rest of the identity.
     pub fn default_job_id(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("identity serialises");

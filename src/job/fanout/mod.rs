@@ -94,25 +94,14 @@ impl Prepared {
             destination: plan.destination.url(),
         };
         let store = sink::open_checked(&plan.destination, Some(&base)).await?;
-        let job_id = match &plan.job_id {
-            Some(job_id) => job_id.clone(),
-            None => {
-                let legacy_id = plan.legacy_destination.as_ref().map(|url| {
-                    FanOutIdentity {
-                        destination: url.clone(),
-                        ..identity.clone()
-                    }
-                    .default_job_id()
-                });
-                sink::default_or_legacy_id(
-                    store.as_ref(),
-                    identity.default_job_id(),
-                    legacy_id,
-                    sink::layout::streams_key,
-                )
-                .await?
-            }
-        };
+        let job_id = plan
+            .name_or_default(
+                store.as_ref(),
+                plan.job_id.as_deref(),
+                |url| identity.at(url).default_job_id(),
+                sink::layout::streams_key,
+            )
+            .await?;
         Ok(Prepared {
             started,
             base,

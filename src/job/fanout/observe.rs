@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::job::checkpoint::Checkpoint;
 use crate::job::observer::{
-    burst_rows, plural, progress, steady_rate, Committed, Observer, LOG_EVERY,
+    burst_rows, plural, progress, spawn_ticker, steady_rate, Committed, Observer,
 };
 use crate::job::ssm::SsmCounter;
 use crate::source::{SourceCounts, SourceStats};
@@ -28,7 +28,7 @@ pub struct Board {
     /// Every started stream's live counters (pages and findings read, throttled, retried).
     live: Mutex<Vec<Arc<SourceStats>>>,
     /// Refreshes the total from the live counters: every second on a terminal, every
-    /// [`LOG_EVERY`] in the plain log.
+    /// [`crate::job::observer::LOG_EVERY`] in the plain log.
     ticker: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -138,28 +138,13 @@ impl Board {
             return;
         }
         let board = Arc::downgrade(self);
-        let every = if self.total.is_some() {
-            Duration::from_secs(1)
-        } else {
-            LOG_EVERY
-        };
-        *ticker = Some(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                ticks.tick().await;
-                let Some(board) = board.upgrade() else { return };
-                let line = {
-                    let totals = board.state.lock().expect("totals");
-                    let sum: u64 = totals.counts.iter().sum();
-                    let rate = sum.saturating_sub(totals.base) as f64
-                        / board.started.elapsed().as_secs_f64().max(0.001);
-                    board.line(&totals, sum, rate)
-                };
-                match &board.total {
-                    Some(bar) => bar.set_message(line),
-                    None => tracing::info!("{line}"),
-                }
-            }
+        *ticker = Some(spawn_ticker(self.total.clone(), move || {
+            let board = board.upgrade()?;
+            let totals = board.state.lock().expect("totals");
+            let sum: u64 = totals.counts.iter().sum();
+            let rate = sum.saturating_sub(totals.base) as f64
+                / board.started.elapsed().as_secs_f64().max(0.001);
+            Some(board.line(&totals, sum, rate))
         }));
     }
 

@@ -57,6 +57,14 @@ impl FanOutIdentity {
         })
     }
 
+    /// The same identity with the destination stored as `url`.
+    pub(crate) fn at(&self, url: &str) -> FanOutIdentity {
+        FanOutIdentity {
+            destination: url.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// `<caller account>-streams-<hash of the identity>`.
     pub fn default_job_id(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("identity serialises");
